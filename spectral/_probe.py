@@ -1,0 +1,150 @@
+"""SpectrumProbe: records the spectrum of a model's function during training."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ._evaluate import DEFAULT_BATCH_SIZE, PointEvaluator
+from ._grid import Grid
+from ._history import SpectrumHistory
+from ._spectrum import amplitude_weights, check_grid_values, fourier, frequency_axes, window_array
+from ._validation import positive_int
+
+#: A target bin "has power" when its amplitude exceeds this fraction of the largest.
+TARGET_POWER_THRESHOLD = 1e-6
+
+
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}")
+    return int(step)
+
+
+class SpectrumProbe:
+    """Records the Fourier spectrum of a model's function on a grid.
+
+    Parameters
+    ----------
+    grid : Grid
+        Where the model is evaluated (1D or 2D).
+    every : int, default 1
+        :meth:`update` records when ``step % every == 0``.
+    target : callable or array_like, optional
+        The function being learned, as a callable on ``(N, d)`` points or its
+        values on the grid (shape ``grid.shape`` or ``(N,)``). Enables the
+        per-frequency relative error :meth:`SpectrumHistory.relative_error`.
+    window : str or tuple, optional
+        Window applied before the transform (see :func:`spectrum`).
+    batch_size : int, default 16384
+        Points per forward pass, bounding activation memory.
+
+    Notes
+    -----
+    ``model`` may be a ``torch.nn.Module`` (run under ``no_grad`` in eval mode
+    on its own device and dtype; every submodule's training flag is restored)
+    or any callable mapping ``(N, d)`` points to ``(N,)`` or ``(N, 1)`` values.
+    Non-torch callables receive a float64 numpy array, so a Keras or JAX model
+    works through ``lambda x: np.asarray(keras_model(x))``.
+
+    A model that returns NaN or inf is recorded with NaN spectra and
+    ``history.finite`` False; the probe never raises for it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral import Grid, SpectrumProbe
+    >>> from spectral.models import mlp
+    >>> net = mlp(1, width=16, depth=2, activation="tanh", seed=0)
+    >>> probe = SpectrumProbe(Grid.uniform(64), every=10)
+    >>> for step in range(30):
+    ...     probe.update(net, step)  # inside your training loop
+    >>> probe.history.steps
+    array([ 0, 10, 20])
+    """
+
+    def __init__(self, grid: Grid, *, every: int = 1, target: Any = None, window: Any = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a spectral.Grid, got {type(grid).__name__}")
+        self.grid = grid
+        self.every = positive_int(every, "every")
+        self.window = window
+        self._window_np = window_array(window, grid.shape)
+        self._window_tensors: dict[tuple[torch.device, torch.dtype], torch.Tensor | None] = {}
+        self._evaluator = PointEvaluator(grid.points, batch_size)
+        self._weights = amplitude_weights(grid.shape)
+        self._target_mask = None
+        self._target_coefficients = None
+        target_freqs = None if target is None else self._set_target(target)
+        self.history = SpectrumHistory(grid.shape, grid.extent, window, target_freqs)
+        self._last_step = 0
+
+    def _set_target(self, target: Any) -> np.ndarray:
+        if callable(target):
+            values = self._evaluator(target).to(torch.float64)
+        else:
+            values = check_grid_values(target, "target").to(torch.float64).cpu()
+            if values.numel() != self.grid.size or values.shape not in ((self.grid.size,), self.grid.shape):
+                raise ValueError(f"target must have shape {self.grid.shape} to match the grid, got {tuple(values.shape)}")
+        if not torch.isfinite(values).all():
+            raise ValueError("target has NaN or inf values")
+        coefficients = self._transform(values.reshape(self.grid.shape))[0].cpu().numpy()
+        amplitude = np.abs(coefficients)
+        if amplitude.max() == 0:
+            raise ValueError("target has no power: it is zero on the grid")
+        self._target_mask = amplitude > TARGET_POWER_THRESHOLD * amplitude.max()
+        self._target_coefficients = coefficients[self._target_mask]
+        axes = frequency_axes(self.grid.shape, self.grid.extent)
+        if len(axes) == 1:
+            return axes[0][self._target_mask]
+        fy, fx = np.meshgrid(*axes, indexing="ij")
+        return np.stack([fy[self._target_mask], fx[self._target_mask]], axis=1)
+
+    def _transform(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (values.device, values.dtype)
+        if key not in self._window_tensors:
+            self._window_tensors[key] = (None if self._window_np is None
+                                         else torch.as_tensor(self._window_np, dtype=values.dtype, device=values.device))
+        return fourier(values, self.grid.ndim, self._window_tensors[key])
+
+    def update(self, model: Callable[..., Any], step: int) -> bool:
+        """Record the model's spectrum if ``step % every == 0``; return whether it did."""
+        step = _check_step(step)
+        self._last_step = step
+        if step % self.every:
+            return False
+        self._record(model, step, "")
+        return True
+
+    __call__ = update
+    probe = update
+
+    def snapshot(self, model: Callable[..., Any], label: str, step: int | None = None) -> None:
+        """Always record, with a ``label`` such as ``"before shrink"``.
+
+        ``step`` defaults to the last step passed to :meth:`update` (0 before any).
+        """
+        if not isinstance(label, str) or not label:
+            raise TypeError(f"label must be a non-empty str, got {label!r}")
+        self._record(model, self._last_step if step is None else _check_step(step), label)
+
+    def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
+        values = self._evaluator(model)
+        finite = bool(torch.isfinite(values).all())
+        if not finite:
+            bins = self.history._bins
+            nan = np.full(bins, np.nan)
+            errors = None if self._target_mask is None else np.full(int(self._target_mask.sum()), np.nan)
+            self.history.append(step, label, nan, nan.copy(), False, errors)
+            return
+        coefficients, power = self._transform(values.reshape(self.grid.shape))
+        coefficients = coefficients.cpu().numpy()
+        errors = None
+        if self._target_mask is not None:
+            errors = np.abs(coefficients[self._target_mask] - self._target_coefficients) / np.abs(self._target_coefficients)
+        self.history.append(step, label, self._weights * np.abs(coefficients), power.cpu().numpy().astype(np.float64),
+                            True, errors)

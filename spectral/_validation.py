@@ -1,0 +1,74 @@
+"""Argument checks shared by the public functions.
+
+Every check raises ``TypeError`` or ``ValueError`` naming the parameter, so a
+bad call fails at the boundary instead of deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def positive_finite(value: Any, name: str) -> float:
+    """Return ``value`` as a float, refusing non-numbers, non-finite and <= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return value
+
+
+def non_negative_finite(value: Any, name: str) -> float:
+    """Return ``value`` as a float, refusing non-numbers, non-finite and < 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be non-negative and finite, got {value!r}")
+    return value
+
+
+def positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int >= 1, refusing bools, floats and the like."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
+
+
+def real_tensor(values: Any, name: str) -> torch.Tensor:
+    """Return ``values`` (array-like or tensor) as a real floating tensor.
+
+    Numpy input keeps its precision (float64 stays float64); integers become
+    float64. Complex, empty, boolean and non-numeric input is refused.
+    """
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach()
+    else:
+        try:
+            array = np.asarray(values)
+        except Exception as error:  # ragged lists and other oddities
+            raise TypeError(f"{name} must be an array or tensor of real numbers") from error
+        if array.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.dtype.kind in "biu":
+            array = array.astype(np.float64)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_complex():
+        raise TypeError(f"{name} must be real, got complex dtype {tensor.dtype}")
+    if tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float64)
+    if tensor.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(tensor.shape)}")
+    return tensor

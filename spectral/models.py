@@ -1,0 +1,123 @@
+"""Small multilayer perceptrons for fitting 1D and 2D signals."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._validation import positive_finite, positive_int
+
+__all__ = ["ACTIVATIONS", "ConstantFeature", "Sine", "mlp"]
+
+ACTIVATIONS = ("relu", "tanh", "gelu", "sine")
+
+
+class Sine(nn.Module):
+    """``sin(omega_0 * x)``, the SIREN activation (Sitzmann et al., 2020)."""
+
+    def __init__(self, omega_0: float = 30.0) -> None:
+        super().__init__()
+        self.omega_0 = positive_finite(omega_0, "omega_0")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega_0 * x)
+
+    def extra_repr(self) -> str:
+        return f"omega_0={self.omega_0}"
+
+
+class ConstantFeature(nn.Module):
+    """Appends a constant column ``value`` to the input.
+
+    Lets a bias-free network represent offsets while staying positively
+    homogeneous in its weights.
+    """
+
+    def __init__(self, value: float = 1.0) -> None:
+        super().__init__()
+        self.value = float(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x.new_full(x.shape[:-1] + (1,), self.value)], dim=-1)
+
+
+class _SirenLinear(nn.Linear):
+    """Linear layer with SIREN initialisation, so ``reset_parameters`` keeps it."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, omega_0: float, first: bool) -> None:
+        self.omega_0, self.first = omega_0, first
+        super().__init__(in_features, out_features, bias=bias)
+
+    def reset_parameters(self) -> None:
+        bound = 1 / self.in_features if self.first else math.sqrt(6 / self.in_features) / self.omega_0
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -1 / math.sqrt(self.in_features), 1 / math.sqrt(self.in_features))
+
+
+def _activation(name: str, omega_0: float) -> nn.Module:
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}[name]() if name != "sine" else Sine(omega_0)
+
+
+def mlp(in_features: int, *, width: int = 64, depth: int = 3, activation: str = "relu", bias: bool = True,
+        constant_feature: bool = False, omega_0: float = 30.0, seed: int | None = None) -> nn.Sequential:
+    """A fully connected network mapping ``(N, in_features)`` to ``(N, 1)``.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width ``d`` (1 or 2 for the built-in signals).
+    width : int, default 64
+        Hidden units per layer.
+    depth : int, default 3
+        Number of hidden layers; the network has ``depth + 1`` linear layers.
+    activation : {"relu", "tanh", "gelu", "sine"}
+        ``"sine"`` is SIREN: ``sin(omega_0 * x)`` with SIREN initialisation.
+    bias : bool, default True
+        Whether linear layers have biases.
+    constant_feature : bool, default False
+        Append a constant 1 to the input, so a bias-free ReLU network stays
+        expressive (and positively homogeneous of degree ``depth + 1``).
+    omega_0 : float, default 30.0
+        Frequency scale of the sine activation.
+    seed : int, optional
+        Seed of the initialisation; global RNG state is left untouched.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        ``[ConstantFeature], Linear, act, ..., Linear(width, 1)``, float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.models import mlp
+    >>> net = mlp(2, width=8, depth=2, activation="tanh", seed=0)
+    >>> net(torch.zeros(5, 2)).shape
+    torch.Size([5, 1])
+    """
+    in_features = positive_int(in_features, "in_features")
+    width = positive_int(width, "width")
+    depth = positive_int(depth, "depth")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not known; expected one of {ACTIVATIONS}")
+    if not isinstance(bias, bool) or not isinstance(constant_feature, bool):
+        raise TypeError("bias and constant_feature must be bools")
+    omega_0 = positive_finite(omega_0, "omega_0")
+    sizes = [in_features + constant_feature] + [width] * depth + [1]
+    layers: list[nn.Module] = [ConstantFeature()] if constant_feature else []
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if activation == "sine":
+                layers.append(_SirenLinear(n_in, n_out, bias, omega_0, first=i == 0))
+            else:
+                layers.append(nn.Linear(n_in, n_out, bias=bias))
+            if i < depth:
+                layers.append(_activation(activation, omega_0))
+    net = nn.Sequential(*layers)
+    net.in_features = in_features
+    return net
