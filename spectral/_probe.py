@@ -132,6 +132,18 @@ class SpectrumProbe:
             raise TypeError(f"label must be a non-empty str, got {label!r}")
         self._record(model, self._last_step if step is None else _check_step(step), label)
 
+    def log(self, writer: Any, step: int | None = None, **kwargs: Any) -> None:
+        """Write the history to a TensorBoard ``SummaryWriter``.
+
+        Scalars (high-frequency fraction, band powers) for every record, or
+        only the record(s) at ``step``, and a spectrum figure. Keyword
+        arguments go to :func:`spectral._tensorboard.log_history` (``cutoff``,
+        ``bands``, ``tag``). Needs the ``tensorboard`` extra.
+        """
+        from ._tensorboard import log_history
+
+        log_history(self.history, writer, step=step, **kwargs)
+
     def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
         values = self._evaluator(model)
         finite = bool(torch.isfinite(values).all())

@@ -62,7 +62,7 @@ def real_tensor(values: Any, name: str) -> torch.Tensor:
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         if array.dtype.kind in "biu":
             array = array.astype(np.float64)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.tensor(array)
     if tensor.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {tensor.dtype}")
     if tensor.dtype == torch.bool:

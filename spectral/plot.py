@@ -14,7 +14,7 @@ from ._history import SpectrumHistory
 
 __all__ = ["before_after", "error_heatmap", "spectra_2d"]
 
-TINY = 1e-300  # floor for log scales, so zero power plots instead of vanishing
+DYNAMIC_RANGE = 1e-15  # log axes show at most this ratio below the peak (float64 round-off)
 
 
 def _axes(ax: Any, **figure_kwargs: Any) -> tuple[Any, Any]:
@@ -22,8 +22,16 @@ def _axes(ax: Any, **figure_kwargs: Any) -> tuple[Any, Any]:
         return ax.figure, ax
     from matplotlib.figure import Figure
 
-    fig = Figure(**figure_kwargs)
+    fig = Figure(layout="constrained", **figure_kwargs)
     return fig, fig.add_subplot()
+
+
+def _log_curves(ax: Any, x: np.ndarray, curves: list[np.ndarray], labels: list[str]) -> None:
+    """Semilog curves; bins at zero (or below the plot's dynamic range) are left out."""
+    peak = max((np.nanmax(c) for c in curves if np.isfinite(c).any()), default=1.0)
+    for curve, label in zip(curves, labels):
+        shown = np.where(curve > peak * DYNAMIC_RANGE, curve, np.nan)
+        ax.semilogy(x, shown, marker=".", label=label)
 
 
 def _check_history(history: Any) -> SpectrumHistory:
@@ -67,11 +75,10 @@ def before_after(history: SpectrumHistory, before: str = "before shrink", after:
         raise ValueError("before_after() draws 1D histories; use spectra_2d() for 2D")
     fig, ax = _axes(ax, figsize=(6, 4))
     rows = [history.index(before), history.index(after)]
-    for row, label in zip(rows, (before, after)):
-        amplitude = history.amplitude[row]
-        if normalise:
-            amplitude = amplitude / np.nansum(amplitude)
-        ax.semilogy(history.freqs, np.maximum(amplitude, TINY), marker=".", label=f"{label} (step {history.steps[row]})")
+    curves = [history.amplitude[row] for row in rows]
+    if normalise:
+        curves = [curve / np.nansum(curve) for curve in curves]
+    _log_curves(ax, history.freqs, curves, [f"{label} (step {history.steps[row]})" for row, label in zip(rows, (before, after))])
     if history.target_freqs is not None:
         for k in history.target_freqs:
             ax.axvline(k, color="grey", linestyle=":", linewidth=1)
@@ -129,23 +136,23 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
     history = _check_history(history)
     if len(history.shape) != 2:
         raise ValueError("spectra_2d() draws 2D histories; use before_after() for 1D")
-    fig = fig if fig is not None else Figure(figsize=(13, 4))
+    fig = fig if fig is not None else Figure(figsize=(13, 4), layout="constrained")
     axes = fig.subplots(1, 3)
     rows = [history.index(before), history.index(after)]
     fy, fx = (np.fft.fftshift(f) for f in history.freqs)
     powers = [np.fft.fftshift(history.power[row]) for row in rows]
     positive = np.concatenate([p[np.isfinite(p) & (p > 0)] for p in powers])
     norm = LogNorm(vmin=max(positive.min(), positive.max() * 1e-12), vmax=positive.max()) if positive.size else None
+    floor = norm.vmin if norm is not None else 1.0
     extent = (fx[0], fx[-1], fy[0], fy[-1])
     for ax, power, label in zip(axes[:2], powers, (before, after)):
-        image = ax.imshow(np.maximum(power, TINY), origin="lower", extent=extent, norm=norm, cmap="magma")
+        image = ax.imshow(np.maximum(power, floor), origin="lower", extent=extent, norm=norm, cmap="magma")
         ax.set_title(label)
         ax.set_xlabel("f_x (cycles per unit length)")
         ax.set_ylabel("f_y")
     fig.colorbar(image, ax=list(axes[:2]), label="power")
     radii, radial = history.radial()
-    for row, label in zip(rows, (before, after)):
-        axes[2].semilogy(radii, np.maximum(radial[row], TINY), marker=".", label=label)
+    _log_curves(axes[2], radii, [radial[row] for row in rows], [before, after])
     axes[2].set_xlabel("radius |f| (cycles per unit length)")
     axes[2].set_ylabel("power in ring")
     axes[2].legend()

@@ -1,0 +1,417 @@
+"""Floating-point precision of weights: unit in the last place and lost updates.
+
+An update ``u`` to a weight ``w`` stored in a floating-point format survives
+only if ``w + u`` rounds to a value other than ``w``, roughly when ``|u|`` is at
+least half the spacing :func:`ulp` of ``w``. :class:`LostUpdateProbe` measures,
+during training, how many updates each low-precision format would swallow.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from ._validation import positive_int, real_tensor
+
+__all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "lost_update_fraction", "ulp"]
+
+#: Float formats by name, with the same-width integer type :func:`ulp` views them as.
+_FORMATS = {
+    "float16": (torch.float16, torch.int16),
+    "bfloat16": (torch.bfloat16, torch.int16),
+    "float32": (torch.float32, torch.int32),
+    "float64": (torch.float64, torch.int64),
+}
+_NAMES = {dtype: name for name, (dtype, _) in _FORMATS.items()}
+_INT_VIEWS = dict(_FORMATS.values())
+
+#: Default edges of the ``log2(|update| / ulp(weight))`` histogram: unit bins from -30 to 30.
+DEFAULT_RATIO_BINS = tuple(range(-30, 31))
+
+
+def _float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
+    """Return ``dtype`` (a torch dtype or its name) as one of the four float dtypes."""
+    if isinstance(dtype, str) and dtype in _FORMATS:
+        return _FORMATS[dtype][0]
+    if isinstance(dtype, torch.dtype) and dtype in _NAMES:
+        return dtype
+    if isinstance(dtype, (str, torch.dtype)):
+        raise ValueError(f"{name}={dtype!r} is not a supported float dtype; expected one of {tuple(_FORMATS)}")
+    raise TypeError(f"{name} must be a torch dtype or one of {tuple(_FORMATS)}, got {type(dtype).__name__} {dtype!r}")
+
+
+def _ulp_tensor(x: torch.Tensor) -> torch.Tensor:
+    magnitude = x.detach().abs()
+    finite = torch.isfinite(magnitude)
+    magnitude = torch.where(finite, magnitude, 0)  # keeps the integer increment below from overflowing
+    int_view = _INT_VIEWS[magnitude.dtype]
+    following = (magnitude.view(int_view) + 1).view(magnitude.dtype)
+    return torch.where(finite, following - magnitude, float("nan"))
+
+
+def ulp(x: Any) -> Any:
+    """Spacing from ``|x|`` to the next representable value away from zero.
+
+    ``nextafter(|x|, inf) - |x|``, computed exactly in ``x``'s own dtype by
+    incrementing the bit pattern of ``|x|``, so subnormals are handled.
+
+    Parameters
+    ----------
+    x : torch.Tensor, numpy array or scalar, or float
+        float16, bfloat16 (torch only), float32 or float64 values.
+
+    Returns
+    -------
+    torch.Tensor, numpy array or scalar, or float
+        Same type, dtype, shape and device as ``x``. ``ulp(0)`` is the smallest
+        subnormal, ``ulp`` of the largest finite value is ``inf`` and ``ulp``
+        of ``inf`` or NaN is NaN, as with ``numpy.spacing(abs(x))``.
+
+    Raises
+    ------
+    TypeError
+        For anything else, including integer and complex values.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.precision import ulp
+    >>> ulp(torch.tensor([1.0, -1.0, 2.0]))
+    tensor([1.1921e-07, 1.1921e-07, 2.3842e-07])
+    >>> ulp(torch.tensor(1.0, dtype=torch.bfloat16)) == 2**-7
+    tensor(True)
+    >>> ulp(1.0) == 2**-52
+    True
+    """
+    if isinstance(x, torch.Tensor):
+        if x.dtype not in _INT_VIEWS:
+            raise TypeError(f"x must have dtype float16, bfloat16, float32 or float64, got {x.dtype}")
+        return _ulp_tensor(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype not in (np.float16, np.float32, np.float64):
+            raise TypeError(f"x must have dtype float16, float32 or float64, got {x.dtype}")
+        return _ulp_tensor(torch.from_numpy(np.array(x))).numpy()[()]
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return _ulp_tensor(torch.tensor(float(x), dtype=torch.float64)).item()
+    raise TypeError(f"x must be a float tensor, array or number, got {type(x).__name__}")
+
+
+def _lost(stored: torch.Tensor, update: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+    """Mask of ``changed`` elements whose update vanishes when added to ``stored`` in its dtype."""
+    return changed & (stored + update.to(stored.dtype) == stored)
+
+
+def lost_update_fraction(weights: Any, updates: Any, dtype: Any) -> float:
+    """Fraction of non-zero updates lost when the weights are stored in ``dtype``.
+
+    An element's update is lost when ``w.to(dtype) + u.to(dtype) == w.to(dtype)``
+    in ``dtype`` arithmetic, including when ``u`` itself underflows to zero.
+
+    Parameters
+    ----------
+    weights : torch.Tensor or array_like
+        Weights before the update.
+    updates : torch.Tensor or array_like
+        Updates, same shape as ``weights``.
+    dtype : torch.dtype or str
+        ``float16``, ``bfloat16``, ``float32`` or ``float64`` (or its name).
+
+    Returns
+    -------
+    float
+        Lost updates over non-zero updates; NaN when every update is zero
+        (nothing could be lost).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a non-float ``dtype``, ``updates`` of another shape than
+        ``weights``, or non-numeric input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.precision import lost_update_fraction
+    >>> weights, updates = torch.ones(2), torch.tensor([1e-3, 1e-1])
+    >>> lost_update_fraction(weights, updates, "bfloat16")
+    0.5
+    >>> lost_update_fraction(weights, updates, torch.float32)
+    0.0
+    """
+    weights = real_tensor(weights, "weights")
+    updates = real_tensor(updates, "updates").to(weights.device)
+    if updates.shape != weights.shape:
+        raise ValueError(f"updates must have the shape of weights {tuple(weights.shape)}, got {tuple(updates.shape)}")
+    changed = updates != 0
+    lost = _lost(weights.to(_float_dtype(dtype)), updates, changed)
+    count = int(changed.sum())
+    return int(lost.sum()) / count if count else float("nan")
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` as floats, NaN where the denominator is 0."""
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
+
+
+def _json_floats(values: np.ndarray) -> list:
+    """Nested lists with NaN as None, so ``json.dumps`` writes strict JSON."""
+    return np.where(np.isnan(values), None, values).tolist()
+
+
+class LostUpdateHistory:
+    """Lost-update records, one row per recorded step; built by :class:`LostUpdateProbe`.
+
+    Attributes
+    ----------
+    dtypes : tuple of str
+        Storage formats measured, the keys of the per-dtype dictionaries.
+    layers : list of str
+        Parameter names, the columns of :attr:`changed` and :attr:`layer_fraction`.
+    ratio_bin_edges : ndarray
+        ``(E,)`` edges of the ``log2(|update| / ulp(weight))`` histogram.
+    marks : list of (int, str)
+        Events recorded with :meth:`LostUpdateProbe.mark`.
+    """
+
+    def __init__(self, dtypes: tuple[str, ...], layers: list[str], ratio_bin_edges: np.ndarray) -> None:
+        self.dtypes = dtypes
+        self.layers = layers
+        self.ratio_bin_edges = ratio_bin_edges
+        self.marks: list[tuple[int, str]] = []
+        self._steps: list[int] = []
+        self._layer_counts: list[np.ndarray] = []
+        self._histograms: list[np.ndarray] = []
+
+    def append(self, step: int, layer_counts: np.ndarray, histograms: np.ndarray) -> None:
+        """Add one record (used by the probe).
+
+        ``layer_counts`` is ``(layers, 1 + dtypes)``: changed elements, then
+        lost updates per dtype; ``histograms`` is ``(dtypes, edges + 1)``.
+        """
+        self._steps.append(int(step))
+        self._layer_counts.append(layer_counts)
+        self._histograms.append(histograms)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """``(R,)`` int64 steps of the records."""
+        return np.array(self._steps, dtype=np.int64)
+
+    def _counts(self) -> np.ndarray:
+        return np.array(self._layer_counts, dtype=np.int64).reshape(len(self), len(self.layers), 1 + len(self.dtypes))
+
+    @property
+    def changed(self) -> np.ndarray:
+        """``(R, layers)`` number of elements with a non-zero update."""
+        return self._counts()[:, :, 0]
+
+    @property
+    def layer_fraction(self) -> dict[str, np.ndarray]:
+        """``{dtype: (R, layers)}`` fraction of non-zero updates lost; NaN where none changed."""
+        counts = self._counts()
+        fraction = _ratio(counts[:, :, 1:], counts[:, :, :1])
+        return {name: fraction[:, :, k] for k, name in enumerate(self.dtypes)}
+
+    @property
+    def fraction(self) -> dict[str, np.ndarray]:
+        """``{dtype: (R,)}`` fraction lost over all layers (element-weighted); NaN where none changed."""
+        counts = self._counts().sum(axis=1)
+        fraction = _ratio(counts[:, 1:], counts[:, :1])
+        return {name: fraction[:, k] for k, name in enumerate(self.dtypes)}
+
+    @property
+    def ratio_histogram(self) -> dict[str, np.ndarray]:
+        """``{dtype: (R, E + 1)}`` counts of ``log2(|update| / ulp(weight))`` over all layers.
+
+        Column 0 counts values below the first edge, column ``i`` values in
+        ``[edges[i-1], edges[i])`` and the last column values at or above the
+        last edge. Updates below ``-1`` (half a spacing) are lost.
+        """
+        shape = (len(self), len(self.dtypes), len(self.ratio_bin_edges) + 1)
+        histograms = np.array(self._histograms, dtype=np.int64).reshape(shape)
+        return {name: histograms[:, k] for k, name in enumerate(self.dtypes)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable contents (NaN becomes None)."""
+        return {
+            "dtypes": list(self.dtypes),
+            "layers": list(self.layers),
+            "steps": self.steps.tolist(),
+            "changed": self.changed.tolist(),
+            "fraction": {name: _json_floats(value) for name, value in self.fraction.items()},
+            "layer_fraction": {name: _json_floats(value) for name, value in self.layer_fraction.items()},
+            "ratio_bin_edges": self.ratio_bin_edges.tolist(),
+            "ratio_histogram": {name: value.tolist() for name, value in self.ratio_histogram.items()},
+            "marks": [[step, label] for step, label in self.marks],
+        }
+
+
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step!r}")
+    return int(step)
+
+
+def _bin_edges(ratio_bins: Any) -> np.ndarray:
+    try:
+        edges = np.asarray(ratio_bins, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"ratio_bins must be a sequence of numbers, got {ratio_bins!r}") from error
+    if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (np.diff(edges) <= 0).any():
+        raise ValueError(f"ratio_bins must be a non-empty, strictly increasing 1-D sequence of finite edges, got {ratio_bins!r}")
+    return edges
+
+
+class LostUpdateProbe:
+    """Measures, per step and layer, the updates low-precision weights would lose.
+
+    Around each recorded ``optimizer.step()`` the probe snapshots the trainable
+    parameters (one clone each), takes ``update = after - before`` and counts,
+    for each storage format, the non-zero updates with
+    ``before.to(dtype) + update.to(dtype) == before.to(dtype)``. It also
+    histograms ``log2(|update| / ulp(before.to(dtype)))``. All of it is
+    vectorised torch on the parameters' device, with one transfer per record.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Whose parameters with ``requires_grad`` are watched, named as in
+        ``model.named_parameters()``.
+    optimizer : torch.optim.Optimizer, optional
+        Hooks on its ``step`` call :meth:`before_step` and :meth:`after_step`.
+        Without it, call them yourself around the step.
+    dtypes : sequence of torch.dtype or str, default ("float16", "bfloat16", "float32")
+        Storage formats to test.
+    every : int, default 1
+        Record steps with ``step % every == 0``; other steps cost nothing.
+    ratio_bins : sequence of float, default -30, -29, ..., 30
+        Edges of the ``log2(|update| / ulp(weight))`` histogram.
+
+    Attributes
+    ----------
+    history : LostUpdateHistory
+        The records.
+
+    Notes
+    -----
+    The updates are those the model's own dtype realised: an update already
+    lost in float32 is zero in a float32 model and not counted. So a dtype at
+    least as precise as the model's reads (close to) 0, and measuring float32
+    losses needs a float64 model.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.precision import LostUpdateProbe
+    >>> net = torch.nn.Linear(3, 1)
+    >>> optimizer = torch.optim.SGD(net.parameters(), lr=1e-4)
+    >>> with LostUpdateProbe(net, optimizer, dtypes=("bfloat16", "float32")) as probe:
+    ...     for step in range(3):
+    ...         optimizer.zero_grad()
+    ...         net(torch.ones(8, 3)).sum().backward()
+    ...         optimizer.step()
+    >>> probe.history.steps
+    array([0, 1, 2])
+    >>> probe.history.fraction["float32"]
+    array([0., 0., 0.])
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
+                 dtypes: Iterable[Any] = ("float16", "bfloat16", "float32"), every: int = 1,
+                 ratio_bins: Any = DEFAULT_RATIO_BINS) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self._parameters = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        if not self._parameters:
+            raise ValueError("model has no parameters with requires_grad")
+        if isinstance(dtypes, (str, torch.dtype)):
+            dtypes = (dtypes,)
+        self._dtypes = tuple(_float_dtype(d, "dtypes") for d in dtypes)
+        if not self._dtypes or len(set(self._dtypes)) != len(self._dtypes):
+            raise ValueError(f"dtypes must be non-empty and without repeats, got {dtypes!r}")
+        self.every = positive_int(every, "every")
+        edges = _bin_edges(ratio_bins)
+        self.history = LostUpdateHistory(tuple(_NAMES[d] for d in self._dtypes),
+                                          [name for name, _ in self._parameters], edges)
+        self._edges: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._handles = [] if optimizer is None else [optimizer.register_step_pre_hook(self._pre_hook),
+                                                      optimizer.register_step_post_hook(self._post_hook)]
+        self._last_step: int | None = None
+        self._pending: int | None = None
+        self._snapshot: list[torch.Tensor] | None = None
+
+    def _pre_hook(self, *_: Any) -> None:
+        self.before_step()
+
+    def _post_hook(self, *_: Any) -> None:
+        self.after_step()
+
+    def before_step(self, step: int | None = None) -> None:
+        """Announce a step (default: one past the last) and snapshot if it will be recorded."""
+        step = (0 if self._last_step is None else self._last_step + 1) if step is None else _check_step(step)
+        self._pending = step
+        self._snapshot = [p.detach().clone() for _, p in self._parameters] if step % self.every == 0 else None
+
+    def after_step(self) -> bool:
+        """Finish the step begun by :meth:`before_step`; return whether it was recorded."""
+        if self._pending is None:
+            raise RuntimeError("after_step() needs a before_step() before the optimizer step")
+        recorded = self._snapshot is not None
+        if recorded:
+            rows = [self._measure(before, p.detach()) for before, (_, p) in zip(self._snapshot, self._parameters)]
+            table = torch.stack([row.to(rows[0].device) for row in rows]).cpu().numpy()
+            split = 1 + len(self._dtypes)
+            self.history.append(self._pending, table[:, :split],
+                                table[:, split:].sum(axis=0).reshape(len(self._dtypes), -1))
+        self._last_step, self._pending, self._snapshot = self._pending, None, None
+        return recorded
+
+    def _measure(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """``[changed, lost per dtype, ratio histogram per dtype]`` counts for one parameter."""
+        update = after - before
+        changed = update != 0
+        lost, histograms = [], []
+        for dtype in self._dtypes:
+            stored = before.to(dtype)
+            lost.append(_lost(stored, update, changed).sum())
+            wide = torch.promote_types(torch.promote_types(update.dtype, dtype), torch.float32)
+            log_ratio = torch.log2(update.abs().to(wide)) - torch.log2(ulp(stored).to(wide))
+            key = (log_ratio.device, wide)
+            if key not in self._edges:
+                self._edges[key] = torch.as_tensor(self.history.ratio_bin_edges, dtype=wide, device=log_ratio.device)
+            bins = torch.bucketize(log_ratio, self._edges[key], right=True).reshape(-1)
+            counted = (changed & torch.isfinite(log_ratio)).reshape(-1).long()
+            histograms.append(torch.zeros(len(self._edges[key]) + 1, dtype=torch.int64, device=bins.device)
+                              .scatter_add_(0, bins, counted))
+        return torch.cat([torch.stack([changed.sum(), *lost]), *histograms])
+
+    def mark(self, label: str, step: int | None = None) -> None:
+        """Record an event such as ``"shrink"`` at ``step`` (default: the last step, 0 before any)."""
+        if not isinstance(label, str) or not label:
+            raise TypeError(f"label must be a non-empty str, got {label!r}")
+        step = (self._last_step or 0) if step is None else _check_step(step)
+        self.history.marks.append((step, label))
+
+    def remove(self) -> None:
+        """Detach the optimizer hooks (the history stays)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._pending, self._snapshot = None, None
+
+    def __enter__(self) -> LostUpdateProbe:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()

@@ -1,0 +1,98 @@
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from spectral import Grid, SpectrumHistory, SpectrumProbe
+
+
+def make_history(ndim=1, target=True):
+    grid = Grid.uniform(32) if ndim == 1 else Grid.uniform((8, 10), extent=2.0)
+    target_fn = (lambda x: np.sin(2 * np.pi * x.sum(axis=1))) if target else None
+    probe = SpectrumProbe(grid, every=2, target=target_fn, window="hann")
+    for step in range(5):
+        probe.update(lambda x, s=step: (1 + s) * np.sin(2 * np.pi * x.sum(axis=1)) + 0.1 * x[:, 0], step)
+    probe.snapshot(lambda x: np.full(len(x), np.nan), "diverged")
+    return probe.history
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+@pytest.mark.parametrize("target", [True, False])
+def test_save_load_round_trip(tmp_path, ndim, target):
+    history = make_history(ndim, target)
+    path = tmp_path / "history.npz"
+    history.save(path)
+    loaded = SpectrumHistory.load(path)
+    for name in ("steps", "labels", "amplitude", "power", "finite"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(history, name))
+    assert loaded.shape == history.shape and loaded.extent == history.extent and loaded.window == "hann"
+    if target:
+        np.testing.assert_array_equal(loaded.relative_error(), history.relative_error())
+        np.testing.assert_array_equal(loaded.target_freqs, history.target_freqs)
+    with np.load(path, allow_pickle=False) as archive:
+        assert json.loads(str(archive["metadata"]))["schema_version"] == 1
+
+
+def test_high_frequency_fraction_per_record():
+    history = make_history(1, False)
+    hf = history.high_frequency_fraction(3)
+    assert hf.shape == (len(history),) and np.isnan(hf[-1]) and np.all(hf[:-1] < 0.1)
+
+
+def test_relative_error_without_target():
+    with pytest.raises(ValueError, match="target"):
+        make_history(1, False).relative_error()
+
+
+def test_unknown_label():
+    with pytest.raises(KeyError, match="diverged"):
+        make_history().index("nope")
+
+
+def test_empty_history_arrays():
+    history = SpectrumProbe(Grid.uniform((4, 6))).history
+    assert history.power.shape == (0, 4, 6) and history.steps.shape == (0,)
+
+
+def test_refuses_files_that_are_not_histories(tmp_path):
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.arange(3))
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, metadata=np.array([{"format": "spectral.SpectrumHistory"}], dtype=object))
+    pickle_file = tmp_path / "raw.pkl"
+    pickle_file.write_bytes(pickle.dumps({"steps": [1]}))
+    good = tmp_path / "good.npz"
+    make_history().save(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    wrong_version = tmp_path / "v2.npz"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(wrong_version, "w") as target:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "metadata.npy":
+                continue
+            target.writestr(item, data)
+    arrays = dict(np.load(good, allow_pickle=False))
+    arrays["metadata"] = np.array(str(arrays["metadata"]).replace('"schema_version": 1', '"schema_version": 2'))
+    np.savez(wrong_version, **arrays)
+    inconsistent = tmp_path / "inconsistent.npz"
+    arrays = dict(np.load(good, allow_pickle=False))
+    arrays["power"] = arrays["power"][:, :3]
+    np.savez(inconsistent, **arrays)
+    for path in (text, foreign, pickled, pickle_file, truncated, wrong_version, inconsistent):
+        with pytest.raises(ValueError, match="path"):
+            SpectrumHistory.load(path)
+    with pytest.raises(FileNotFoundError):
+        SpectrumHistory.load(tmp_path / "missing.npz")
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "h.npz"
+    history = make_history()
+    history.save(path)
+    history.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["h.npz"]

@@ -1,0 +1,189 @@
+import numpy as np
+import pytest
+import torch
+
+from spectral import Grid, SpectrumProbe, shrink_, spectrum
+from spectral.models import mlp
+
+
+def sine(k):
+    return lambda x: np.sin(2 * np.pi * k * x[:, 0])
+
+
+def test_numpy_callable_reads_its_spectrum():
+    probe = SpectrumProbe(Grid.uniform(64))
+    probe.snapshot(lambda x: 2 * np.sin(2 * np.pi * 5 * x[:, 0]), "model")
+    assert probe.history.amplitude[0, 5] == pytest.approx(2.0)
+
+
+def test_torch_function_callable_and_column_output():
+    probe = SpectrumProbe(Grid.uniform(32))
+    probe.snapshot(lambda x: torch.sin(2 * torch.pi * 3 * x), "column")
+    assert probe.history.amplitude[0, 3] == pytest.approx(1.0)
+
+
+def test_update_records_every_and_snapshot_labels():
+    net = mlp(1, width=8, depth=1, seed=0)
+    probe = SpectrumProbe(Grid.uniform(16), every=5)
+    recorded = [probe.update(net, step) for step in range(12)]
+    assert recorded.count(True) == 3
+    probe.snapshot(net, "before shrink")
+    probe(net, 15)
+    probe.probe(net, 20)
+    probe.snapshot(net, "after shrink", step=99)
+    np.testing.assert_array_equal(probe.history.steps, [0, 5, 10, 11, 15, 20, 99])
+    assert list(probe.history.labels) == ["", "", "", "before shrink", "", "", "after shrink"]
+    assert probe.history.index("before shrink") == 3
+
+
+def test_module_matches_direct_spectrum_and_training_mode_restored():
+    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    net.train()
+    net[1].eval()  # mixed modes must come back as they were
+    grid = Grid.uniform(64)
+    probe = SpectrumProbe(grid)
+    probe.update(net, 0)
+    assert net.training and not net[1].training and net[0].training
+    with torch.no_grad():
+        net.eval()
+        direct = spectrum(net(torch.tensor(grid.points, dtype=torch.float32))[:, 0])
+    np.testing.assert_allclose(probe.history.amplitude[0], direct.amplitude, rtol=1e-6, atol=1e-9)
+
+
+def test_batches_give_same_result_as_one_pass():
+    net = mlp(2, width=8, depth=2, activation="tanh", seed=1)
+    grid = Grid.uniform((16, 12))
+    one, many = SpectrumProbe(grid), SpectrumProbe(grid, batch_size=7)
+    one.update(net, 0)
+    many.update(net, 0)
+    np.testing.assert_allclose(one.history.power, many.history.power, rtol=1e-5, atol=1e-10)
+
+
+def test_float64_model_runs_in_float64():
+    net = mlp(1, width=8, depth=1, seed=0).double()
+    probe = SpectrumProbe(Grid.uniform(32))
+    probe.update(net, 0)
+    assert probe.history.finite[0]
+
+
+def test_relative_error_against_target_counts_phase():
+    grid = Grid.uniform(64)
+    target = lambda x: np.sin(2 * np.pi * 2 * x[:, 0]) + 0.5 * np.sin(2 * np.pi * 6 * x[:, 0])
+    probe = SpectrumProbe(grid, target=target)
+    np.testing.assert_allclose(probe.history.target_freqs, [2, 6])
+    probe.snapshot(target, "exact")
+    probe.snapshot(lambda x: np.sin(2 * np.pi * 2 * x[:, 0]), "missing 6")
+    probe.snapshot(lambda x: -target(x), "opposite phase")
+    errors = probe.history.relative_error()
+    np.testing.assert_allclose(errors[0], [0, 0], atol=1e-12)
+    np.testing.assert_allclose(errors[1], [0, 1], atol=1e-12)
+    np.testing.assert_allclose(errors[2], [2, 2], atol=1e-12)
+
+
+def test_target_as_grid_values_2d():
+    grid = Grid.uniform((8, 8))
+    y, x = grid.points.T
+    values = np.cos(2 * np.pi * (y + 2 * x)).reshape(grid.shape)
+    probe = SpectrumProbe(grid, target=values)
+    freqs = {tuple(k) for k in probe.history.target_freqs}
+    assert freqs == {(1.0, 2.0), (-1.0, -2.0)}
+
+
+def test_nonfinite_model_is_flagged_not_raised():
+    grid = Grid.uniform(16)
+    probe = SpectrumProbe(grid, target=sine(1))
+    net = mlp(1, width=4, depth=1, seed=0)
+    probe.update(net, 0)
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))
+    probe.update(net, 1)
+    probe.snapshot(lambda x: np.full(len(x), np.inf), "inf")
+    np.testing.assert_array_equal(probe.history.finite, [True, False, False])
+    assert np.isnan(probe.history.amplitude[1]).all()
+    assert np.isnan(probe.history.relative_error()[1]).all()
+    assert np.isnan(probe.history.high_frequency_fraction(2)[1])
+
+
+def test_homogeneous_network_spectrum_after_shrink():
+    depth = 2
+    net = mlp(1, width=32, depth=depth, activation="relu", bias=False, constant_feature=True, seed=3)
+    probe = SpectrumProbe(Grid.uniform(128))
+    probe.snapshot(net, "before shrink")
+    shrink_(net, 0.2)
+    probe.snapshot(net, "after shrink")
+    before, after = probe.history.amplitude
+    np.testing.assert_allclose(after, before * 0.2 ** (depth + 1), rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(after / after.sum(), before / before.sum(), rtol=1e-4, atol=1e-9)
+    hf = probe.history.high_frequency_fraction(5)
+    assert hf[1] == pytest.approx(hf[0], rel=1e-4)
+
+
+def test_biased_network_is_not_homogeneous():
+    net = mlp(1, width=32, depth=2, activation="relu", seed=3)
+    with torch.no_grad():
+        for layer in net:
+            if isinstance(layer, torch.nn.Linear):
+                layer.bias.normal_()
+    probe = SpectrumProbe(Grid.uniform(128))
+    probe.snapshot(net, "before shrink")
+    shrink_(net, 0.2)
+    probe.snapshot(net, "after shrink")
+    before, after = probe.history.amplitude
+    assert not np.allclose(after / after.sum(), before / before.sum(), rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"every": 0}, ValueError, "every"),
+        ({"every": 1.5}, TypeError, "every"),
+        ({"window": "nope"}, ValueError, "window"),
+        ({"target": np.ones(5)}, ValueError, "target"),
+        ({"target": np.zeros(16)}, ValueError, "target"),
+        ({"target": np.full(16, np.nan)}, ValueError, "target"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_bad_probe_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SpectrumProbe(Grid.uniform(16), **kwargs)
+
+
+def test_bad_grid():
+    with pytest.raises(TypeError, match="grid"):
+        SpectrumProbe((16,))
+
+
+def test_model_width_mismatch_is_value_error():
+    probe = SpectrumProbe(Grid.uniform((8, 8)))
+    with pytest.raises(ValueError, match="model"):
+        probe.update(mlp(1, width=4, depth=1), 0)
+    custom = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    with pytest.raises(ValueError, match="model"):
+        probe.update(custom, 0)
+    assert len(probe.history) == 0
+
+
+@pytest.mark.parametrize(
+    "model, error",
+    [
+        (lambda x: np.ones(len(x) - 1), ValueError),
+        (lambda x: np.ones((len(x), 2)), ValueError),
+        (lambda x: np.ones(len(x), dtype=complex), TypeError),
+        (lambda x: np.array(["a"] * len(x)), TypeError),
+        ("not a model", TypeError),
+    ],
+)
+def test_bad_model_output(model, error):
+    probe = SpectrumProbe(Grid.uniform(16))
+    with pytest.raises(error, match="model"):
+        probe.update(model, 0)
+    assert len(probe.history) == 0
+
+
+def test_bad_step_and_label():
+    probe = SpectrumProbe(Grid.uniform(16))
+    with pytest.raises(TypeError, match="step"):
+        probe.update(sine(1), 1.0)
+    with pytest.raises(TypeError, match="label"):
+        probe.snapshot(sine(1), "")
