@@ -24,8 +24,8 @@ def _module_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dt
 
 
 def _check_input_width(model: torch.nn.Module, width: int) -> None:
-    first = next((m for m in model.modules() if isinstance(m, torch.nn.Linear)), None)
-    expected = getattr(model, "in_features", None) or (first.in_features if first is not None else None)
+    # The outermost module that declares its input width (an mlp, a Linear) speaks for the model.
+    expected = next((m.in_features for m in model.modules() if isinstance(getattr(m, "in_features", None), int)), None)
     if expected is not None and expected != width:
         raise ValueError(
             f"model takes inputs of width {expected}, but the grid's points have width {width}"

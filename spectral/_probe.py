@@ -61,7 +61,7 @@ class SpectrumProbe:
     >>> net = mlp(1, width=16, depth=2, activation="tanh", seed=0)
     >>> probe = SpectrumProbe(Grid.uniform(64), every=10)
     >>> for step in range(30):
-    ...     probe.update(net, step)  # inside your training loop
+    ...     _ = probe.update(net, step)  # inside your training loop; True when it recorded
     >>> probe.history.steps
     array([ 0, 10, 20])
     """

@@ -11,7 +11,7 @@ from ._history import SpectrumHistory
 from ._probe import _check_step
 from ._spectrum import frequency_magnitude, radial_profile
 from ._validation import non_negative_finite
-from .plot import TINY, _check_history, _flag_nonfinite
+from .plot import _axes, _check_history, _flag_nonfinite, _log_curves
 
 INSTALL_HINT = 'pip install "spectral-probes[tensorboard]"'
 
@@ -56,12 +56,15 @@ def _rows(history: SpectrumHistory, step: Any) -> np.ndarray:
     return rows
 
 
+def _target_magnitudes(history: SpectrumHistory) -> np.ndarray:
+    """``|f|`` of the target frequencies; empty without a target."""
+    targets = np.empty(0) if history.target_freqs is None else np.asarray(history.target_freqs)
+    return np.abs(targets) if targets.ndim == 1 else np.hypot(targets[:, 0], targets[:, 1])
+
+
 def spectrum_figure(history: SpectrumHistory, row: int) -> Any:
     """Log-scale spectrum of one record: amplitude in 1D, radial power in 2D."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
+    fig, ax = _axes(None, figsize=(6, 4))
     if len(history.shape) == 1:
         freqs, values = history.freqs, history.amplitude[row]
         ax.set_xlabel("frequency (cycles per unit length)")
@@ -70,10 +73,9 @@ def spectrum_figure(history: SpectrumHistory, row: int) -> Any:
         freqs, values = radial_profile(history.power[row], history.extent)
         ax.set_xlabel("radius |f| (cycles per unit length)")
         ax.set_ylabel("power in ring")
-    ax.semilogy(freqs, np.maximum(values, TINY), marker=".")
-    if history.target_freqs is not None:
-        for k in np.unique(np.linalg.norm(np.reshape(history.target_freqs, (len(history.target_freqs), -1)), axis=1)):
-            ax.axvline(k, color="grey", linestyle=":", linewidth=1)
+    _log_curves(ax, freqs, [values], [""])
+    for k in np.unique(_target_magnitudes(history)):
+        ax.axvline(k, color="grey", linestyle=":", linewidth=1)
     ax.set_title(history.labels[row] or f"step {history.steps[row]}")
     _flag_nonfinite(ax, history, [row])
     return fig
@@ -146,9 +148,8 @@ def log_history(history: SpectrumHistory, writer: Any, *, step: int | None = Non
     rows = _rows(history, step)
     magnitude = frequency_magnitude(history.shape, history.extent)
     if cutoff is None:
-        targets = history.target_freqs
-        cutoff = (magnitude.max() / 4 if targets is None or not len(targets)
-                  else np.linalg.norm(np.reshape(targets, (len(targets), -1)), axis=1).max())
+        targets = _target_magnitudes(history)
+        cutoff = targets.max() if len(targets) else magnitude.max() / 4
     fraction = history.high_frequency_fraction(non_negative_finite(cutoff, "cutoff"))
     edges = _band_edges(bands, magnitude.max())
     band_powers = {}

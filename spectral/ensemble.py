@@ -120,7 +120,7 @@ def _architecture(model: Any, name: str) -> dict[str, Any]:
     return config
 
 
-def _linears(module: nn.Module, kind: type) -> list[nn.Module]:
+def _modules_of(module: nn.Module, kind: type) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, kind)]
 
 
@@ -163,7 +163,8 @@ class MLPEnsemble(nn.Module):
     width, depth, activation, bias, constant_feature, omega_0
         As in :func:`spectral.models.mlp`.
     seeds : sequence of int, optional
-        Initialisation seed of each member; default ``range(members)``.
+        Initialisation seed of each member (list, tuple, integer array);
+        default ``range(members)``.
         Global RNG state is left untouched.
 
     Attributes
@@ -210,9 +211,10 @@ class MLPEnsemble(nn.Module):
                  omega_0: float = 30.0, seeds: Sequence[int] | None = None) -> None:
         super().__init__()
         members = positive_int(members, "members")
-        seeds = range(members) if seeds is None else seeds
-        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
-            raise TypeError(f"seeds must be a sequence of integers, got {type(seeds).__name__}")
+        try:
+            seeds = list(range(members) if seeds is None else seeds)
+        except TypeError:
+            raise TypeError(f"seeds must be a sequence of integers, got {type(seeds).__name__}") from None
         if len(seeds) != members:
             raise ValueError(f"seeds has {len(seeds)} entries, expected members={members}")
         for seed in seeds:
@@ -231,7 +233,7 @@ class MLPEnsemble(nn.Module):
         Parameters
         ----------
         models : sequence of torch.nn.Sequential
-            Networks built by :func:`spectral.models.mlp` with the same
+            Networks (a list, tuple or ``torch.nn.ModuleList``) built by :func:`spectral.models.mlp` with the same
             arguments (seeds aside), on one device and in one dtype, which
             the ensemble keeps.
 
@@ -256,8 +258,12 @@ class MLPEnsemble(nn.Module):
         >>> torch.allclose(ens(x)[1], nets[1](x)[:, 0])
         True
         """
-        if isinstance(models, nn.Module) or not isinstance(models, Sequence):
-            raise TypeError(f"models must be a sequence of networks, got {type(models).__name__}")
+        if isinstance(models, nn.Sequential):
+            raise TypeError("models must be a sequence of networks, got a single network")
+        try:
+            models = list(models)
+        except TypeError:
+            raise TypeError(f"models must be a sequence of networks, got {type(models).__name__}") from None
         if not models:
             raise ValueError("models is empty")
         config = _architecture(models[0], "models[0]")
@@ -299,7 +305,7 @@ class MLPEnsemble(nn.Module):
         parameter = self.layers[-1].weight
         net = mlp(**self._config).to(device=parameter.device, dtype=parameter.dtype).train(self.training)
         with torch.no_grad():
-            for linear, batched in zip(_linears(net, nn.Linear), _linears(self, BatchedLinear)):
+            for linear, batched in zip(_modules_of(net, nn.Linear), _modules_of(self, BatchedLinear)):
                 linear.weight.copy_(batched.weight[i].T)
                 if linear.bias is not None:
                     linear.bias.copy_(batched.bias[i, 0])
@@ -325,5 +331,5 @@ class MLPEnsemble(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise every member from the global RNG, with ``spectral.models.mlp``'s distributions."""
-        for layer in _linears(self, BatchedLinear):
+        for layer in _modules_of(self, BatchedLinear):
             layer.reset_parameters()

@@ -232,7 +232,8 @@ class LostUpdateHistory:
 
         Column 0 counts values below the first edge, column ``i`` values in
         ``[edges[i-1], edges[i])`` and the last column values at or above the
-        last edge. Updates below ``-1`` (half a spacing) are lost.
+        last edge. Updates below about ``-1`` (half a spacing) are lost.
+        Weights that overflow the dtype have no finite ratio and are left out.
         """
         shape = (len(self), len(self.dtypes), len(self.ratio_bin_edges) + 1)
         histograms = np.array(self._histograms, dtype=np.int64).reshape(shape)
@@ -266,8 +267,9 @@ def _bin_edges(ratio_bins: Any) -> np.ndarray:
         edges = np.asarray(ratio_bins, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(f"ratio_bins must be a sequence of numbers, got {ratio_bins!r}") from error
-    if edges.ndim != 1 or not len(edges) or not np.isfinite(edges).all() or (np.diff(edges) <= 0).any():
-        raise ValueError(f"ratio_bins must be a non-empty, strictly increasing 1-D sequence of finite edges, got {ratio_bins!r}")
+    steps = np.diff(edges) if edges.ndim == 1 else np.empty(0)
+    if len(steps) < 1 or not np.isfinite(edges).all() or steps[0] <= 0 or not np.allclose(steps, steps[0]):
+        raise ValueError(f"ratio_bins must be at least 2 evenly spaced, increasing, finite edges, got {ratio_bins!r}")
     return edges
 
 
@@ -294,7 +296,7 @@ class LostUpdateProbe:
     every : int, default 1
         Record steps with ``step % every == 0``; other steps cost nothing.
     ratio_bins : sequence of float, default -30, -29, ..., 30
-        Edges of the ``log2(|update| / ulp(weight))`` histogram.
+        Evenly spaced edges of the ``log2(|update| / ulp(weight))`` histogram.
 
     Attributes
     ----------
@@ -344,7 +346,6 @@ class LostUpdateProbe:
         edges = _bin_edges(ratio_bins)
         self.history = LostUpdateHistory(tuple(_NAMES[d] for d in self._dtypes),
                                           [name for name, _ in self._parameters], edges)
-        self._edges: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._handles = [] if optimizer is None else [optimizer.register_step_pre_hook(self._pre_hook),
                                                       optimizer.register_step_post_hook(self._post_hook)]
         self._last_step: int | None = None
@@ -381,20 +382,23 @@ class LostUpdateProbe:
         """``[changed, lost per dtype, ratio histogram per dtype]`` counts for one parameter."""
         update = after - before
         changed = update != 0
-        lost, histograms = [], []
+        log_update = torch.log2(update.abs().to(torch.promote_types(update.dtype, torch.float32)))  # -inf if unchanged
+        counts, histograms = [changed.sum()], []
         for dtype in self._dtypes:
             stored = before.to(dtype)
-            lost.append(_lost(stored, update, changed).sum())
-            wide = torch.promote_types(torch.promote_types(update.dtype, dtype), torch.float32)
-            log_ratio = torch.log2(update.abs().to(wide)) - torch.log2(ulp(stored).to(wide))
-            key = (log_ratio.device, wide)
-            if key not in self._edges:
-                self._edges[key] = torch.as_tensor(self.history.ratio_bin_edges, dtype=wide, device=log_ratio.device)
-            bins = torch.bucketize(log_ratio, self._edges[key], right=True).reshape(-1)
-            counted = (changed & torch.isfinite(log_ratio)).reshape(-1).long()
-            histograms.append(torch.zeros(len(self._edges[key]) + 1, dtype=torch.int64, device=bins.device)
-                              .scatter_add_(0, bins, counted))
-        return torch.cat([torch.stack([changed.sum(), *lost]), *histograms])
+            counts.append(_lost(stored, update, changed).sum())
+            log_spacing = torch.log2(ulp(stored).to(torch.promote_types(dtype, torch.float32)))
+            histograms.append(self._histogram(log_update - log_spacing))
+        return torch.cat([torch.stack(counts), *histograms])
+
+    def _histogram(self, values: torch.Tensor) -> torch.Tensor:
+        """Counts of the finite ``values`` in the ratio bins, under- and overflow included."""
+        edges = self.history.ratio_bin_edges
+        low, width = float(edges[0]), float(edges[1] - edges[0])
+        finite = torch.isfinite(values)
+        column = torch.where(finite, (values - low) / width, -1).floor_().clamp_(-1, len(edges) - 1).long() + 1
+        counts = torch.zeros(len(edges) + 1, dtype=torch.int64, device=values.device)
+        return counts.scatter_add_(0, column.reshape(-1), finite.reshape(-1).long())
 
     def mark(self, label: str, step: int | None = None) -> None:
         """Record an event such as ``"shrink"`` at ``step`` (default: the last step, 0 before any)."""

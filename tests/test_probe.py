@@ -187,3 +187,17 @@ def test_bad_step_and_label():
         probe.update(sine(1), 1.0)
     with pytest.raises(TypeError, match="label"):
         probe.snapshot(sine(1), "")
+
+
+def test_wrapped_mlp_with_constant_feature_is_accepted():
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp(1, width=8, depth=2, bias=False, constant_feature=True, seed=0)
+
+        def forward(self, x):
+            return self.net(x)
+
+    probe = SpectrumProbe(Grid.uniform(16))
+    probe.update(Wrapper(), 0)
+    assert probe.history.finite[0]

@@ -1,0 +1,253 @@
+"""ulp, lost updates and the lost-update probe, checked against hand-done IEEE arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spectral import shrink_
+from spectral.precision import DEFAULT_RATIO_BINS, LostUpdateProbe, lost_update_fraction, ulp
+
+# dtype: (ulp(1) = 2**(1 - precision), smallest subnormal, smallest normal)
+FORMATS = {
+    torch.float16: (2.0**-10, 2.0**-24, 2.0**-14),
+    torch.bfloat16: (2.0**-7, 2.0**-133, 2.0**-126),
+    torch.float32: (2.0**-23, 2.0**-149, 2.0**-126),
+    torch.float64: (2.0**-52, 2.0**-1074, 2.0**-1022),
+}
+
+
+def tensor(values, dtype):
+    return torch.tensor(values, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", list(FORMATS))
+def test_ulp_of_one_and_its_binade(dtype):
+    eps, _, _ = FORMATS[dtype]
+    below_two = 2 - eps  # largest value below 2 (mantissa all ones)
+    spacing = ulp(tensor([1.0, -1.0, below_two, 2.0, -2.0, 0.5], dtype))
+    assert spacing.dtype == dtype
+    assert spacing.tolist() == [eps, eps, eps, 2 * eps, 2 * eps, eps / 2]
+
+
+@pytest.mark.parametrize("dtype", list(FORMATS))
+def test_ulp_in_and_near_the_subnormal_range(dtype):
+    _, tiny, normal = FORMATS[dtype]
+    # every subnormal, zero and the first normal binade share the spacing `tiny`
+    values = tensor([0.0, -0.0, tiny, 3 * tiny, normal - tiny, normal, -normal, 2 * normal], dtype)
+    assert ulp(values).tolist() == [tiny] * 7 + [2 * tiny]
+
+
+@pytest.mark.parametrize("dtype", list(FORMATS))
+def test_ulp_special_values(dtype):
+    big = torch.finfo(dtype).max
+    spacing = ulp(tensor([big, float("inf"), -float("inf"), float("nan")], dtype))
+    assert spacing[0] == float("inf")
+    assert torch.isnan(spacing[1:]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_ulp_matches_nextafter_on_every_positive_finite_value(dtype):
+    bits = torch.arange(0, 2**15, dtype=torch.int32).to(torch.int16)  # every non-negative bit pattern
+    values = bits.view(dtype)
+    values = values[torch.isfinite(values)]
+    following = torch.nextafter(values, torch.full_like(values, float("inf")))
+    assert torch.equal(ulp(values), following - values)
+
+
+@pytest.mark.parametrize("np_dtype", [np.float16, np.float32, np.float64])
+def test_ulp_of_numpy_matches_numpy_spacing(np_dtype):
+    rng = np.random.default_rng(0)
+    info = np.finfo(np_dtype)
+    values = np.concatenate([rng.standard_normal(200), rng.uniform(-1, 1, 50) * float(info.tiny)]).astype(np_dtype)
+    values = np.concatenate([values, [info.smallest_subnormal, 0]]).astype(np_dtype)
+    result = ulp(values)
+    assert isinstance(result, np.ndarray) and result.dtype == np_dtype
+    np.testing.assert_array_equal(result, np.spacing(np.abs(values)))
+    scalar = ulp(np_dtype(1))
+    assert isinstance(scalar, np_dtype) and scalar == info.eps
+
+
+def test_ulp_of_python_float_keeps_device_and_shape_of_tensors():
+    assert ulp(1.0) == 2.0**-52 and ulp(-3) == 2.0**-51
+    weights = torch.nn.Parameter(torch.ones(2, 3))
+    spacing = ulp(weights)
+    assert spacing.shape == (2, 3) and spacing.device == weights.device and not spacing.requires_grad
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([1]), np.array([1, 2]), "1.0", True, None])
+def test_ulp_refuses_non_float_input(bad):
+    with pytest.raises(TypeError, match="x must"):
+        ulp(bad)
+
+
+def test_one_plus_a_thousandth_is_lost_in_bfloat16_and_kept_in_float32():
+    one, thousandth = torch.tensor([1.0]), torch.tensor([1e-3])
+    # bfloat16: 1e-3 < ulp(1) / 2 = 2**-8; float16: 1e-3 > 2**-11; float32: far larger than 2**-24
+    assert lost_update_fraction(one, thousandth, "bfloat16") == 1.0
+    assert lost_update_fraction(one, thousandth, torch.float16) == 0.0
+    assert lost_update_fraction(one, thousandth, "float32") == 0.0
+    assert torch.tensor(1.0, dtype=torch.bfloat16) + torch.tensor(1e-3, dtype=torch.bfloat16) == 1.0
+
+
+def test_half_ulp_ties_round_to_even():
+    # bfloat16: 1 + 2**-8 ties between 1 (even) and 1 + 2**-7 (odd): lost.
+    # 1 + 2**-7 + 2**-8 ties between 1 + 2**-7 (odd) and 1 + 2**-6 (even): kept.
+    weights = torch.tensor([1.0, 1.0 + 2**-7], dtype=torch.float64)
+    updates = torch.full((2,), 2.0**-8, dtype=torch.float64)
+    assert lost_update_fraction(weights[:1], updates[:1], "bfloat16") == 1.0
+    assert lost_update_fraction(weights[1:], updates[1:], "bfloat16") == 0.0
+
+
+def test_zero_updates_are_not_counted_and_all_zero_gives_nan():
+    weights = torch.ones(4)
+    assert lost_update_fraction(weights, torch.tensor([1e-3, 0.0, 0.0, 0.5]), "bfloat16") == 0.5
+    assert np.isnan(lost_update_fraction(weights, torch.zeros(4), "float16"))
+
+
+def test_updates_that_underflow_in_the_storage_dtype_are_lost():
+    # float16's smallest subnormal is 2**-24: 2**-24 survives on a zero weight, 2**-26 rounds to 0
+    zeros = np.zeros(2)
+    assert lost_update_fraction(zeros, np.array([2.0**-24, 2.0**-26]), "float16") == 0.5
+    assert lost_update_fraction(zeros, np.array([2.0**-24, 2.0**-26]), "float32") == 0.0
+    assert lost_update_fraction(np.ones(1), np.array([1e-10]), "float16") == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, "int8", 3, "float8", torch.complex64])
+def test_lost_update_fraction_refuses_non_float_dtype(dtype):
+    with pytest.raises((TypeError, ValueError), match="dtype"):
+        lost_update_fraction(torch.ones(2), torch.ones(2), dtype)
+
+
+def test_lost_update_fraction_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="updates"):
+        lost_update_fraction(torch.ones(2, 3), torch.ones(3, 2), "float16")
+
+
+def test_a_power_of_two_shrink_is_exact_except_in_subnormals():
+    layer = torch.nn.Linear(4, 3)
+    before = layer.weight.detach().clone()
+    shrink_(shrink_(layer, 0.5), 2.0)
+    assert torch.equal(layer.weight, before)
+
+    tiny, normal = 2.0**-149, 2.0**-126
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3 * tiny, tiny, normal, 1.0]] * 3))
+    shrink_(layer, 0.5)
+    # 1.5 and 0.5 subnormal units round to even (2 and 0); 2**-127 is an exact subnormal
+    assert layer.weight[0].tolist() == [2 * tiny, 0.0, normal / 2, 0.5]
+    shrink_(layer, 2.0)
+    assert layer.weight[0].tolist() == [4 * tiny, 0.0, normal, 1.0]
+
+
+def tanh_net(dtype=torch.float32):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).to(dtype)
+
+
+def train(net, optimizer, steps, dtype=torch.float32):
+    inputs = torch.linspace(-1, 1, 32, dtype=dtype).reshape(16, 2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (net(inputs) ** 2).mean().backward()
+        optimizer.step()
+
+
+def test_probe_half_precision_loses_more_than_single():
+    net = tanh_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-4)
+    probe = LostUpdateProbe(net, optimizer)
+    train(net, optimizer, 4)
+    history = probe.history
+    assert history.steps.tolist() == [0, 1, 2, 3]
+    assert history.layers == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert (history.fraction["float16"] > history.fraction["float32"]).all()
+    assert (history.fraction["bfloat16"] > history.fraction["float16"]).all()
+    assert history.layer_fraction["float16"].shape == (4, 4)
+    assert history.ratio_histogram["float16"].shape == (4, len(DEFAULT_RATIO_BINS) + 1)
+    # every non-zero update lands in exactly one histogram bin
+    for counts in history.ratio_histogram.values():
+        assert counts.sum(axis=1).tolist() == history.changed.sum(axis=1).tolist()
+
+
+def test_probe_updates_far_below_float32_spacing_are_all_lost_in_float32():
+    net = tanh_net(torch.float64)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.uniform_(0.5, 1.0)  # ulp in float32 at least 2**-24
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-14)
+    with LostUpdateProbe(net, optimizer, dtypes=("float32", torch.float64)) as probe:
+        train(net, optimizer, 3, torch.float64)
+    history = probe.history
+    assert (history.changed == [16, 8, 8, 1]).all()
+    assert history.fraction["float32"].tolist() == [1.0, 1.0, 1.0]
+    assert history.fraction["float64"].tolist() == [0.0, 0.0, 0.0]
+    edges = history.ratio_bin_edges
+    lost_columns = np.searchsorted(edges, -1, side="right")  # columns below log2 ratio -1
+    assert history.ratio_histogram["float32"][:, lost_columns:].sum() == 0
+    assert history.ratio_histogram["float64"][:, :lost_columns].sum() == 0
+
+
+def test_probe_by_hand_layer_fractions_and_histogram():
+    layer = torch.nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    probe = LostUpdateProbe(layer, dtypes=("bfloat16", "float32"))
+    probe.before_step()
+    with torch.no_grad():
+        layer.weight += torch.tensor([[1e-3, 0.1]], dtype=torch.float64)
+    assert probe.after_step()
+    history = probe.history
+    assert history.layer_fraction["bfloat16"].tolist() == [[0.5]]
+    assert history.layer_fraction["float32"].tolist() == [[0.0]]
+    update = (torch.tensor([1 + 1e-3, 1.1], dtype=torch.float64) - 1).numpy()
+    for name, spacing in (("bfloat16", 2.0**-7), ("float32", 2.0**-23)):
+        expected = np.zeros(len(DEFAULT_RATIO_BINS) + 1, dtype=np.int64)
+        np.add.at(expected, np.searchsorted(history.ratio_bin_edges, np.log2(update / spacing), side="right"), 1)
+        assert history.ratio_histogram[name].tolist() == [expected.tolist()]
+
+
+def test_probe_every_mark_remove_and_to_dict():
+    net = tanh_net()
+    net[2].bias.requires_grad_(False)
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    probe = LostUpdateProbe(net, optimizer, every=2)
+    probe.mark("start")
+    train(net, optimizer, 5)
+    probe.mark("shrink")
+    probe.remove()
+    train(net, optimizer, 2)
+    history = probe.history
+    assert history.steps.tolist() == [0, 2, 4]
+    assert history.layers == ["0.weight", "0.bias", "2.weight"]
+    assert history.marks == [(0, "start"), (4, "shrink")]
+    data = json.loads(json.dumps(history.to_dict(), allow_nan=False))
+    assert data["steps"] == [0, 2, 4] and data["marks"] == [[0, "start"], [4, "shrink"]]
+    assert len(data["ratio_histogram"]["float16"]) == 3 and len(data["layer_fraction"]["float32"][0]) == 3
+
+
+def test_probe_without_optimizer_and_a_step_without_updates():
+    net = tanh_net()
+    probe = LostUpdateProbe(net, every=3)
+    probe.before_step(9)
+    assert probe.after_step()  # nothing changed: fractions are NaN, written as None in to_dict
+    probe.before_step()
+    assert not probe.after_step()  # step 10 is skipped
+    assert probe.history.steps.tolist() == [9]
+    assert np.isnan(probe.history.fraction["float16"]).all()
+    assert probe.history.to_dict()["fraction"]["float16"] == [None]
+    with pytest.raises(RuntimeError, match="before_step"):
+        probe.after_step()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dtypes": (torch.int32,)}, "dtypes"), ({"dtypes": ("int8",)}, "dtypes"), ({"dtypes": (3,)}, "dtypes"),
+    ({"dtypes": ()}, "dtypes"), ({"dtypes": ("float16", torch.float16)}, "dtypes"),
+    ({"every": 0}, "every"), ({"ratio_bins": [1, 0]}, "ratio_bins"), ({"optimizer": "sgd"}, "optimizer"),
+])
+def test_probe_refuses_bad_arguments(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        LostUpdateProbe(tanh_net(), **kwargs)
