@@ -140,7 +140,7 @@ def _overfit(case: Case, progress: Callable[[], None]) -> tuple[MLPEnsemble, dic
     """Phase 1: train until every seed's training MSE is below ``overfit_ratio`` x noise variance."""
     training = case.config["training"]
     ensemble = case.ensemble(case.seeds)
-    trainer = Trainer(ensemble, case.x, case.y, training["learning_rate"])
+    trainer = Trainer(ensemble, case.x, case.y, training["learning_rate"][case.case["activation"]])
     threshold = training["overfit_ratio"] * case.noise_variance
     step, hf_curve, steps = 0, [], []
     while True:
@@ -183,7 +183,7 @@ def _retrain(case: Case, overfit: MLPEnsemble, phase1_steps: int, progress: Call
     parts = [starts[arm] for arm in ARMS] + [shrink_(copy.deepcopy(overfit), f) for f in sweep_factors]
     groups = list(ARMS) + [f"sweep:{f:g}" for f in sweep_factors]
     everything = _concatenate(parts)
-    trainer = Trainer(everything, _repeat(case.x, len(parts)), _repeat(case.y, len(parts)), training["learning_rate"])
+    trainer = Trainer(everything, _repeat(case.x, len(parts)), _repeat(case.y, len(parts)), training["learning_rate"][case.case["activation"]])
     checkpoints = sorted({round(i * training["retrain_steps"] / training["curve_points"])
                           for i in range(training["curve_points"] + 1)})
     curves: dict[str, list] = {"test_mse": [], "hf_fraction": [], "train_mse": []}

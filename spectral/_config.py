@@ -22,7 +22,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "training": {
         "width": 64,
         "depth": 3,
-        "learning_rate": 0.003,
+        "learning_rate": {"relu": 0.01, "tanh": 0.003, "gelu": 0.003, "sine": 0.0001},
         "overfit_max_steps": 4000,
         "overfit_ratio": 0.5,
         "check_every": 100,
@@ -121,8 +121,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for path in ("seeds", "bootstrap_resamples", "training.width", "training.depth", "training.overfit_max_steps",
                  "training.check_every", "training.retrain_steps", "training.curve_points"):
         _check_positive(config, path, integer=True)
-    for path in ("shrink_factor", "training.learning_rate", "training.overfit_ratio", "training.omega_0",
-                 "shrink_perturb.shrink"):
+    for path in ["shrink_factor", "training.overfit_ratio", "training.omega_0", "shrink_perturb.shrink"] + [
+            f"training.learning_rate.{name}" for name in ACTIVATIONS]:
         _check_positive(config, path)
     _require(0 < config["alpha"] < 1, "alpha", "in (0, 1)", config["alpha"])
     _require(config["min_relative_effect"] >= 0, "min_relative_effect", ">= 0", config["min_relative_effect"])

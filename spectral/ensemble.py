@@ -233,9 +233,9 @@ class MLPEnsemble(nn.Module):
         Parameters
         ----------
         models : sequence of torch.nn.Sequential
-            Networks (a list, tuple or ``torch.nn.ModuleList``) built by :func:`spectral.models.mlp` with the same
-            arguments (seeds aside), on one device and in one dtype, which
-            the ensemble keeps.
+            Networks (a list, tuple or ``torch.nn.ModuleList``) built by
+            :func:`spectral.models.mlp` with the same arguments (seeds aside),
+            on one device and in one dtype, which the ensemble keeps.
 
         Returns
         -------

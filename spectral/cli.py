@@ -1,0 +1,127 @@
+"""Command line: ``spectral run``, ``spectral plot``, ``spectral sweep``.
+
+Every error a user can cause exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._config import ConfigError
+
+DEFAULT_OUT = "spectral-results"
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="spectral", description="Fourier spectral diagnostics for neural networks.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="test the slingshot claim with controls and statistics")
+    run.add_argument("--config", type=Path, help="TOML or JSON file overriding the built-in default")
+    run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    run.add_argument("--seeds", type=_positive_int, help="seeds per case (default: 8)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    figure = commands.add_parser("plot", help="plot a saved SpectrumHistory (.npz)")
+    figure.add_argument("history", type=Path, help="a file written by SpectrumHistory.save")
+    figure.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    figure.add_argument("--before", default="before shrink", help="label of the first record to compare")
+    figure.add_argument("--after", default="after shrink", help="label of the second record to compare")
+    sweep = commands.add_parser("sweep", help="run a grid of configurations through an executor")
+    sweep.add_argument("config", type=Path, help="sweep file: {base: {...}, grid: {key: [values]}}")
+    sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("--workers", type=_positive_int, help="local worker processes (default: CPU count)")
+    sweep.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from .experiment import run_claim_check
+
+    overrides = {"seeds": args.seeds} if args.seeds is not None else None
+    started = time.perf_counter()
+    report, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet)
+    if not args.quiet:
+        print(table)
+        print(f"\nreport: {args.out / 'report.md'} (and report.json, figures/) in {time.perf_counter() - started:.0f} s")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from . import plot
+    from ._history import SpectrumHistory
+    from ._io import atomic_write
+
+    history = SpectrumHistory.load(args.history)
+    labels = set(history.labels)
+    if {args.before, args.after} <= labels:
+        fig = plot.before_after(history, args.before, args.after) if len(history.shape) == 1 else \
+            plot.spectra_2d(history, args.before, args.after)
+    elif history.target_freqs is not None:
+        fig = plot.error_heatmap(history)
+    else:
+        raise ValueError(f"history has no records labelled {args.before!r} and {args.after!r} and no target to plot "
+                         f"a heat map; labels are {sorted(labels - {''})}")
+    atomic_write(args.out, lambda file: fig.savefig(file, format="png", dpi=110))
+    print(f"wrote {args.out}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from .sweep import load_sweep, make_executor, run_sweep
+
+    runs = load_sweep(args.config)
+    executor, close = make_executor(args.workers, args.scheduler)
+    try:
+        run_sweep(runs, args.out, executor=executor, quiet=args.quiet)
+    finally:
+        close()
+    print(f"sweep report: {args.out / 'sweep.md'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spectral`` command; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        {"run": _run, "plot": _plot, "sweep": _sweep}[args.command](args)
+    except UsageError as error:
+        return _fail(str(error))
+    except (ConfigError, ValueError, OSError, ImportError) as error:
+        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except KeyboardInterrupt:
+        print("spectral: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"spectral: error: {message}", file=sys.stderr)
+    return 2
+
+
+def entry_point() -> None:  # pragma: no cover - console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()
