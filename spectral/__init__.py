@@ -2,6 +2,10 @@
 
 Probe the spectrum of the function a network learns, during training and
 around weight shrinking, and test claims about it with controls.
+
+The top level holds the core (grids, spectra, probes, shrinking, the claim
+check); submodules hold the rest: ``signals``, ``models``, ``plot``,
+``ensemble``, ``precision``, ``minima``, ``sweep``, ``callbacks``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,18 @@ from ._nudft import nudft
 from ._probe import SpectrumProbe
 from ._shrink import shrink_
 from ._spectrum import Spectrum, spectrum
+from .experiment import run_claim_check
 
 __version__ = "0.1.0"
 
-__all__ = ["Grid", "Spectrum", "SpectrumHistory", "SpectrumProbe", "nudft", "shrink_", "spectrum", "__version__"]
+__all__ = [
+    "Grid",
+    "Spectrum",
+    "SpectrumHistory",
+    "SpectrumProbe",
+    "__version__",
+    "nudft",
+    "run_claim_check",
+    "shrink_",
+    "spectrum",
+]

@@ -1,0 +1,17 @@
+"""A tiny claim-check configuration that runs in seconds (shared by several test files)."""
+
+TINY = {
+    "seeds": 4,
+    "bootstrap_resamples": 200,
+    "training": {"width": 16, "depth": 2, "overfit_max_steps": 150, "check_every": 50,
+                 "retrain_steps": 40, "curve_points": 2},
+    "signals": {"1d": {"grid": 64, "train_points": 12}, "2d": {"grid": 16, "train_points": 24}},
+    "sweep": {"case": "1d-tanh", "factors": [0.2, 1.0]},
+    "cases": [{"signal": "1d", "activation": "tanh", "bias": True},
+              {"signal": "2d", "activation": "relu", "bias": False}],
+}
+
+
+def tiny(**overrides):
+    """TINY with top-level keys replaced."""
+    return {**TINY, **overrides}

@@ -1,0 +1,133 @@
+"""A catalogue of bad inputs to every public entry point.
+
+Each must raise ``ValueError``/``TypeError`` naming the parameter (or, on the
+command line, exit 2 with one line), and a refused call must change nothing:
+no weights, no history records, no files.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from spectral import Grid, SpectrumHistory, SpectrumProbe, nudft, shrink_, spectrum
+from spectral.cli import main
+from spectral.ensemble import MLPEnsemble
+from spectral.minima import displacement_split, manifold_dimension
+from spectral.models import mlp
+from spectral.precision import lost_update_fraction, ulp
+from spectral.signals import SineSum, default_1d
+
+
+class State:
+    """Objects a refused call could damage, and a way to check they are untouched."""
+
+    def __init__(self, tmp_path):
+        self.net = mlp(1, width=8, depth=2, seed=0)
+        self.weights = [p.detach().clone() for p in self.net.parameters()]
+        self.probe = SpectrumProbe(Grid.uniform(16), target=lambda x: np.sin(2 * np.pi * x[:, 0]))
+        self.probe.update(self.net, 0)
+        self.history_file = tmp_path / "history.npz"
+        self.probe.history.save(self.history_file)
+        self.file_bytes = self.history_file.read_bytes()
+        self.files = sorted(p.name for p in tmp_path.iterdir())
+        self.tmp_path = tmp_path
+
+    def unchanged(self):
+        assert all(torch.equal(p, q) for p, q in zip(self.net.parameters(), self.weights))
+        assert len(self.probe.history) == 1
+        assert self.history_file.read_bytes() == self.file_bytes
+        assert sorted(p.name for p in self.tmp_path.iterdir()) == self.files
+
+
+CASES = {
+    "grid shape 3D": (lambda s: Grid.uniform((2, 2, 2)), ValueError, "shape"),
+    "grid shape zero": (lambda s: Grid.uniform(0), ValueError, "shape"),
+    "grid extent negative": (lambda s: Grid.uniform(8, extent=-1.0), ValueError, "extent"),
+    "grid extent inf": (lambda s: Grid.uniform(8, extent=float("inf")), ValueError, "extent"),
+    "spectrum 3D values": (lambda s: spectrum(np.zeros((2, 2, 2))), ValueError, "values"),
+    "spectrum empty": (lambda s: spectrum(np.array([])), ValueError, "values"),
+    "spectrum complex": (lambda s: spectrum(np.ones(4, dtype=complex)), TypeError, "values"),
+    "spectrum strings": (lambda s: spectrum(["a", "b"]), TypeError, "values"),
+    "spectrum extent zero": (lambda s: spectrum(np.ones(8), extent=0), ValueError, "extent"),
+    "spectrum extent nan": (lambda s: spectrum(np.ones(8), extent=float("nan")), ValueError, "extent"),
+    "spectrum unknown window": (lambda s: spectrum(np.ones(8), window="nope"), ValueError, "window"),
+    "cutoff negative": (lambda s: spectrum(np.ones(8)).high_frequency_fraction(-1), ValueError, "cutoff"),
+    "nudft mismatched y": (lambda s: nudft(np.zeros(4), np.zeros(3), [1]), ValueError, "y"),
+    "nudft fractional freqs": (lambda s: nudft(np.zeros(4), np.zeros(4), [0.5]), ValueError, "freqs"),
+    "nudft 3D points": (lambda s: nudft(np.zeros((4, 3)), np.zeros(4), [[1, 1, 1]]), ValueError, "x"),
+    "nudft complex y": (lambda s: nudft(np.zeros(3), np.zeros(3, dtype=complex), [1]), TypeError, "y"),
+    "probe every zero": (lambda s: SpectrumProbe(Grid.uniform(8), every=0), ValueError, "every"),
+    "probe every float": (lambda s: SpectrumProbe(Grid.uniform(8), every=2.0), TypeError, "every"),
+    "probe grid tuple": (lambda s: SpectrumProbe((8,)), TypeError, "grid"),
+    "probe target wrong shape": (lambda s: SpectrumProbe(Grid.uniform(8), target=np.ones(5)), ValueError, "target"),
+    "probe unknown window": (lambda s: SpectrumProbe(Grid.uniform(8), window="nope"), ValueError, "window"),
+    "probe model width": (lambda s: s.probe.update(mlp(2, width=4, depth=1), 0), ValueError, "model"),
+    "probe short output": (lambda s: s.probe.update(lambda p: np.ones(len(p) - 1), 0), ValueError, "model"),
+    "probe complex output": (lambda s: s.probe.update(lambda p: np.ones(len(p), dtype=complex), 0), TypeError, "model"),
+    "probe not callable": (lambda s: s.probe.update(42, 0), TypeError, "model"),
+    "probe float step": (lambda s: s.probe.update(s.net, 1.5), TypeError, "step"),
+    "probe empty label": (lambda s: s.probe.snapshot(s.net, ""), TypeError, "label"),
+    "history missing file": (lambda s: SpectrumHistory.load(s.tmp_path / "gone.npz"), FileNotFoundError, "gone.npz"),
+    "shrink factor zero": (lambda s: shrink_(s.net, 0.0), ValueError, "factor"),
+    "shrink factor negative": (lambda s: shrink_(s.net, -0.2), ValueError, "factor"),
+    "shrink factor nan": (lambda s: shrink_(s.net, float("nan")), ValueError, "factor"),
+    "shrink factor string": (lambda s: shrink_(s.net, "0.2"), TypeError, "factor"),
+    "shrink perturb negative": (lambda s: shrink_(s.net, 0.2, perturb=-1.0), ValueError, "perturb"),
+    "shrink not a module": (lambda s: shrink_([1.0], 0.5), TypeError, "model"),
+    "mlp activation": (lambda s: mlp(1, activation="swish"), ValueError, "activation"),
+    "mlp width": (lambda s: mlp(1, width=0), ValueError, "width"),
+    "signal fractional frequency": (lambda s: SineSum([1.5], [1.0]), ValueError, "integers"),
+    "signal sample n": (lambda s: default_1d().sample(0), ValueError, "n"),
+    "signal noise": (lambda s: default_1d().sample(4, noise=-1.0), ValueError, "noise"),
+    "ensemble members": (lambda s: MLPEnsemble(1, members=0), ValueError, "members"),
+    "ensemble input width": (lambda s: MLPEnsemble(1, members=2, width=4, depth=1)(torch.zeros(3, 2)), ValueError, "x"),
+    "ensemble factors": (lambda s: MLPEnsemble(1, members=2, width=4, depth=1).scale_output_([1.0]), ValueError, "factors"),
+    "ulp integer": (lambda s: ulp(torch.tensor([1, 2])), TypeError, "x must"),
+    "lost update dtype": (lambda s: lost_update_fraction(torch.ones(3), torch.ones(3), torch.int32), ValueError, "dtype"),
+    "lost update shapes": (lambda s: lost_update_fraction(torch.ones(3), torch.ones(4), "float16"), ValueError, "updates"),
+    "manifold rtol": (lambda s: manifold_dimension(s.net, torch.rand(4, 1), rtol=-1.0), ValueError, "rtol"),
+    "displacement length": (lambda s: displacement_split(torch.ones(1, 3), torch.ones(4)), ValueError, "displacement"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_refused_and_nothing_changed(name, tmp_path):
+    call, error, parameter = CASES[name]
+    state = State(tmp_path)
+    with pytest.raises(error, match=parameter):
+        call(state)
+    state.unchanged()
+
+
+def test_corrupt_history_file_is_refused_and_kept(tmp_path):
+    state = State(tmp_path)
+    state.history_file.write_bytes(state.file_bytes[:100])
+    with pytest.raises(ValueError, match="path"):
+        SpectrumHistory.load(state.history_file)
+    assert state.history_file.read_bytes() == state.file_bytes[:100]
+
+
+CLI_CASES = [
+    ["run", "--seeds", "0"],
+    ["run", "--seeds", "-3"],
+    ["run", "--seeds", "eight"],
+    ["run", "--config", "missing.toml"],
+    ["run", "--unknown"],
+    ["plot", "missing.npz", "--out", "f.png"],
+    ["plot", "history.npz"],
+    ["explode"],
+]
+
+
+@pytest.mark.parametrize("argv", CLI_CASES, ids=" ".join)
+def test_cli_refuses_with_one_line(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = State(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spectral: error:")
+    state.unchanged()
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) + len(CLI_CASES) >= 30
