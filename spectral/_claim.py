@@ -102,11 +102,11 @@ class Trainer:
             return (self.ensemble(self.x) - self.y).pow(2).mean(dim=1).double().cpu().numpy()
 
 
-def _repeat(tensor: torch.Tensor, times: int) -> torch.Tensor:
+def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
     return tensor.repeat(times, *([1] * (tensor.ndim - 1)))
 
 
-def _concatenate(parts: list[MLPEnsemble]) -> MLPEnsemble:
+def concatenate(parts: list[MLPEnsemble]) -> MLPEnsemble:
     return MLPEnsemble.from_models([part.member(i) for part in parts for i in range(part.members)])
 
 
@@ -182,8 +182,8 @@ def _retrain(case: Case, overfit: MLPEnsemble, phase1_steps: int, progress: Call
     sweep_factors = config["sweep"]["factors"] if config["sweep"]["case"] == case_id(case.case) else []
     parts = [starts[arm] for arm in ARMS] + [shrink_(copy.deepcopy(overfit), f) for f in sweep_factors]
     groups = list(ARMS) + [f"sweep:{f:g}" for f in sweep_factors]
-    everything = _concatenate(parts)
-    trainer = Trainer(everything, _repeat(case.x, len(parts)), _repeat(case.y, len(parts)), training["learning_rate"][case.case["activation"]])
+    everything = concatenate(parts)
+    trainer = Trainer(everything, repeat_members(case.x, len(parts)), repeat_members(case.y, len(parts)), training["learning_rate"][case.case["activation"]])
     checkpoints = sorted({round(i * training["retrain_steps"] / training["curve_points"])
                           for i in range(training["curve_points"] + 1)})
     curves: dict[str, list] = {"test_mse": [], "hf_fraction": [], "train_mse": []}

@@ -41,6 +41,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         for signal in ("1d", "2d")
         for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False))
     ],
+    # Weights stored in low precision: "float32", "bfloat16" and "float16" store the weights in that dtype (no
+    # master copy); "bfloat16+master" computes in bfloat16 on a float32 master copy. The default lists them all.
+    "precision": {"enabled": True, "case": "1d-tanh", "schemes": ["float32", "bfloat16", "float16", "bfloat16+master"],
+                  "window_steps": 20, "continue_steps": 200},
 }
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sine")
@@ -53,6 +57,16 @@ class ConfigError(ValueError):
 def case_id(case: dict[str, Any]) -> str:
     """``"1d-relu"``, ``"2d-relu-nobias"``: a case's name in files and reports."""
     return f"{case['signal']}-{case['activation']}" + ("" if case["bias"] else "-nobias")
+
+
+def parse_case_id(name: str) -> dict[str, Any]:
+    """The case a name like ``"1d-tanh"`` or ``"2d-relu-nobias"`` stands for; ``ConfigError`` if none."""
+    parts = name.split("-") if isinstance(name, str) else []
+    bias = parts[-1:] != ["nobias"]
+    parts = parts if bias else parts[:-1]
+    if len(parts) != 2 or parts[0] not in ("1d", "2d") or parts[1] not in ACTIVATIONS:
+        raise ConfigError(f"{name!r} is not a case name like '1d-tanh' or '2d-relu-nobias'")
+    return {"signal": parts[0], "activation": parts[1], "bias": bias}
 
 
 def _merge(default: Any, override: Any, key: str) -> Any:
@@ -144,6 +158,17 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"config key 'window': {error}") from None
     _check_cases(config)
+    precision = config["precision"]
+    for path in ("precision.window_steps", "precision.continue_steps"):
+        _check_positive(config, path, integer=True)
+    known, schemes = DEFAULT_CONFIG["precision"]["schemes"], precision["schemes"]
+    _require(isinstance(schemes, list) and all(s in known for s in schemes) and len(set(schemes)) == len(schemes)
+             and "float32" in schemes, "precision.schemes", f'a list of distinct schemes from {known} with "float32"',
+             schemes)
+    try:
+        parse_case_id(precision["case"])
+    except ConfigError as error:
+        raise ConfigError(f"config key 'precision.case': {error}") from None
     return config
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import plot
 from ._claim import ARMS, VERDICTS
+from ._format import mean_sd, number
 from ._history import SpectrumHistory
 from ._io import read_json, write_json
 
@@ -41,23 +42,8 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
-def _number(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}g}"
-
-
-def _mean_sd(values: list[Any]) -> str:
-    array = np.array([np.nan if v is None else v for v in values], dtype=float)
-    finite = array[np.isfinite(array)]
-    if not finite.size:
-        return "n/a"
-    text = f"{finite.mean():.3g} ± {finite.std(ddof=1) if finite.size > 1 else 0:.2g}"
-    return text + (f" ({array.size - finite.size} non-finite)" if finite.size < array.size else "")
-
-
 def _verdict_cell(verdict: dict[str, Any]) -> str:
-    return f"{'yes' if verdict['holds'] else 'no'} ({_number(verdict['relative_effect'], 2)})"
+    return f"{'yes' if verdict['holds'] else 'no'} ({number(verdict['relative_effect'], 2)})"
 
 
 def verdict_table(cases: list[dict[str, Any]]) -> str:
@@ -74,10 +60,10 @@ def _verdict_details(case: dict[str, Any]) -> list[str]:
     lines = ["| verdict | metric: claim vs reference | holds | effect | 95% CI | p (Wilcoxon, less) | relative effect | n |",
              "|---|---|---|---|---|---|---|---|"]
     for name, v in case["verdicts"].items():
-        ci = f"[{_number(v['ci'][0])}, {_number(v['ci'][1])}]"
+        ci = f"[{number(v['ci'][0])}, {number(v['ci'][1])}]"
         count = f"{v['n']} ({v['dropped']} non-finite dropped)" if v["dropped"] else str(v["n"])
         lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {'yes' if v['holds'] else 'no'} | "
-                     f"{_number(v['effect'])} | {ci} | {_number(v['p_value'])} | {_number(v['relative_effect'])} | "
+                     f"{number(v['effect'])} | {ci} | {number(v['p_value'])} | {number(v['relative_effect'])} | "
                      f"{count} |")
     return lines
 
@@ -90,20 +76,20 @@ def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
              f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
              f"{' (constant input feature: positively homogeneous, the negative control)' if 'negative_control' in case else ''}; "
              f"{len(case['seeds'])} seeds. Phase 1 trained {overfit['steps']} steps: {reached}/{len(case['seeds'])} seeds "
-             f"reached training MSE < {_number(overfit['threshold'])} (mean training MSE = {ratio:.2f} x noise variance). "
-             f"High-frequency fraction: power above {_number(case['cutoff'])} cycles (the signal's highest is "
-             f"{_number(case['signal_max_frequency'])}) over non-DC power.", "",
+             f"reached training MSE < {number(overfit['threshold'])} (mean training MSE = {ratio:.2f} x noise variance). "
+             f"High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
+             f"{number(case['signal_max_frequency'])}) over non-DC power.", "",
              "| arm | test MSE (mean ± sd) | high-frequency fraction | training MSE |", "|---|---|---|---|"]
     metrics = case["metrics"]
     for arm in ("overfit", "shrunk") + ARMS:
-        lines.append(f"| {arm} | {_mean_sd(metrics['test_mse'][arm])} | {_mean_sd(metrics['hf_fraction'][arm])} | "
-                     f"{_mean_sd(metrics['train_mse'][arm])} |")
+        lines.append(f"| {arm} | {mean_sd(metrics['test_mse'][arm])} | {mean_sd(metrics['hf_fraction'][arm])} | "
+                     f"{mean_sd(metrics['train_mse'][arm])} |")
     transient = case["transient"]
     explanation = {"lasting": "holds at the end of retraining",
                    "transient": f"holds only at steps {transient['holds_at_steps']} and fades by the end: early stopping, not a lasting gain",
                    "none": "holds at no checkpoint of retraining"}[transient["kind"]]
     lines += ["", f"Slingshot vs control along retraining: {explanation}. Output-scale arm: last layer scaled by "
-                  f"{_mean_sd(case['output_scale_factors'])} (the whole net's output RMS ratio after the shrink).", ""]
+                  f"{mean_sd(case['output_scale_factors'])} (the whole net's output RMS ratio after the shrink).", ""]
     if "negative_control" in case:
         control = case["negative_control"]
         lines += [f"Negative control: the high-frequency fraction changed by at most "
@@ -120,8 +106,8 @@ def _sweep_section(case: dict[str, Any], figure: str) -> list[str]:
              "| factor | HF fraction right after shrink | HF fraction after retraining | test MSE after retraining |",
              "|---|---|---|---|"]
     for i, factor in enumerate(sweep["factors"]):
-        lines.append(f"| {factor:g} | {_mean_sd(sweep['hf_fraction_shrunk'][i])} | {_mean_sd(sweep['hf_fraction'][i])} | "
-                     f"{_mean_sd(sweep['test_mse'][i])} |")
+        lines.append(f"| {factor:g} | {mean_sd(sweep['hf_fraction_shrunk'][i])} | {mean_sd(sweep['hf_fraction'][i])} | "
+                     f"{mean_sd(sweep['test_mse'][i])} |")
     return lines + ["", f"![sweep]({figure})", ""]
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spectral._config import DEFAULT_CONFIG, ConfigError, case_id, load_config
+from spectral._config import DEFAULT_CONFIG, ConfigError, case_id, load_config, parse_case_id
 
 
 def test_default_is_valid_and_has_required_cases():
@@ -71,3 +71,14 @@ def test_missing_and_malformed_files(tmp_path):
     top.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="table"):
         load_config(top)
+
+
+@pytest.mark.parametrize("name", ["1d-tanh", "2d-relu-nobias", "1d-sine", "2d-gelu"])
+def test_case_names_round_trip(name):
+    assert case_id(parse_case_id(name)) == name
+
+
+@pytest.mark.parametrize("name", ["3d-tanh", "1d", "1d-swish", "1d-relu-bias", "", 5])
+def test_bad_case_names(name):
+    with pytest.raises(ConfigError, match="case name"):
+        parse_case_id(name)
