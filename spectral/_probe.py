@@ -36,7 +36,9 @@ class SpectrumProbe:
     target : callable or array_like, optional
         The function being learned, as a callable on ``(N, d)`` points or its
         values on the grid (shape ``grid.shape`` or ``(N,)``). Enables the
-        per-frequency relative error :meth:`SpectrumHistory.relative_error`.
+        per-frequency relative error :meth:`SpectrumHistory.relative_error`
+        at the frequencies where the target has power (read without the
+        window, so one line is not smeared over its neighbours).
     window : str or tuple, optional
         Window applied before the transform (see :func:`spectrum`).
     batch_size : int, default 16384
@@ -92,10 +94,13 @@ class SpectrumProbe:
                 raise ValueError(f"target must have shape {self.grid.shape} to match the grid, got {tuple(values.shape)}")
         if not torch.isfinite(values).all():
             raise ValueError("target has NaN or inf values")
-        coefficients = self._transform(values.reshape(self.grid.shape))[0].cpu().numpy()
-        amplitude = np.abs(coefficients)
+        values = values.reshape(self.grid.shape)
+        # Where the target has power is read without the window, which would smear each line over
+        # neighbouring bins; the errors then compare windowed coefficients of model and target there.
+        amplitude = fourier(values, self.grid.ndim, None)[0].abs().cpu().numpy()
         if amplitude.max() == 0:
             raise ValueError("target has no power: it is zero on the grid")
+        coefficients = self._transform(values)[0].cpu().numpy()
         self._target_mask = amplitude > TARGET_POWER_THRESHOLD * amplitude.max()
         self._target_coefficients = coefficients[self._target_mask]
         axes = frequency_axes(self.grid.shape, self.grid.extent)

@@ -201,3 +201,11 @@ def test_wrapped_mlp_with_constant_feature_is_accepted():
     probe = SpectrumProbe(Grid.uniform(16))
     probe.update(Wrapper(), 0)
     assert probe.history.finite[0]
+
+
+def test_target_frequencies_are_not_smeared_by_the_window():
+    target = lambda x: np.sin(2 * np.pi * 3 * x[:, 0]) + 0.5 * np.sin(2 * np.pi * 7 * x[:, 0])
+    probe = SpectrumProbe(Grid.uniform(64), target=target, window="hann")
+    np.testing.assert_allclose(probe.history.target_freqs, [3, 7])
+    probe.snapshot(target, "exact")
+    np.testing.assert_allclose(probe.history.relative_error()[0], 0, atol=1e-12)
