@@ -1,8 +1,11 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from spectral import Grid, nudft, spectrum
+from spectral import Grid, _nudft, nudft, spectrum
+from spectral._nudft import blocks
 
 
 def test_equals_fft_on_uniform_grid_1d():
@@ -72,3 +75,88 @@ def test_bad_input(x, y, k, match):
 def test_complex_values_refused():
     with pytest.raises(TypeError, match="y"):
         nudft(np.zeros(3), np.zeros(3, dtype=complex), [1])
+
+
+def _direct(x, y, k):
+    """The unchunked sum, written out."""
+    x = np.atleast_2d(np.asarray(x).T).T
+    k = np.atleast_2d(np.asarray(k).T).T
+    return (y[:, None] * np.exp(-2j * np.pi * (x @ k.T))).mean(axis=0)
+
+
+def test_blocks_bound_memory_whatever_m_times_k():
+    assert blocks(10**7, 10**6, 1 << 16) == (1, 1 << 16)  # frequencies split too: one block is 2**16 terms
+    assert blocks(10**7, 256, 1 << 16) == (256, 256)
+    assert blocks(5, 3, 1 << 16) == (5, 3)
+    for rows, frequencies, chunk in [(1000, 7, 10), (3, 1000, 50), (17, 17, 1)]:
+        block_rows, columns = blocks(rows, frequencies, chunk)
+        assert 1 <= block_rows * columns <= chunk
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 5, 64, 10**6])
+def test_exact_chunked_over_rows_and_frequencies_equals_direct_sum(chunk_elements):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(300, 2))
+    y = rng.normal(size=300)
+    k = rng.integers(-20, 20, size=(37, 2))
+    rows, columns = blocks(300, 37, chunk_elements)
+    assert chunk_elements >= 10**6 or -(-300 // rows) * -(-37 // columns) > 1  # more than one block
+    got = nudft(x, y, k, chunk_elements=chunk_elements, backend="exact")
+    np.testing.assert_allclose(got, _direct(x, y, k), atol=1e-12)
+
+
+def test_auto_is_exact_for_small_sums_and_bad_backend():
+    x = np.random.default_rng(4).uniform(size=50)
+    y = np.cos(2 * np.pi * 3 * x)
+    np.testing.assert_array_equal(nudft(x, y, [1, 3]), nudft(x, y, [1, 3], backend="exact"))
+    for backend in ("fft", None, "EXACT"):
+        with pytest.raises(ValueError, match="backend"):
+            nudft(x, y, [1], backend=backend)
+
+
+def test_finufft_missing_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "finufft", None)  # import finufft now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "spectral-probes\[finufft\]"'):
+        nudft(np.zeros(3), np.zeros(3), [1], backend="finufft")
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_finufft_equals_exact(ndim):
+    pytest.importorskip("finufft")
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(4000, ndim)) if ndim == 2 else rng.uniform(size=4000)
+    y = rng.normal(size=4000)
+    k = rng.integers(-40, 41, size=(60, 2)) if ndim == 2 else np.arange(-40, 90)
+    exact = nudft(x, y, k, backend="exact")
+    np.testing.assert_allclose(nudft(x, y, k, backend="finufft"), exact, atol=1e-10)
+    shifted = nudft(x - 3.0, y, k, backend="finufft")  # positions outside [0, 1): only k.x mod 1 matters
+    np.testing.assert_allclose(shifted, exact, atol=1e-10)
+
+
+def test_finufft_torch_in_torch_out_and_auto_picks_it_for_large_sums(monkeypatch):
+    pytest.importorskip("finufft")
+    x = torch.rand(2000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.sin(2 * torch.pi * 7 * x)
+    c = nudft(x, y, torch.arange(10), backend="finufft")
+    assert isinstance(c, torch.Tensor) and c.dtype == torch.complex128
+    np.testing.assert_allclose(c.numpy(), nudft(x, y, torch.arange(10), backend="exact").numpy(), atol=1e-10)
+    monkeypatch.setattr(_nudft, "AUTO_FINUFFT_TERMS", 100)
+    calls = []
+    monkeypatch.setattr(_nudft, "_finufft", lambda *args: calls.append(1) or _nudft._exact(*args, 1 << 16))
+    nudft(x, y, torch.arange(10))
+    assert calls == [1]
+    nudft(x, y, [10**6])  # the mode grid would be too large: auto stays exact
+    assert calls == [1]
+
+
+def test_finufft_refuses_a_huge_mode_grid():
+    pytest.importorskip("finufft")
+    with pytest.raises(ValueError, match="freqs"):
+        nudft(np.array([0.1, 0.2]), np.ones(2), [10**7], backend="finufft")
+
+
+def test_bad_chunk_elements():
+    with pytest.raises(ValueError, match="chunk_elements"):
+        nudft(np.zeros(3), np.zeros(3), [1], chunk_elements=0)
+    with pytest.raises(TypeError, match="chunk_elements"):
+        nudft(np.zeros(3), np.zeros(3), [1], chunk_elements=2.5)

@@ -1,0 +1,161 @@
+"""BatchSpectrumProbe: the spectrum of the fit and the residual at the training inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._nudft import _as_frequencies, _as_points, _as_samples, fourier_sums
+from ._probe import _check_step
+from ._validation import positive_int
+
+
+class BatchSpectrumHistory:
+    """Amplitudes of the fit and the residual at the training inputs, one row per record.
+
+    Built by :class:`BatchSpectrumProbe`.
+
+    Attributes
+    ----------
+    freqs : ndarray of int64
+        The probed frequencies, ``(K,)`` in 1D or ``(K, 2)`` wavevectors in 2D.
+    """
+
+    def __init__(self, freqs: np.ndarray) -> None:
+        self.freqs = freqs
+        self._rows: dict[str, list] = {"steps": [], "fit_amplitude": [], "residual_amplitude": [], "finite": []}
+
+    def append(self, step: int, fit: np.ndarray, residual: np.ndarray, finite: bool) -> None:
+        """Add one record (used by the probe)."""
+        for key, value in (("steps", int(step)), ("fit_amplitude", fit), ("residual_amplitude", residual),
+                           ("finite", bool(finite))):
+            self._rows[key].append(value)
+
+    def __len__(self) -> int:
+        return len(self._rows["steps"])
+
+    def _array(self, key: str, dtype: Any, row_shape: tuple[int, ...] = ()) -> np.ndarray:
+        rows = self._rows[key]
+        return np.array(rows, dtype=dtype) if rows else np.empty((0,) + row_shape, dtype)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """``(R,)`` int64 training steps of the records."""
+        return self._array("steps", np.int64)
+
+    @property
+    def fit_amplitude(self) -> np.ndarray:
+        """``(R, K)`` amplitudes of the model's outputs (NaN rows where they were not finite)."""
+        return self._array("fit_amplitude", np.float64, (len(self.freqs),))
+
+    @property
+    def residual_amplitude(self) -> np.ndarray:
+        """``(R, K)`` amplitudes of ``outputs - targets`` (NaN rows where the outputs were not finite)."""
+        return self._array("residual_amplitude", np.float64, (len(self.freqs),))
+
+    @property
+    def finite(self) -> np.ndarray:
+        """``(R,)`` bool: False where the outputs held NaN or inf."""
+        return self._array("finite", bool)
+
+
+class BatchSpectrumProbe:
+    """Records the spectrum of the fit and of the residual from the outputs a training step computed.
+
+    No forward pass of its own: :meth:`update` takes the training inputs, the
+    outputs the step already produced and the targets, and sums the
+    non-uniform Fourier transform (:func:`spectral.nudft`) of the outputs
+    and of the residual ``outputs - targets`` at the training inputs.
+
+    Parameters
+    ----------
+    freqs : array_like of int, shape (K,) or (K, 2)
+        Integer frequencies (wavevectors in 2D) on the unit domain ``[0, 1)^d``.
+    every : int, default 1
+        :meth:`update` records when ``step % every == 0``.
+
+    Notes
+    -----
+    Amplitudes are ``2 |c_k|`` (``|c_k|`` at ``k = 0``), with ``c_k`` the
+    coefficient of :func:`spectral.nudft`: a sinusoid sampled densely and
+    evenly reads its amplitude. With few or clustered training inputs the
+    frequencies leak into each other, as any spectrum of scattered samples
+    does; the probe reports what the training batch shows.
+
+    Outputs may require grad: they are detached, never backpropagated
+    through. Outputs holding NaN or inf are recorded as NaN rows with
+    ``history.finite`` False; the probe never raises for them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral import BatchSpectrumProbe
+    >>> from spectral.models import mlp
+    >>> net = mlp(1, width=16, depth=2, seed=0)
+    >>> x = torch.rand(64, 1, generator=torch.Generator().manual_seed(0))
+    >>> y = torch.sin(2 * torch.pi * 3 * x[:, 0])
+    >>> probe = BatchSpectrumProbe(range(8), every=5)
+    >>> optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    >>> for step in range(10):
+    ...     outputs = net(x)[:, 0]
+    ...     loss = (outputs - y).pow(2).mean()
+    ...     optimizer.zero_grad()
+    ...     loss.backward()
+    ...     optimizer.step()
+    ...     _ = probe.update(x, outputs, y, step)  # True when it recorded
+    >>> probe.history.steps
+    array([0, 5])
+    >>> probe.history.residual_amplitude.shape
+    (2, 8)
+    """
+
+    def __init__(self, freqs: Any, *, every: int = 1) -> None:
+        shape = np.shape(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
+        self.ndim = 2 if len(shape) == 2 and shape[1] != 1 else 1
+        self._freqs = _as_frequencies(freqs, self.ndim, torch.device("cpu"))
+        self.every = positive_int(every, "every")
+        self._weights = np.where((self._freqs == 0).all(dim=1).numpy(), 1.0, 2.0)
+        integers = self._freqs.numpy().astype(np.int64)
+        self.history = BatchSpectrumHistory(integers[:, 0] if self.ndim == 1 else integers)
+
+    def update(self, x: Any, outputs: Any, targets: Any, step: int) -> bool:
+        """Record the spectra if ``step % every == 0``; return whether it did.
+
+        Parameters
+        ----------
+        x : array_like or torch.Tensor, shape (M, d) or (M,) in 1D
+            The training inputs, in ``[0, 1)^d``.
+        outputs : array_like or torch.Tensor, shape (M,) or (M, 1)
+            The model's outputs at ``x``, as the training step computed them.
+        targets : array_like or torch.Tensor, shape (M,) or (M, 1)
+            The training targets at ``x``.
+        step : int
+            The training step.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the parameter: shapes that disagree with each other or
+            with ``freqs``, complex or empty values, non-finite targets.
+        """
+        step = _check_step(step)
+        if step % self.every:
+            return False
+        points = _as_points(x)
+        if points.shape[1] != self.ndim:
+            raise ValueError(f"x must have {self.ndim} column(s) to match freqs, got shape {tuple(points.shape)}")
+        fit = _as_samples(outputs, points.shape[0], "outputs")
+        target = _as_samples(targets, points.shape[0], "targets").to(fit.device)
+        if not torch.isfinite(target).all():
+            raise ValueError("targets has NaN or inf values")
+        if not torch.isfinite(fit).all():
+            nan = np.full(len(self._weights), np.nan)
+            self.history.append(step, nan, nan.copy(), False)
+            return True
+        fit = fit.to(torch.float64)
+        values = torch.stack([fit, fit - target.to(torch.float64)], dim=1)
+        amplitude = self._weights * fourier_sums(points, values, self._freqs).abs().cpu().numpy()
+        self.history.append(step, amplitude[0], amplitude[1], True)
+        return True

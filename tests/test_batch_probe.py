@@ -1,0 +1,144 @@
+"""Tests of BatchSpectrumProbe: spectra of the fit and residual from outputs the training step computed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spectral import Grid, nudft, spectrum
+from spectral._batch_probe import BatchSpectrumProbe
+from spectral.models import mlp
+
+
+class Sinusoid(torch.nn.Module):
+    """A model whose output is ``a*sin(2*pi*k.x + phi)`` plus a trainable offset, counting its forward calls."""
+
+    def __init__(self, k: tuple[int, ...], amplitude: float, phase: float) -> None:
+        super().__init__()
+        self.register_buffer("k", torch.tensor(k, dtype=torch.float64))
+        self.amplitude, self.phase = amplitude, phase
+        self.offset = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.amplitude * torch.sin(2 * torch.pi * x @ self.k + self.phase) + self.offset
+
+
+def test_1d_amplitudes_match_spectrum_on_uniform_grid():
+    n = 64
+    x = torch.as_tensor(Grid.uniform(n).points)
+    model = Sinusoid((5,), 1.5, 0.3)
+    outputs = model(x)  # requires grad: the probe detaches
+    targets = 0.5 * torch.cos(2 * torch.pi * 3 * x[:, 0])
+    probe = BatchSpectrumProbe(np.arange(n // 2))
+    assert probe.update(x, outputs, targets, 0)
+    history = probe.history
+    np.testing.assert_allclose(history.fit_amplitude[0], spectrum(outputs.detach()).amplitude[: n // 2], atol=1e-12)
+    residual = (outputs - targets).detach()
+    np.testing.assert_allclose(history.residual_amplitude[0], spectrum(residual).amplitude[: n // 2], atol=1e-12)
+    assert history.fit_amplitude[0, 5] == pytest.approx(1.5)
+    assert history.residual_amplitude[0, 3] == pytest.approx(0.5)
+    assert outputs.grad_fn is not None and history.finite.tolist() == [True]
+    np.testing.assert_array_equal(history.freqs, np.arange(n // 2))
+
+
+def test_2d_amplitudes_match_spectrum_and_nudft():
+    grid = Grid.uniform((16, 16))
+    x = torch.as_tensor(grid.points)
+    model = Sinusoid((2, -3), 0.8, 1.1)
+    outputs = model(x)[:, None]
+    targets = torch.zeros(len(x))
+    freqs = np.array([[0, 0], [2, -3], [-2, 3], [1, 1], [2, 3]])
+    probe = BatchSpectrumProbe(freqs)
+    probe.update(x, outputs, targets, 0)
+    amplitude = spectrum(outputs.detach().reshape(grid.shape)).amplitude
+    np.testing.assert_allclose(probe.history.fit_amplitude[0], amplitude[freqs[:, 0], freqs[:, 1]], atol=1e-12)
+    np.testing.assert_allclose(probe.history.residual_amplitude[0], probe.history.fit_amplitude[0], atol=1e-14)
+    scattered = np.random.default_rng(0).uniform(size=(200, 2))
+    values = np.sin(scattered @ [3.0, 1.0])
+    probe.update(scattered, values, values * 0, 1)
+    expected = 2 * np.abs(nudft(scattered, values, freqs))
+    expected[0] /= 2
+    np.testing.assert_allclose(probe.history.fit_amplitude[1], expected, rtol=1e-12)
+
+
+def test_no_extra_forward_pass_and_every():
+    model = Sinusoid((3,), 1.0, 0.0)
+    x = torch.rand(48, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.sin(2 * torch.pi * 2 * x[:, 0])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = BatchSpectrumProbe([0, 1, 2, 3], every=3)
+    recorded = []
+    for step in range(10):
+        outputs = model(x)
+        loss = (outputs - y).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        recorded.append(probe.update(x, outputs, y, step))
+    assert model.calls == 10  # one forward per training step: the probe ran none
+    assert recorded == [step % 3 == 0 for step in range(10)]
+    np.testing.assert_array_equal(probe.history.steps, [0, 3, 6, 9])
+    assert probe.history.fit_amplitude.shape == (4, 4) and probe.history.residual_amplitude.shape == (4, 4)
+
+
+def test_mlp_outputs_and_minibatches():
+    net = mlp(1, width=8, depth=1, seed=0)
+    probe = BatchSpectrumProbe(range(4))
+    for step in range(3):
+        x = torch.rand(32, 1, generator=torch.Generator().manual_seed(step))
+        outputs = net(x)
+        probe.update(x, outputs, torch.zeros(32), step)
+        expected = 2 * np.abs(nudft(x.numpy(), outputs.detach().numpy(), np.arange(4)))
+        expected[0] /= 2
+        np.testing.assert_allclose(probe.history.fit_amplitude[step], expected, rtol=1e-10)
+
+
+def test_non_finite_outputs_are_flagged_not_raised():
+    probe = BatchSpectrumProbe([0, 1])
+    x = np.linspace(0, 1, 8, endpoint=False)
+    outputs = np.ones(8)
+    outputs[3] = np.nan
+    assert probe.update(x, outputs, np.zeros(8), 0)
+    assert probe.history.finite.tolist() == [False]
+    assert np.isnan(probe.history.fit_amplitude).all() and np.isnan(probe.history.residual_amplitude).all()
+
+
+def test_empty_history_shapes():
+    history = BatchSpectrumProbe([[0, 1], [1, 0], [2, 2]]).history
+    assert history.steps.shape == (0,) and history.finite.shape == (0,)
+    assert history.fit_amplitude.shape == (0, 3) and history.freqs.shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "x, outputs, targets, match",
+    [
+        (np.zeros((8, 2)), np.zeros(8), np.zeros(8), "x"),
+        (np.zeros((8, 3)), np.zeros(8), np.zeros(8), "x"),
+        (np.zeros(8), np.zeros(7), np.zeros(8), "outputs"),
+        (np.zeros(8), np.zeros((8, 2)), np.zeros(8), "outputs"),
+        (np.zeros(8), np.zeros(8), np.zeros(9), "targets"),
+        (np.zeros(8), np.zeros(8), np.full(8, np.nan), "targets"),
+        (np.zeros(0), np.zeros(0), np.zeros(0), "x"),
+    ],
+)
+def test_bad_shapes_name_the_parameter(x, outputs, targets, match):
+    with pytest.raises(ValueError, match=match):
+        BatchSpectrumProbe([1, 2]).update(x, outputs, targets, 0)
+
+
+@pytest.mark.parametrize("freqs", [[0.5], [], [[1, 2, 3]], np.zeros((2, 2, 2))])
+def test_bad_freqs(freqs):
+    with pytest.raises(ValueError, match="freqs"):
+        BatchSpectrumProbe(freqs)
+
+
+def test_bad_every_and_step():
+    with pytest.raises(ValueError, match="every"):
+        BatchSpectrumProbe([1], every=0)
+    with pytest.raises(TypeError, match="step"):
+        BatchSpectrumProbe([1]).update(np.zeros(4), np.zeros(4), np.zeros(4), 1.0)
+    with pytest.raises(TypeError, match="outputs"):
+        BatchSpectrumProbe([1]).update(np.zeros(4), np.zeros(4, dtype=complex), np.zeros(4), 0)

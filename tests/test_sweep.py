@@ -1,0 +1,217 @@
+"""Tests of spectral.sweep: a grid of claim-check runs through executors, resumable, one file per run."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+
+from spectral import sweep
+from spectral._config import ConfigError
+from spectral._io import read_json
+from spectral.sweep import expand_sweep, load_sweep, make_executor, run_sweep
+
+BASE = {
+    "cases": [{"signal": "1d", "activation": "tanh", "bias": True}],
+    "seeds": 2,
+    "bootstrap_resamples": 100,
+    "sweep": {"case": ""},
+    "precision": {"enabled": False},
+    "training": {"width": 8, "depth": 1, "overfit_max_steps": 20, "check_every": 10, "retrain_steps": 10,
+                 "curve_points": 2},
+}
+SPEC = {"base": BASE, "grid": {"shrink_factor": [0.2, 0.5]}}
+
+
+def _write(tmp_path, data, name="sweep.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _outputs(out):
+    """Everything a sweep wrote that must not depend on the executor: the report and every run file."""
+    runs = {path.name: read_json(path) for path in sorted((out / "runs").glob("*.json"))}
+    return read_json(out / "sweep.json"), runs, (out / "sweep.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The tiny sweep run on a thread pool: the reference every other run must equal."""
+    out = tmp_path_factory.mktemp("local")
+    path = _write(out, SPEC)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        report = run_sweep(path, out / "result", executor=pool, quiet=True)
+    return report, out / "result"
+
+
+def test_runs_are_named_and_written(local_run):
+    report, out = local_run
+    assert report["varying"] == ["shrink_factor"]
+    assert [run["grid"] for run in report["runs"]] == [{"shrink_factor": 0.2}, {"shrink_factor": 0.5}]
+    for run in report["runs"]:
+        assert run["id"].startswith(f"shrink_factor={run['grid']['shrink_factor']}-")
+        record = read_json(out / "runs" / f"{run['id']}.json")
+        assert record["digest"] == run["digest"] and record["config"]["shrink_factor"] == run["grid"]["shrink_factor"]
+        assert [case["id"] for case in record["cases"]] == ["1d-tanh"]
+        assert (out / "runs" / run["id"] / "cases" / "1d-tanh.json").is_file()
+        assert set(run["cases"][0]["verdicts"]) >= set(sweep.MAIN_VERDICTS)
+    assert read_json(out / "sweep.json") == report
+    table = (out / "sweep.md").read_text()
+    assert "| run | grid values | case | shrink cuts HF | beats control |" in table
+    assert table.count("| 1d-tanh |") == 2
+
+
+def test_dask_cluster_equals_local_run(local_run, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            run_sweep(load_sweep(_write(tmp_path, SPEC)), tmp_path / "dask", executor=client.get_executor(),
+                      quiet=True)
+    assert _outputs(tmp_path / "dask") == _outputs(local_run[1])
+
+
+def test_default_process_pool_equals_local_run(local_run, tmp_path):
+    run_sweep(expand_sweep(SPEC), tmp_path, quiet=True)
+    assert _outputs(tmp_path) == _outputs(local_run[1])
+
+
+def test_rerun_skips_finished_runs_and_resumes_a_missing_one(local_run, tmp_path, monkeypatch):
+    out = tmp_path / "copy"
+    shutil.copytree(local_run[1], out)
+    computed = []
+
+    def refuse(config, directory, *args):
+        computed.append(directory.name)
+        raise AssertionError("a finished run was computed again")
+
+    monkeypatch.setattr(sweep, "run_cases", refuse)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        assert run_sweep(expand_sweep(SPEC), out, executor=pool, quiet=True) == local_run[0]
+    assert computed == []
+
+    monkeypatch.undo()
+    runs = expand_sweep(SPEC)
+    missing = runs[1][0]
+    (out / "runs" / f"{missing}.json").unlink()
+    shutil.rmtree(out / "runs" / missing)
+    original = sweep.run_cases
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: computed.append(directory.name) or
+                        original(config, directory, *a))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        run_sweep(runs, out, executor=pool, quiet=True)
+    assert computed == [missing]
+    assert _outputs(out) == _outputs(local_run[1])
+
+
+def test_stale_digest_is_recomputed(local_run, tmp_path, monkeypatch):
+    shutil.copytree(local_run[1], tmp_path, dirs_exist_ok=True)
+    run = expand_sweep(SPEC)[0][0]
+    record = read_json(tmp_path / "runs" / f"{run}.json")
+    (tmp_path / "runs" / f"{run}.json").write_text(json.dumps(dict(record, digest="stale")))
+    computed = []
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: computed.append(directory.name) or [])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        report = run_sweep(expand_sweep(SPEC), tmp_path, executor=pool, quiet=True)
+    assert computed == [run]
+    assert report["runs"][0]["cases"] == [] and report["runs"][1] == local_run[0]["runs"][1]
+
+
+def test_failed_run_raises_after_the_others(tmp_path, monkeypatch):
+    def fail_one(config, directory, *args):
+        if config["shrink_factor"] == 0.5:
+            raise RuntimeError("boom")
+        return []
+
+    monkeypatch.setattr(sweep, "run_cases", fail_one)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(RuntimeError, match="1 of 2 sweep runs failed.*boom"):
+            run_sweep(expand_sweep(SPEC), tmp_path, executor=pool, quiet=True)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+
+
+def test_grid_combinations_and_nested_keys():
+    runs = expand_sweep({"base": BASE, "grid": {"training.width": [8, 16], "shrink_factor": [0.1, 0.2, 0.3]}})
+    assert len(runs) == 6 and len({run for run, _ in runs}) == 6
+    assert [(c["training"]["width"], c["shrink_factor"]) for _, c in runs][:2] == [(8, 0.1), (8, 0.2)]
+    assert all(c["training"]["depth"] == 1 for _, c in runs)  # base kept beside the grid key
+    assert runs[0][0].startswith("width=8,shrink_factor=0.1-")
+    assert expand_sweep({"base": BASE, "grid": {"training.width": [8, 16], "shrink_factor": [0.1, 0.2, 0.3]}}) == runs
+
+
+def test_toml_sweep_file(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text('[base]\nseeds = 3\n[grid]\n"training.depth" = [1, 2]\n')
+    runs = load_sweep(path)
+    assert [(c["seeds"], c["training"]["depth"]) for _, c in runs] == [(3, 1), (3, 2)]
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"base": BASE, "grid": {"training.widht": [8]}}, "'training.widht'"),
+        ({"base": BASE, "grid": {"nope": [1]}}, "'nope'"),
+        ({"base": BASE, "grid": {"seeds.x": [1]}}, "'seeds.x'"),
+        ({"base": BASE, "grid": {"shrink_factor": []}}, "'shrink_factor'"),
+        ({"base": BASE, "grid": {"shrink_factor": 0.2}}, "'shrink_factor'"),
+        ({"base": BASE, "grid": {}}, "'grid'"),
+        ({"base": BASE}, "'grid'"),
+        ({"base": BASE, "grid": {"shrink_factor": [0.2]}, "extra": 1}, "'extra'"),
+        ({"base": [], "grid": {"shrink_factor": [0.2]}}, "'base'"),
+        ({"base": {"seedz": 2}, "grid": {"shrink_factor": [0.2]}}, "'seedz'"),
+        ({"base": BASE, "grid": {"training.width": ["wide"]}}, "'training.width'"),
+        ({"base": BASE, "grid": {"shrink_factor": [-1.0]}}, "'shrink_factor'"),
+        ({"base": BASE, "grid": {"training": [{"width": 4}], "training.depth": [1]}}, "overlap"),
+        ({"base": BASE, "grid": {"shrink_factor": [0.2, 0.2]}}, "twice"),
+        ([1, 2], "table"),
+    ],
+)
+def test_bad_sweeps_raise_config_error(tmp_path, spec, match):
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(_write(tmp_path, spec))
+
+
+def test_bad_sweep_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sweep(tmp_path / "missing.json")
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize("runs, error", [(42, TypeError), ([("a", "config")], TypeError), ([], ValueError),
+                                         ([("a", {}), ("a", {})], ValueError), ([("../up", {})], ValueError)])
+def test_bad_runs(tmp_path, runs, error):
+    with pytest.raises(error, match="runs"):
+        run_sweep(runs, tmp_path, quiet=True)
+
+
+def test_make_executor(monkeypatch):
+    executor, close = make_executor(workers=2)
+    assert isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+    close()
+    with pytest.raises(ValueError, match="workers"):
+        make_executor(workers=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        make_executor(workers=2, scheduler="tcp://localhost:8786")
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "spectral-probes\[dask\]"'):
+        make_executor(scheduler="tcp://localhost:8786")
+
+
+def test_tasks_compute_with_one_thread_and_the_caller_keeps_its_own(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: seen.append(torch.get_num_threads()) or [])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            run_sweep(expand_sweep(SPEC), tmp_path, executor=pool, quiet=True)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
