@@ -34,7 +34,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "1d": {"frequencies": [1, 3, 5], "amplitudes": [1.0, 0.5, 0.25], "phases": [0.0, 0.7, 1.9],
                "train_points": 24, "noise": 0.3, "grid": 256, "cutoff_margin": 3.0},
         "2d": {"frequencies": [[1, 0], [1, 2], [-2, 1]], "amplitudes": [1.0, 0.5, 0.3], "phases": [0.0, 0.9, 2.1],
-               "train_points": 64, "noise": 0.3, "grid": 48, "cutoff_margin": 3.0},
+               "train_points": 64, "noise": 0.3, "grid": 32, "cutoff_margin": 3.0},
     },
     "cases": [
         {"signal": signal, "activation": activation, "bias": bias}

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ._claim import Case, Trainer, concatenate, config_digest, repeat_members
+from ._claim import Case, Trainer, config_digest, repeat_members
 from ._config import case_id, parse_case_id
 from ._io import atomic_write, read_json, write_json
 from ._format import mean_sd, number
@@ -275,7 +275,7 @@ def _run_scheme(case: Case, scheme: Scheme, steps: int | None) -> tuple[dict[str
     phase1 = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, _learning_rate(case), scheme)
     steps = _overfit(phase1, case, steps)
     overfit = phase1.ensemble()
-    both = concatenate([shrink_(copy.deepcopy(overfit), config["shrink_factor"]), overfit])
+    both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config["shrink_factor"]), overfit])
     phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), _learning_rate(case), scheme)
     before, shrunk = case.measure(overfit), case.measure(phase2.ensemble())
     phase2.run(training["retrain_steps"])

@@ -42,7 +42,7 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
-def _verdict_cell(verdict: dict[str, Any]) -> str:
+def verdict_cell(verdict: dict[str, Any]) -> str:
     return f"{'yes' if verdict['holds'] else 'no'} ({number(verdict['relative_effect'], 2)})"
 
 
@@ -52,7 +52,7 @@ def verdict_table(cases: list[dict[str, Any]]) -> str:
     lines = ["| case | " + " | ".join(SHORT_NAMES[n] for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for case in cases:
-        lines.append(f"| {case['id']} | " + " | ".join(_verdict_cell(case["verdicts"][n]) for n in names) + " |")
+        lines.append(f"| {case['id']} | " + " | ".join(verdict_cell(case["verdicts"][n]) for n in names) + " |")
     return "\n".join(lines)
 
 

@@ -45,12 +45,16 @@ def _self_conjugate(n: int, bins: int) -> np.ndarray:
     return (k == 0) | (2 * k == n)
 
 
+@functools.lru_cache(maxsize=32)
 def amplitude_weights(shape: tuple[int, ...]) -> np.ndarray:
-    """1 on self-conjugate bins, 2 elsewhere: turns ``|c_k|`` into a sinusoid's amplitude."""
+    """1 on self-conjugate bins, 2 elsewhere: turns ``|c_k|`` into a sinusoid's amplitude (read-only)."""
     if len(shape) == 1:
-        return np.where(_self_conjugate(shape[0], shape[0] // 2 + 1), 1.0, 2.0)
-    rows, cols = (_self_conjugate(n, n) for n in shape)
-    return np.where(np.outer(rows, cols), 1.0, 2.0)
+        weights = np.where(_self_conjugate(shape[0], shape[0] // 2 + 1), 1.0, 2.0)
+    else:
+        rows, cols = (_self_conjugate(n, n) for n in shape)
+        weights = np.where(np.outer(rows, cols), 1.0, 2.0)
+    weights.setflags(write=False)
+    return weights
 
 
 def frequency_axes(shape: tuple[int, ...], extent: float) -> list[np.ndarray]:
@@ -92,7 +96,7 @@ def fourier(values: torch.Tensor, ndim: int, window: torch.Tensor | None):
     power = transform.real.square() + transform.imag.square()
     power = power / (size * energy)
     if ndim == 1:
-        power = power * torch.as_tensor(amplitude_weights(shape), dtype=power.dtype, device=power.device)
+        power = power * torch.tensor(amplitude_weights(shape), dtype=power.dtype, device=power.device)
     return transform / norm, power
 
 

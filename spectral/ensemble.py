@@ -280,6 +280,43 @@ class MLPEnsemble(nn.Module):
         ensemble.layers = _stack(models)
         return ensemble
 
+    @classmethod
+    def concatenate(cls, ensembles: Sequence[MLPEnsemble]) -> MLPEnsemble:
+        """One ensemble holding the members of ``ensembles`` in order (copies).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an empty sequence, or ensembles that differ in architecture,
+            device or dtype.
+
+        Examples
+        --------
+        >>> from spectral.ensemble import MLPEnsemble
+        >>> a = MLPEnsemble(1, members=2, width=8, depth=1, seeds=[0, 1])
+        >>> b = MLPEnsemble(1, members=3, width=8, depth=1, seeds=[2, 3, 4])
+        >>> MLPEnsemble.concatenate([a, b]).members
+        5
+        """
+        if isinstance(ensembles, nn.Module) or not isinstance(ensembles, Sequence) or not ensembles:
+            raise TypeError("ensembles must be a non-empty sequence of MLPEnsemble")
+        first = ensembles[0]
+        for i, ensemble in enumerate(ensembles):
+            if not isinstance(ensemble, MLPEnsemble):
+                raise TypeError(f"ensembles[{i}] must be an MLPEnsemble, got {type(ensemble).__name__}")
+            weight, reference = ensemble.layers[-1].weight, first.layers[-1].weight
+            if ensemble._config != first._config or (weight.device, weight.dtype) != (reference.device, reference.dtype):
+                raise ValueError(f"ensembles[{i}] differs from ensembles[0] in architecture, device or dtype")
+        whole = copy.deepcopy(first)
+        layers = [_modules_of(e, BatchedLinear) for e in ensembles]
+        with torch.no_grad():
+            for index, layer in enumerate(_modules_of(whole, BatchedLinear)):
+                layer.weight = nn.Parameter(torch.cat([parts[index].weight for parts in layers]))
+                if layer.bias is not None:
+                    layer.bias = nn.Parameter(torch.cat([parts[index].bias for parts in layers]))
+                layer.members = layer.weight.shape[0]
+        return whole
+
     @property
     def members(self) -> int:
         """Number of member networks ``E``."""

@@ -37,7 +37,7 @@ from ._claim import config_digest, run_cases
 from ._config import DEFAULT_CONFIG, ConfigError, _read, load_config
 from ._io import atomic_write, read_json, write_json
 from ._progress import Progress
-from ._report import SHORT_NAMES, _verdict_cell
+from ._report import SHORT_NAMES, verdict_cell
 from ._validation import positive_int
 
 __all__ = ["expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_report"]
@@ -392,7 +392,7 @@ def _report_markdown(report: dict[str, Any]) -> str:
     for run in report["runs"]:
         values = ", ".join(f"{key}={json.dumps(value)}" for key, value in run["grid"].items())
         for case in run["cases"]:
-            cells = " | ".join(_verdict_cell(case["verdicts"][name]) for name in MAIN_VERDICTS)
+            cells = " | ".join(verdict_cell(case["verdicts"][name]) for name in MAIN_VERDICTS)
             lines.append(f"| {run['id']} | {values} | {case['id']} | {cells} |")
     return "\n".join(lines) + "\n"
 

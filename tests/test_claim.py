@@ -49,11 +49,19 @@ def test_negative_control_shows_no_effect(results):
     assert control["negative_control"]["passed"]
 
 
-def test_sweep_factor_one_equals_control_and_point_two_equals_slingshot(results):
-    _, cases = results
-    case = cases[0]
-    np.testing.assert_allclose(case["sweep"]["test_mse"][1], case["metrics"]["test_mse"]["control"], rtol=1e-5)
-    np.testing.assert_allclose(case["sweep"]["test_mse"][0], case["metrics"]["test_mse"]["slingshot"], rtol=1e-5)
+def test_sweep_factor_matches_a_run_with_that_shrink_factor(config):
+    case = config["cases"][0]
+    swept = copy.deepcopy(config)
+    swept["sweep"]["factors"] = [0.2, 0.5, 1.0]
+    result, _ = run_case(case, swept, [0, 1])
+    alone = copy.deepcopy(config)
+    alone["shrink_factor"], alone["sweep"]["case"] = 0.5, ""
+    reference, _ = run_case(case, alone, [0, 1])
+    assert result["sweep"]["factors"] == [0.2, 0.5, 1.0]
+    np.testing.assert_allclose(result["sweep"]["test_mse"][1], reference["metrics"]["test_mse"]["slingshot"], rtol=1e-3)
+    np.testing.assert_allclose(result["sweep"]["hf_fraction_shrunk"][1], reference["metrics"]["hf_fraction"]["shrunk"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(result["sweep"]["test_mse"][2], result["metrics"]["test_mse"]["control"])
 
 
 def test_resume_gives_the_same_report_without_recomputing(results, config, monkeypatch):

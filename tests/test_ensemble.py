@@ -217,3 +217,16 @@ def test_from_models_refuses_mismatches():
     changed[1] = torch.nn.ReLU(inplace=True)
     with pytest.raises(ValueError, match=r"models\[1\]"):
         MLPEnsemble.from_models([net, changed])
+
+
+def test_concatenate_keeps_members_in_order_and_copies():
+    a = MLPEnsemble(1, members=2, width=8, depth=2, seeds=[0, 1])
+    b = MLPEnsemble(1, members=1, width=8, depth=2, seeds=[5])
+    whole = MLPEnsemble.concatenate([a, b])
+    x = torch.rand(7, 1)
+    torch.testing.assert_close(whole(x), torch.cat([a(x), b(x)]))
+    assert whole.members == 3 and whole.layers[0].weight.data_ptr() != a.layers[0].weight.data_ptr()
+    with pytest.raises(ValueError, match="ensembles\\[1\\]"):
+        MLPEnsemble.concatenate([a, MLPEnsemble(1, members=1, width=4, depth=2)])
+    with pytest.raises(TypeError, match="ensembles"):
+        MLPEnsemble.concatenate([])
