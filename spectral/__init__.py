@@ -10,6 +10,7 @@ check); submodules hold the rest: ``signals``, ``models``, ``plot``,
 
 from __future__ import annotations
 
+from ._batch_probe import BatchSpectrumHistory, BatchSpectrumProbe
 from ._grid import Grid
 from ._history import SpectrumHistory
 from ._nudft import nudft
@@ -21,6 +22,8 @@ from .experiment import run_claim_check
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchSpectrumHistory",
+    "BatchSpectrumProbe",
     "Grid",
     "Spectrum",
     "SpectrumHistory",
