@@ -130,6 +130,33 @@ def _check_cases(config: dict[str, Any]) -> None:
     _require(sweep in names or sweep == "", "sweep.case", f"one of the cases {sorted(names)} or \"\"", sweep)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_signal(name: str, signal: dict[str, Any]) -> None:
+    key = f"signals.{name}"
+    for path in ("train_points", "grid"):
+        _check_positive(signal, path, integer=True)
+    # Without noise there is nothing to overfit, and the overfit threshold (a fraction of its variance) is 0.
+    _require(signal["noise"] > 0, f"{key}.noise", "> 0", signal["noise"])
+    _require(signal["cutoff_margin"] >= 0, f"{key}.cutoff_margin", ">= 0", signal["cutoff_margin"])
+    dims = 1 if name == "1d" else 2
+    frequencies = signal["frequencies"]
+    _require(bool(frequencies) and all(_is_integer(k) if dims == 1 else isinstance(k, list) and len(k) == 2
+                                       and all(map(_is_integer, k)) for k in frequencies),
+             f"{key}.frequencies", "a non-empty list of integers" if dims == 1 else "a non-empty list of [k_y, k_x] "
+             "integer pairs", frequencies)
+    for part in ("amplitudes", "phases"):
+        values = signal[part]
+        _require(all(map(_is_number, values)) and len(values) == len(frequencies), f"{key}.{part}",
+                 "finite numbers, one per frequency", values)
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Check value ranges; raise :class:`ConfigError` naming the key."""
     for path in ("seeds", "bootstrap_resamples", "training.width", "training.depth", "training.overfit_max_steps",
@@ -146,13 +173,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     _require(all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < math.inf for f in factors),
              "sweep.factors", "a list of positive numbers", factors)
     for name, signal in config["signals"].items():
-        for path in ("train_points", "grid"):
-            _check_positive(signal, path, integer=True)
-        _require(signal["noise"] >= 0, f"signals.{name}.noise", ">= 0", signal["noise"])
-        _require(signal["cutoff_margin"] >= 0, f"signals.{name}.cutoff_margin", ">= 0", signal["cutoff_margin"])
-        lengths = {len(signal[k]) for k in ("frequencies", "amplitudes", "phases")}
-        _require(len(lengths) == 1 and lengths != {0}, f"signals.{name}",
-                 "frequencies, amplitudes and phases of one non-zero length", signal)
+        _check_signal(name, signal)
     try:
         window_array(config["window"], (8,))
     except (TypeError, ValueError) as error:

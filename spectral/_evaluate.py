@@ -24,8 +24,10 @@ def _module_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dt
 
 
 def _check_input_width(model: torch.nn.Module, width: int) -> None:
-    # The outermost module that declares its input width (an mlp, a Linear) speaks for the model.
-    expected = next((m.in_features for m in model.modules() if isinstance(getattr(m, "in_features", None), int)), None)
+    # Only the model itself speaks for its input width (an mlp or a Linear declares it); inner layers may
+    # see features, not points. Other models are checked by running them (see _forward).
+    expected = getattr(model, "in_features", None)
+    expected = expected if isinstance(expected, int) else None
     if expected is not None and expected != width:
         raise ValueError(
             f"model takes inputs of width {expected}, but the grid's points have width {width}"

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ._grid import Grid
 from ._io import load_npz, save_npz
-from ._spectrum import frequency_axes, frequency_magnitude, high_frequency_fraction, radial_profile
+from ._spectrum import frequency_axes, frequency_magnitude, high_frequency_fraction, radial_profile, window_array
 
 FORMAT = "spectral.SpectrumHistory"
 SCHEMA_VERSION = 1
@@ -149,21 +150,35 @@ class SpectrumHistory:
         """
         arrays, metadata = load_npz(path, kind=FORMAT, schema_version=SCHEMA_VERSION)
         try:
-            history = cls(tuple(metadata["shape"]), metadata["extent"], metadata["window"],
-                          arrays.get("target_freqs"))
-            rows = len(arrays["steps"])
-            bins = history._bins
-            checks = {"labels": (rows,), "amplitude": (rows,) + bins, "power": (rows,) + bins,
-                      "finite": (rows,)}
-            if history.target_freqs is not None:
-                checks["relative_error"] = (rows, len(history.target_freqs))
-            for key, shape in checks.items():
-                if arrays[key].shape != shape:
-                    raise ValueError(f"array {key!r} has shape {arrays[key].shape}, expected {shape}")
+            history = _checked(arrays, metadata)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"path={str(path)!r} is not a consistent spectrum history: {error}") from None
+        rows = len(arrays["steps"])
         for i in range(rows):
             error_row = arrays["relative_error"][i] if history.target_freqs is not None else None
             history.append(arrays["steps"][i], arrays["labels"][i], arrays["amplitude"][i],
                            arrays["power"][i], arrays["finite"][i], error_row)
         return history
+
+
+#: Array name -> dtype kinds it may have on disk.
+_KINDS = {"steps": "iu", "labels": "U", "amplitude": "f", "power": "f", "finite": "b", "relative_error": "f",
+          "target_freqs": "f"}
+
+
+def _checked(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> SpectrumHistory:
+    """A history shell from loaded arrays and metadata, after checking they agree; raises on any mismatch."""
+    grid = Grid.uniform(tuple(metadata["shape"]), extent=metadata["extent"])
+    window_array(metadata["window"], grid.shape)
+    history = SpectrumHistory(grid.shape, grid.extent, metadata["window"], arrays.get("target_freqs"))
+    rows = len(arrays["steps"])
+    shapes = {"steps": (rows,), "labels": (rows,), "amplitude": (rows,) + history._bins,
+              "power": (rows,) + history._bins, "finite": (rows,)}
+    if history.target_freqs is not None:
+        shapes["target_freqs"] = (len(history.target_freqs),) + ((2,) if len(grid.shape) == 2 else ())
+        shapes["relative_error"] = (rows, len(history.target_freqs))
+    for key, shape in shapes.items():
+        if arrays[key].shape != shape or arrays[key].dtype.kind not in _KINDS[key]:
+            raise ValueError(f"array {key!r} has shape {arrays[key].shape} and dtype {arrays[key].dtype}, "
+                             f"expected shape {shape}")
+    return history

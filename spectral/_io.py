@@ -12,6 +12,12 @@ from typing import Any, Callable
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binary: bool = True) -> Path:
     """Write through ``write(file)`` to a temporary file, then rename it onto ``path``.
 
@@ -25,6 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -72,22 +79,25 @@ def load_npz(path: str | os.PathLike, *, kind: str, schema_version: int, name: s
     """
     where = f"{name}={str(path)!r}"
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError(f"{where} is a .npy array, not a {kind} file")
-            arrays = {key: archive[key] for key in archive.files}
+        archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{where} is not a readable {kind} file: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{where} is a .npy array, not a {kind} file")
+    try:
+        with archive:
+            arrays = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        if isinstance(error, ValueError) and str(error).startswith(where):
-            raise
         raise ValueError(f"{where} is not a readable {kind} file: {error}") from None
     try:
         metadata = json.loads(str(arrays.pop("metadata")))
     except (KeyError, json.JSONDecodeError):
         raise ValueError(f"{where} is not a {kind} file: no JSON metadata") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != kind:
-        raise ValueError(f"{where} is not a {kind} file (format {metadata.get('format')!r})")
+    found = metadata.get("format") if isinstance(metadata, dict) else None
+    if found != kind:
+        raise ValueError(f"{where} is not a {kind} file (format {found!r})")
     if metadata.get("schema_version") != schema_version:
         raise ValueError(
             f"{where} has schema version {metadata.get('schema_version')!r}; this version of spectral reads {schema_version}"

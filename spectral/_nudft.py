@@ -34,7 +34,10 @@ def _as_points(x: Any) -> torch.Tensor:
 
 
 def _as_frequencies(freqs: Any, ndim: int, device: torch.device) -> torch.Tensor:
-    array = np.asarray(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
+    try:
+        array = np.asarray(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"freqs must have shape (K,) or (K, {ndim}); got a ragged sequence") from None
     if array.size == 0:
         raise ValueError("freqs is empty")
     if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):

@@ -119,11 +119,11 @@ class SpectrumProbe:
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the model's spectrum if ``step % every == 0``; return whether it did."""
         step = _check_step(step)
+        recorded = step % self.every == 0
+        if recorded:
+            self._record(model, step, "")
         self._last_step = step
-        if step % self.every:
-            return False
-        self._record(model, step, "")
-        return True
+        return recorded
 
     __call__ = update
     probe = update

@@ -94,7 +94,9 @@ def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
         control = case["negative_control"]
         lines += [f"Negative control: the high-frequency fraction changed by at most "
                   f"{control['max_relative_hf_change']:.2g} (relative) through the shrink: "
-                  f"{'no effect, as homogeneity requires' if control['passed'] else 'AN EFFECT: the measurement is wrong'}.", ""]
+                  f"{'no effect, as homogeneity requires' if control['passed'] else 'AN EFFECT: the measurement is wrong'}. "
+                  "Homogeneity constrains only the shrink itself (`shrink_removes_high_frequencies`); "
+                  "retraining afterwards may change the spectrum like in any other net.", ""]
     lines += _verdict_details(case) + [""]
     lines += [f"![{name}]({path})" for name, path in figures.items()] + [""]
     return lines

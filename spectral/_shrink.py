@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from ._validation import non_negative_finite, positive_finite
+from ._validation import non_negative_finite, optional_seed, positive_finite
 
 
 def _is_bias(name: str) -> bool:
@@ -84,6 +84,7 @@ def shrink_(model: torch.nn.Module, factor: float, *, biases: bool = True, pertu
     perturb = non_negative_finite(perturb, "perturb")
     if not isinstance(biases, bool):
         raise TypeError(f"biases must be a bool, got {biases!r}")
+    seed = optional_seed(seed)
     fresh = _fresh_parameters(model, seed) if perturb > 0 else {}
     with torch.no_grad():
         for name, parameter in model.named_parameters():

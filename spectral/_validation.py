@@ -43,6 +43,15 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def optional_seed(value: Any, name: str = "seed") -> int | None:
+    """Return ``value`` as a non-negative int, or None; refuse anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise TypeError(f"{name} must be None or a non-negative integer, got {value!r}")
+    return int(value)
+
+
 def real_tensor(values: Any, name: str) -> torch.Tensor:
     """Return ``values`` (array-like or tensor) as a real floating tensor.
 
@@ -69,6 +78,8 @@ def real_tensor(values: Any, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.float64)
+    elif tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.to(torch.float32)  # torch.fft and most reductions want float32 or float64
     if tensor.numel() == 0:
         raise ValueError(f"{name} is empty, shape {tuple(tensor.shape)}")
     return tensor

@@ -94,7 +94,10 @@ def jacobian(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
     def outputs(params: dict[str, torch.Tensor], point: torch.Tensor) -> torch.Tensor:
         return functional_call(twin, params, (point.unsqueeze(0),)).reshape(-1)
 
-    rows = vmap(jacrev(outputs), in_dims=(None, 0))(parameters, inputs)
+    try:
+        rows = vmap(jacrev(outputs), in_dims=(None, 0))(parameters, inputs)
+    except RuntimeError as error:
+        raise ValueError(f"model could not be evaluated on inputs of shape {tuple(inputs.shape)}: {error}") from error
     return torch.cat([rows[name].reshape(-1, p.numel()) for name, p in parameters.items()], dim=1)
 
 
@@ -134,6 +137,8 @@ def manifold_dimension(model: torch.nn.Module, inputs: Any, *, rtol: float | Non
     """
     rtol = _check_rtol(rtol)
     matrix = jacobian(model, inputs)
+    if not torch.isfinite(matrix).all():
+        raise ValueError("model has NaN or inf derivatives at inputs: no rank to measure")
     return matrix.shape[1] - _rank(torch.linalg.svdvals(matrix.mT), tuple(matrix.shape), rtol)
 
 

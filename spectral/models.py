@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ._validation import positive_finite, positive_int
+from ._validation import optional_seed, positive_finite, positive_int
 
 __all__ = ["ACTIVATIONS", "ConstantFeature", "Sine", "mlp"]
 
@@ -106,6 +106,7 @@ def mlp(in_features: int, *, width: int = 64, depth: int = 3, activation: str = 
     if not isinstance(bias, bool) or not isinstance(constant_feature, bool):
         raise TypeError("bias and constant_feature must be bools")
     omega_0 = positive_finite(omega_0, "omega_0")
+    seed = optional_seed(seed)
     sizes = [in_features + constant_feature] + [width] * depth + [1]
     layers: list[nn.Module] = [ConstantFeature()] if constant_feature else []
     with torch.random.fork_rng(devices=[]):

@@ -42,6 +42,16 @@ def _check_history(history: Any) -> SpectrumHistory:
     return history
 
 
+def _rows(history: SpectrumHistory, before: str, after: str) -> list[int]:
+    rows = []
+    for name, label in (("before", before), ("after", after)):
+        try:
+            rows.append(history.index(label))
+        except KeyError:
+            raise ValueError(f"{name}={label!r} labels no record; labels are {sorted(set(history.labels) - {''})}") from None
+    return rows
+
+
 def _flag_nonfinite(ax: Any, history: SpectrumHistory, rows: list[int]) -> None:
     bad = [history.labels[i] or f"step {history.steps[i]}" for i in rows if not history.finite[i]]
     if bad:
@@ -73,8 +83,8 @@ def before_after(history: SpectrumHistory, before: str = "before shrink", after:
     history = _check_history(history)
     if len(history.shape) != 1:
         raise ValueError("before_after() draws 1D histories; use spectra_2d() for 2D")
+    rows = _rows(history, before, after)
     fig, ax = _axes(ax, figsize=(6, 4))
-    rows = [history.index(before), history.index(after)]
     curves = [history.amplitude[row] for row in rows]
     if normalise:
         curves = [curve / np.nansum(curve) for curve in curves]
@@ -121,8 +131,17 @@ def error_heatmap(history: SpectrumHistory, *, ax: Any = None) -> Any:
 
 
 def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: str = "after shrink", *,
-               fig: Any = None) -> Any:
+               ax: Any = None) -> Any:
     """2D power spectra of two labelled records side by side, with radial profiles.
+
+    Parameters
+    ----------
+    history : SpectrumHistory
+        A 2D history with records labelled ``before`` and ``after``.
+    before, after : str
+        Labels of the two records.
+    ax : sequence of three matplotlib Axes, optional
+        Where to draw (before, after, radial profiles); a new figure when None.
 
     Returns
     -------
@@ -136,9 +155,14 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
     history = _check_history(history)
     if len(history.shape) != 2:
         raise ValueError("spectra_2d() draws 2D histories; use before_after() for 1D")
-    fig = fig if fig is not None else Figure(figsize=(13, 4), layout="constrained")
-    axes = fig.subplots(1, 3)
-    rows = [history.index(before), history.index(after)]
+    rows = _rows(history, before, after)
+    if ax is None:
+        fig = Figure(figsize=(13, 4), layout="constrained")
+        axes = fig.subplots(1, 3)
+    elif len(ax) != 3:
+        raise ValueError(f"ax must hold three Axes (before, after, radial profiles), got {len(ax)}")
+    else:
+        axes, fig = list(ax), ax[0].figure
     fy, fx = (np.fft.fftshift(f) for f in history.freqs)
     powers = [np.fft.fftshift(history.power[row]) for row in rows]
     positive = np.concatenate([p[np.isfinite(p) & (p > 0)] for p in powers])

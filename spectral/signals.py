@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._grid import Grid
-from ._validation import non_negative_finite, positive_int
+from ._validation import non_negative_finite, optional_seed, positive_int
 
 __all__ = ["SineSum", "PlaneWaveSum", "default_1d", "default_2d"]
 
@@ -33,7 +33,11 @@ class _WaveSum:
     ndim = 0
 
     def __post_init__(self) -> None:
-        k = np.asarray(self.wavevectors, dtype=np.float64).reshape(-1, self.ndim)
+        k = np.asarray(self.wavevectors, dtype=np.float64)
+        if k.ndim != (1 if self.ndim == 1 else 2) or (self.ndim == 2 and k.shape[1] != 2):
+            shape = "(K,)" if self.ndim == 1 else "(K, 2)"
+            raise ValueError(f"wavevectors must have shape {shape}, got {k.shape}")
+        k = k.reshape(-1, self.ndim)
         a = np.asarray(self.amplitudes, dtype=np.float64).reshape(-1)
         phi = np.zeros_like(a) if self.phases is None else np.asarray(self.phases, dtype=np.float64).reshape(-1)
         if not (len(k) == len(a) == len(phi)) or len(a) == 0:
@@ -79,7 +83,7 @@ class _WaveSum:
         """
         n = positive_int(n, "n")
         noise = non_negative_finite(noise, "noise")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(optional_seed(seed))
         x = rng.uniform(size=(n, self.ndim))
         return x, self(x) + noise * rng.standard_normal(n)
 

@@ -96,3 +96,34 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
     history.save(path)
     history.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["h.npz"]
+
+
+def test_refuses_more_foreign_files(tmp_path):
+    good = tmp_path / "good.npz"
+    make_history().save(good)
+    arrays = dict(np.load(good, allow_pickle=False))
+    listed = tmp_path / "listed.npz"
+    np.savez(listed, **{**arrays, "metadata": np.array(json.dumps([1, 2]))})
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.arange(3))
+    steps_2d = tmp_path / "steps2d.npz"
+    np.savez(steps_2d, **{**arrays, "steps": np.zeros((len(arrays["steps"]), 2), dtype=np.int64)})
+    float_steps = tmp_path / "float_steps.npz"
+    np.savez(float_steps, **{**arrays, "steps": arrays["steps"] + 0.5})
+    bad_extent = tmp_path / "extent.npz"
+    metadata = json.loads(str(arrays["metadata"]))
+    np.savez(bad_extent, **{**arrays, "metadata": np.array(json.dumps({**metadata, "extent": -1.0}))})
+    for path in (listed, npy, steps_2d, float_steps, bad_extent):
+        with pytest.raises(ValueError, match="path"):
+            SpectrumHistory.load(path)
+
+
+def test_saved_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "h.npz"
+    make_history().save(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

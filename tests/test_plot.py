@@ -43,5 +43,16 @@ def test_wrong_dimension_and_types():
         plot.before_after(history(2))
     with pytest.raises(TypeError, match="history"):
         plot.before_after([1, 2])
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="before='nope'"):
         plot.before_after(history(1), "nope", "after shrink")
+    with pytest.raises(ValueError, match="after='gone'"):
+        plot.spectra_2d(history(2), after="gone")
+
+
+def test_spectra_2d_draws_on_given_axes():
+    fig, axes = plt.subplots(1, 3)
+    assert plot.spectra_2d(history(2), ax=axes) is fig
+    assert axes[2].get_lines()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="three"):
+        plot.spectra_2d(history(2), ax=axes[:2])

@@ -209,3 +209,20 @@ def test_target_frequencies_are_not_smeared_by_the_window():
     np.testing.assert_allclose(probe.history.target_freqs, [3, 7])
     probe.snapshot(target, "exact")
     np.testing.assert_allclose(probe.history.relative_error()[0], 0, atol=1e-12)
+
+
+def test_model_with_fourier_features_is_accepted():
+    class FourierFeatures(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.frequencies = torch.nn.Parameter(torch.randn(2, 16, generator=torch.Generator().manual_seed(0)),
+                                                  requires_grad=False)
+            self.head = torch.nn.Linear(32, 1)
+
+        def forward(self, x):
+            z = 2 * torch.pi * x @ self.frequencies
+            return self.head(torch.cat([z.sin(), z.cos()], dim=-1))
+
+    probe = SpectrumProbe(Grid.uniform((8, 8)))
+    probe.update(FourierFeatures(), 0)
+    assert probe.history.finite[0]

@@ -151,3 +151,11 @@ def test_bad_cutoff():
 def test_radial_refuses_1d():
     with pytest.raises(ValueError, match="2D"):
         spectrum(np.ones(8)).radial()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_input(dtype):
+    x = torch.as_tensor(Grid.uniform(64).points[:, 0])
+    s = spectrum(torch.sin(2 * torch.pi * 3 * x).to(dtype))
+    assert s.amplitude[3] == pytest.approx(1.0, abs=1e-2)
+    assert spectrum(np.ones(8, dtype=np.float16)).amplitude[0] == pytest.approx(1.0)
