@@ -20,6 +20,10 @@ class UsageError(Exception):
     """Bad command-line input: reported in one line, exit status 2."""
 
 
+class RunsFailed(Exception):
+    """Some runs of a sweep failed (the others are saved): one line, exit status 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         raise UsageError(message)
@@ -94,6 +98,8 @@ def _sweep(args: argparse.Namespace) -> None:
     executor, close = make_executor(args.workers, args.scheduler)
     try:
         run_sweep(runs, args.out, executor=executor, quiet=args.quiet)
+    except RuntimeError as error:
+        raise RunsFailed(str(error)) from error
     finally:
         close()
     print(f"sweep report: {args.out / 'sweep.md'}")
@@ -108,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error))
     except (ConfigError, ValueError, OSError, ImportError) as error:
         return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except RunsFailed as error:
+        print(f"spectral: error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("spectral: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130

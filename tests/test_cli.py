@@ -109,3 +109,14 @@ def test_plot_command(tmp_path, capsys):
     bad.write_text("not a history")
     assert main(["plot", str(bad), "--out", str(tmp_path / "b.png")]) == 2
     assert not (tmp_path / "b.png").exists()
+
+
+def test_sweep_command_and_bad_sweep_file(tmp_path, capsys):
+    sweep = {"base": tiny(cases=tiny()["cases"][:1], seeds=2, precision={"enabled": False}),
+             "grid": {"shrink_factor": [0.2, 0.5]}}
+    path = write_config(tmp_path, sweep, "sweep.json")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s"), "--workers", "1", "--quiet"]) == 0
+    assert (tmp_path / "s" / "sweep.md").is_file() and len(list((tmp_path / "s" / "runs").glob("*.json"))) == 2
+    bad = write_config(tmp_path, {"base": {}, "grid": {"training.widht": [1]}}, "bad.json")
+    assert main(["sweep", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "widht" in capsys.readouterr().err
