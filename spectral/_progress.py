@@ -20,7 +20,7 @@ class Progress:
                 from tqdm.auto import tqdm
             except ImportError:
                 return
-            self._bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr)
+            self._bar = tqdm(total=total, desc=description, unit="task", file=sys.stderr)
 
     def set_description(self, text: str) -> None:
         """Say what is being worked on."""
