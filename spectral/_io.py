@@ -39,6 +39,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     return path
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Atomically save a matplotlib figure as PNG."""
+    return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Atomically write ``data`` as indented JSON (NaN written as null)."""
     text = json.dumps(_finite_or_none(data), indent=2, sort_keys=False, allow_nan=False)

@@ -30,7 +30,7 @@ import torch
 
 from ._claim import Case, Trainer, config_digest, repeat_members
 from ._config import case_id, parse_case_id
-from ._io import atomic_write, read_json, write_json
+from ._io import read_json, save_figure, write_json
 from ._format import mean_sd, number
 from ._shrink import shrink_
 from ._spectrum import fourier, frequency_axes, radial_profile
@@ -301,10 +301,10 @@ def _verdicts(schemes: dict[str, dict[str, Any]], config: dict[str, Any]) -> dic
     """Per low-precision scheme: is HF shrunk / HF overfit lower than in float32, seed by seed?"""
     reference = np.array(schemes[REFERENCE]["hf_shrink_ratio"], dtype=float)
     verdicts = {}
-    for number, name in enumerate(name for name in schemes if name != REFERENCE):
+    for index, name in enumerate(name for name in schemes if name != REFERENCE):
         verdicts[name] = paired_verdict(np.array(schemes[name]["hf_shrink_ratio"], dtype=float), reference,
                                         alpha=config["alpha"], min_relative_effect=config["min_relative_effect"],
-                                        resamples=config["bootstrap_resamples"], seed=number)
+                                        resamples=config["bootstrap_resamples"], seed=index)
         verdicts[name].update(metric="hf_shrink_ratio", claim=name, reference=REFERENCE)
     return verdicts
 
@@ -586,8 +586,8 @@ def _lost_figure(result: dict[str, Any]) -> Any:
     fig = _figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
     shown = False
-    for number, (name, scheme) in enumerate(result["schemes"].items()):
-        curve, colour = scheme["curve"], f"C{number}"
+    for index, (name, scheme) in enumerate(result["schemes"].items()):
+        curve, colour = scheme["curve"], f"C{index}"
         split = int(np.searchsorted(curve["steps"], curve["shrink_step"]))
         slingshot, control = _positive(curve["slingshot"]), _positive(curve["control"])
         empty = not (np.isfinite(slingshot).any() or np.isfinite(control).any())
@@ -627,6 +627,5 @@ def precision_figures(result: dict[str, Any], out: Path) -> list[Path]:
     out = Path(out)
     paths = []
     for key, make in (("lost_updates", _lost_figure), ("noise_floor", _noise_figure)):
-        fig = make(result)
-        paths.append(atomic_write(out / FIGURES[key], lambda file: fig.savefig(file, format="png", dpi=110)))
+        paths.append(save_figure(make(result), out / FIGURES[key]))
     return paths

@@ -12,7 +12,7 @@ from . import plot
 from ._claim import ARMS, VERDICTS
 from ._format import mean_sd, number
 from ._history import SpectrumHistory
-from ._io import read_json, write_json
+from ._io import atomic_write, read_json, save_figure, write_json
 
 REPORT_VERSION = 1
 
@@ -138,12 +138,6 @@ def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], 
     return "\n".join(lines)
 
 
-def _save(fig: Any, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
-
-
 def _curves_figure(case: dict[str, Any]) -> Any:
     from matplotlib.figure import Figure
 
@@ -192,24 +186,23 @@ def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str,
     for case in cases:
         history = SpectrumHistory.load(out / "cases" / f"{case['id']}.history.npz")
         spectra = plot.before_after(history) if case["signal"] == "1d" else plot.spectra_2d(history)
-        made = {"spectra before/after shrink (seed 0)": spectra, "relative error over training (seed 0)":
-                plot.error_heatmap(history), "retraining curves": _curves_figure(case)}
+        made = [("spectra before/after shrink (seed 0)", "spectra", spectra),
+                ("relative error over training (seed 0)", "heatmap", plot.error_heatmap(history)),
+                ("retraining curves", "curves", _curves_figure(case))]
         written[case["id"]] = {}
-        for number, (name, fig) in enumerate(made.items()):
-            path = figures_dir / f"{case['id']}-{['spectra', 'heatmap', 'curves'][number]}.png"
-            _save(fig, path)
+        for name, stem, fig in made:
+            path = figures_dir / f"{case['id']}-{stem}.png"
+            save_figure(fig, path)
             written[case["id"]][name] = str(path.relative_to(out))
         if case["sweep"]:
             path = figures_dir / "sweep.png"
-            _save(_sweep_figure(case), path)
+            save_figure(_sweep_figure(case), path)
             written["sweep"] = {"sweep": str(path.relative_to(out))}
     return written
 
 
 def write_report(report: dict[str, Any], out: Path, figures: dict[str, dict[str, str]], precision_markdown: str = "") -> None:
     """Write report.json and report.md atomically."""
-    from ._io import atomic_write
-
     write_json(out / "report.json", report)
     text = report_markdown(report, figures, precision_markdown)
     atomic_write(out / "report.md", lambda file: file.write(text), binary=False)

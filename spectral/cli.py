@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ._config import ConfigError
 
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> None:
 def _plot(args: argparse.Namespace) -> None:
     from . import plot
     from ._history import SpectrumHistory
-    from ._io import atomic_write
+    from ._io import save_figure
 
     history = SpectrumHistory.load(args.history)
     labels = set(history.labels)
@@ -87,7 +87,7 @@ def _plot(args: argparse.Namespace) -> None:
     else:
         raise ValueError(f"history has no records labelled {args.before!r} and {args.after!r} and no target to plot "
                          f"a heat map; labels are {sorted(labels - {''})}")
-    atomic_write(args.out, lambda file: fig.savefig(file, format="png", dpi=110))
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 

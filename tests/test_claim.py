@@ -94,7 +94,7 @@ def test_arm_starts(config):
     overfit = setup.ensemble([0, 1])
     before = setup.measure(overfit)
     starts = _arm_starts(setup, overfit, before)
-    for (name, p), q in zip(overfit.named_parameters(), starts["slingshot"].parameters()):
+    for p, q in zip(overfit.parameters(), starts["slingshot"].parameters()):
         torch.testing.assert_close(q, 0.2 * p)
     for p, q in zip(overfit.parameters(), starts["control"].parameters()):
         assert torch.equal(p, q) and p is not q
