@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._nudft import _as_frequencies, _as_points, _as_samples, fourier_sums
-from ._probe import _check_step
-from ._validation import positive_int
+from ._nudft import as_frequencies, as_points, as_samples, fourier_sums
+from ._validation import integer, positive_int
 
 
 class BatchSpectrumHistory:
@@ -114,7 +113,7 @@ class BatchSpectrumProbe:
     def __init__(self, freqs: Any, *, every: int = 1) -> None:
         shape = np.shape(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
         self.ndim = 2 if len(shape) == 2 and shape[1] != 1 else 1
-        self._freqs = _as_frequencies(freqs, self.ndim, torch.device("cpu"))
+        self._freqs = as_frequencies(freqs, self.ndim, torch.device("cpu"))
         self.every = positive_int(every, "every")
         self._weights = np.where((self._freqs == 0).all(dim=1).numpy(), 1.0, 2.0)
         integers = self._freqs.numpy().astype(np.int64)
@@ -140,14 +139,14 @@ class BatchSpectrumProbe:
             Naming the parameter: shapes that disagree with each other or
             with ``freqs``, complex or empty values, non-finite targets.
         """
-        step = _check_step(step)
+        step = integer(step, "step")
         if step % self.every:
             return False
-        points = _as_points(x)
+        points = as_points(x)
         if points.shape[1] != self.ndim:
             raise ValueError(f"x must have {self.ndim} column(s) to match freqs, got shape {tuple(points.shape)}")
-        fit = _as_samples(outputs, points.shape[0], "outputs")
-        target = _as_samples(targets, points.shape[0], "targets").to(fit.device)
+        fit = as_samples(outputs, points.shape[0], "outputs")
+        target = as_samples(targets, points.shape[0], "targets").to(fit.device)
         if not torch.isfinite(target).all():
             raise ValueError("targets has NaN or inf values")
         if not torch.isfinite(fit).all():

@@ -203,13 +203,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """
     config = copy.deepcopy(DEFAULT_CONFIG)
     if path is not None:
-        config = _merge(config, _read(Path(path)), "")
+        config = _merge(config, read_config_file(Path(path)), "")
     if overrides:
         config = _merge(config, overrides, "")
     return validate(config)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     text = path.read_bytes()

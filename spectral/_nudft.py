@@ -24,7 +24,7 @@ FINUFFT_EPS = 1e-12
 FINUFFT_MISSING = 'backend="finufft" needs the finufft package: pip install "spectral-probes[finufft]"'
 
 
-def _as_points(x: Any) -> torch.Tensor:
+def as_points(x: Any) -> torch.Tensor:
     points = real_tensor(x, "x")
     if points.ndim == 1:
         points = points[:, None]
@@ -33,7 +33,7 @@ def _as_points(x: Any) -> torch.Tensor:
     return points
 
 
-def _as_frequencies(freqs: Any, ndim: int, device: torch.device) -> torch.Tensor:
+def as_frequencies(freqs: Any, ndim: int, device: torch.device) -> torch.Tensor:
     try:
         array = np.asarray(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
     except ValueError:  # ragged nested lists
@@ -49,7 +49,7 @@ def _as_frequencies(freqs: Any, ndim: int, device: torch.device) -> torch.Tensor
     return torch.as_tensor(array, dtype=torch.float64, device=device)
 
 
-def _as_samples(y: Any, count: int, name: str = "y") -> torch.Tensor:
+def as_samples(y: Any, count: int, name: str = "y") -> torch.Tensor:
     """``(M,)`` real values from ``(M,)`` or ``(M, 1)`` input."""
     values = real_tensor(y, name)
     if values.ndim == 2 and values.shape[1] == 1:
@@ -199,10 +199,10 @@ def nudft(x: Any, y: Any, freqs: Any, *, chunk_elements: int | None = None, back
     >>> np.round(np.abs(c), 1)
     array([0. , 0.5])
     """
-    points = _as_points(x)
-    values = _as_samples(y, points.shape[0])
+    points = as_points(x)
+    values = as_samples(y, points.shape[0])
     if chunk_elements is not None:
         chunk_elements = positive_int(chunk_elements, "chunk_elements")
-    k = _as_frequencies(freqs, points.shape[1], values.device)
+    k = as_frequencies(freqs, points.shape[1], values.device)
     total = fourier_sums(points, values[:, None], k, chunk_elements=chunk_elements, backend=backend)[0]
     return total if isinstance(y, torch.Tensor) else total.cpu().numpy()

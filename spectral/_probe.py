@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -12,16 +11,10 @@ from ._evaluate import DEFAULT_BATCH_SIZE, PointEvaluator
 from ._grid import Grid
 from ._history import SpectrumHistory
 from ._spectrum import amplitude_weights, check_grid_values, fourier, frequency_axes, window_array
-from ._validation import positive_int
+from ._validation import integer, positive_int
 
 #: A target bin "has power" when its amplitude exceeds this fraction of the largest.
 TARGET_POWER_THRESHOLD = 1e-6
-
-
-def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}")
-    return int(step)
 
 
 class SpectrumProbe:
@@ -118,7 +111,7 @@ class SpectrumProbe:
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the model's spectrum if ``step % every == 0``; return whether it did."""
-        step = _check_step(step)
+        step = integer(step, "step")
         recorded = step % self.every == 0
         if recorded:
             self._record(model, step, "")
@@ -135,7 +128,7 @@ class SpectrumProbe:
         """
         if not isinstance(label, str) or not label:
             raise TypeError(f"label must be a non-empty str, got {label!r}")
-        self._record(model, self._last_step if step is None else _check_step(step), label)
+        self._record(model, self._last_step if step is None else integer(step, "step"), label)
 
     def log(self, writer: Any, step: int | None = None, **kwargs: Any) -> None:
         """Write the history to a TensorBoard ``SummaryWriter``.

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from ._history import SpectrumHistory
-from ._probe import _check_step
 from ._spectrum import frequency_magnitude, radial_profile
-from ._validation import non_negative_finite
+from ._validation import integer, non_negative_finite
 from .plot import _axes, _check_history, _flag_nonfinite, _log_curves
 
 INSTALL_HINT = 'pip install "spectral-probes[tensorboard]"'
@@ -48,7 +47,7 @@ def _band_edges(bands: Any, top: float) -> np.ndarray:
 def _rows(history: SpectrumHistory, step: Any) -> np.ndarray:
     if step is None:
         return np.arange(len(history))
-    step = _check_step(step)
+    step = integer(step, "step")
     rows = np.flatnonzero(history.steps == step)
     if not len(rows):
         steps = history.steps

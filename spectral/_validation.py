@@ -43,6 +43,13 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def integer(value: Any, name: str) -> int:
+    """Return ``value`` as an int, refusing bools, floats and the like."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
 def optional_seed(value: Any, name: str = "seed") -> int | None:
     """Return ``value`` as a non-negative int, or None; refuse anything else."""
     if value is None:

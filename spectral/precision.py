@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from ._validation import positive_int, real_tensor
+from ._validation import integer, positive_int, real_tensor
 
 __all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "lost_update_fraction", "ulp"]
 
@@ -255,8 +255,7 @@ class LostUpdateHistory:
 
 
 def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}")
+    step = integer(step, "step")
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step!r}")
     return int(step)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ._claim import config_digest, run_cases
-from ._config import DEFAULT_CONFIG, ConfigError, _read, load_config
+from ._config import DEFAULT_CONFIG, ConfigError, read_config_file, load_config
 from ._io import atomic_write, read_json, write_json
 from ._progress import Progress
 from ._report import SHORT_NAMES, verdict_cell
@@ -179,7 +179,7 @@ def load_sweep(path: str | os.PathLike) -> list[Run]:
     >>> [config["training"]["width"] for _, config in runs]
     [32, 64]
     """
-    return expand_sweep(_read(Path(path)))
+    return expand_sweep(read_config_file(Path(path)))
 
 
 def _check_runs(runs: Any) -> list[Run]:
