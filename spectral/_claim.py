@@ -106,8 +106,13 @@ class Trainer:
             self.optimizer.step()
 
     def train_mse(self) -> np.ndarray:
-        with torch.no_grad():
-            return (self.ensemble(self.x) - self.y).pow(2).mean(dim=1).double().cpu().numpy()
+        return train_mse(self.ensemble, self.x, self.y)
+
+
+def train_mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Every member's mean squared error on its training data, float64."""
+    with torch.no_grad():
+        return (ensemble(x) - y).pow(2).mean(dim=1).double().cpu().numpy()
 
 
 def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
@@ -122,6 +127,8 @@ class Case:
         spec = config["signals"][case["signal"]]
         self.signal = make_signal(spec, case["signal"])
         self.noise_variance = spec["noise"] ** 2
+        self.overfit_threshold = config["training"]["overfit_ratio"] * self.noise_variance
+        self.learning_rate = config["training"]["learning_rate"][case["activation"]]
         ndim = 1 if case["signal"] == "1d" else 2
         self.grid = Grid.uniform(spec["grid"] if ndim == 1 else (spec["grid"], spec["grid"]))
         self.cutoff = self.signal.max_frequency + spec["cutoff_margin"]
@@ -144,19 +151,19 @@ def _overfit(case: Case, progress: Callable[[], None]) -> tuple[MLPEnsemble, dic
     """Phase 1: train until every seed's training MSE is below ``overfit_ratio`` x noise variance."""
     training = case.config["training"]
     ensemble = case.ensemble(case.seeds)
-    trainer = Trainer(ensemble, case.x, case.y, training["learning_rate"][case.case["activation"]])
-    threshold = training["overfit_ratio"] * case.noise_variance
+    trainer = Trainer(ensemble, case.x, case.y, case.learning_rate)
+    threshold = case.overfit_threshold
     step = 0
     while True:
         case.probe.update(ensemble.member(0), step)
-        train_mse = trainer.train_mse()
-        if step >= training["overfit_max_steps"] or np.all(train_mse < threshold):
+        mse = trainer.train_mse()
+        if step >= training["overfit_max_steps"] or np.all(mse < threshold):
             break
         trainer.run(training["check_every"])
         step += training["check_every"]
     progress()
-    return ensemble, {"steps": step, "train_mse": train_mse.tolist(), "threshold": threshold,
-                      "reached": (train_mse < threshold).tolist()}
+    return ensemble, {"steps": step, "train_mse": mse.tolist(), "threshold": threshold,
+                      "reached": (mse < threshold).tolist()}
 
 
 def _arm_starts(case: Case, overfit: MLPEnsemble, before: dict[str, np.ndarray]) -> dict[str, MLPEnsemble]:
@@ -193,7 +200,7 @@ def _retrain(case: Case, overfit: MLPEnsemble, phase1_steps: int, progress: Call
     parts = [starts[arm] for arm in ARMS] + [shrink_(copy.deepcopy(overfit), f) for f in new_factors]
     groups = list(ARMS) + [_sweep_group(f, config) for f in new_factors]
     everything = MLPEnsemble.concatenate(parts)
-    trainer = Trainer(everything, repeat_members(case.x, len(parts)), repeat_members(case.y, len(parts)), training["learning_rate"][case.case["activation"]])
+    trainer = Trainer(everything, repeat_members(case.x, len(parts)), repeat_members(case.y, len(parts)), case.learning_rate)
     checkpoints = sorted({round(i * training["retrain_steps"] / training["curve_points"])
                           for i in range(training["curve_points"] + 1)})
     curves: dict[str, list] = {"test_mse": [], "hf_fraction": [], "train_mse": []}

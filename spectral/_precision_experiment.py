@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ._claim import Case, Trainer, config_digest, repeat_members
+from ._claim import Case, Trainer, config_digest, repeat_members, train_mse
 from ._config import case_id, parse_case_id
 from ._io import read_json, save_figure, write_json
 from ._format import mean_sd, number
@@ -216,27 +216,14 @@ def _arms(seeds: int) -> dict[str, slice]:
     return {"slingshot": slice(0, seeds), "control": slice(seeds, None)}
 
 
-def _learning_rate(case: Case) -> float:
-    return case.config["training"]["learning_rate"][case.case["activation"]]
-
-
-def _threshold(case: Case) -> float:
-    """The claim check's overfit threshold on the training MSE."""
-    return case.config["training"]["overfit_ratio"] * case.noise_variance
-
-
-def _train_mse(ensemble: MLPEnsemble, case: Case) -> np.ndarray:
-    with torch.no_grad():
-        return (ensemble(case.x) - case.y).pow(2).mean(dim=1).double().cpu().numpy()
-
-
 def _overfit(trainer: StoredTrainer, case: Case, steps: int | None) -> int:
     """Phase 1: ``steps`` steps, or (``None``) the claim check's rule: until every seed is below threshold."""
     if steps is not None:
         trainer.run(steps)
         return steps
     training, step = case.config["training"], 0
-    while step < training["overfit_max_steps"] and not np.all(_train_mse(trainer.ensemble(), case) < _threshold(case)):
+    while (step < training["overfit_max_steps"]
+           and not np.all(train_mse(trainer.ensemble(), case.x, case.y) < case.overfit_threshold)):
         trainer.run(training["check_every"])
         step += training["check_every"]
     return step
@@ -272,19 +259,19 @@ def _run_scheme(case: Case, scheme: Scheme, steps: int | None) -> tuple[dict[str
     """One scheme: overfit, shrink in storage, retrain (slingshot and control); its result and overfit weights."""
     config = case.config
     training, window, seeds = config["training"], config["precision"]["window_steps"], len(case.seeds)
-    phase1 = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, _learning_rate(case), scheme)
+    phase1 = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme)
     steps = _overfit(phase1, case, steps)
     overfit = phase1.ensemble()
     both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config["shrink_factor"]), overfit])
-    phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), _learning_rate(case), scheme)
+    phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate, scheme)
     before, shrunk = case.measure(overfit), case.measure(phase2.ensemble())
     phase2.run(training["retrain_steps"])
     after = case.measure(phase2.ensemble())
     counts1, counts2, arms = phase1.counts(), phase2.counts(), _arms(seeds)
-    train_mse = _train_mse(overfit, case)
+    mse = train_mse(overfit, case.x, case.y)
     result = {
         "compute": str(scheme.compute).removeprefix("torch."), "storage": str(scheme.storage).removeprefix("torch."),
-        "phase1_steps": steps, "train_mse": train_mse.tolist(), "reached": (train_mse < _threshold(case)).tolist(),
+        "phase1_steps": steps, "train_mse": mse.tolist(), "reached": (mse < case.overfit_threshold).tolist(),
         "lost_fraction": {"before_shrink": _window(counts1, slice(-window, None), slice(None)),
                           **{arm: _window(counts2, slice(0, window), part) for arm, part in arms.items()}},
         "hf_fraction": {"overfit": before["hf_fraction"].tolist(), "shrunk": shrunk["hf_fraction"][:seeds].tolist(),
@@ -349,7 +336,7 @@ def _manifold(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
     points = int(torch.unique(x, dim=0).shape[0])
     dimension = manifold_dimension(net, x)
     single = MLPEnsemble.from_models([net])
-    trainer = Trainer(single, x.unsqueeze(0), y.unsqueeze(0), _learning_rate(case))
+    trainer = Trainer(single, x.unsqueeze(0), y.unsqueeze(0), case.learning_rate)
     mse_before = float(trainer.train_mse()[0])
     steps = case.config["precision"]["continue_steps"]
     trainer.run(steps)
@@ -386,7 +373,7 @@ def _compute(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[
         progress()
     return {"case": case_id(case.case), "seeds": case.seeds, "shrink_factor": config["shrink_factor"],
             "window_steps": config["precision"]["window_steps"], "retrain_steps": config["training"]["retrain_steps"],
-            "learning_rate": _learning_rate(case), "threshold": _threshold(case), "cutoff": case.cutoff,
+            "learning_rate": case.learning_rate, "threshold": case.overfit_threshold, "cutoff": case.cutoff,
             "schemes": schemes, "verdicts": _verdicts(schemes, config), "noise_floor": noise_floor,
             "manifold": manifold}
 
