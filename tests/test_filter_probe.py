@@ -1,0 +1,190 @@
+import numpy as np
+import pytest
+import torch
+from scipy.special import ive
+
+from spectral._filter_probe import FilterHistory, FilterProbe, low_pass, plot_filter_history
+
+
+def kept_fraction(width, k):
+    """Amplitude a Gaussian of standard deviation ``width`` keeps of a sinusoid of ``k`` cycles per unit length."""
+    return np.exp(-2 * np.pi**2 * width**2 * k**2)
+
+
+def test_sinusoid_keeps_gaussian_fraction_in_the_interior():
+    # 1000 samples per unit length on [0, 2), sinusoids as columns, three widths in one pass. Six widths
+    # from either end the kernel's missing tail weighs at most exp(-18) ~ 2e-8, and 25+ samples per
+    # width make the Riemann sums exact to far below that: interior values match the continuous
+    # filter to 1e-6, and a wrong width convention (delta as variance, a missing 2) is off by > 1e-2.
+    x = np.arange(2000) / 1000.0
+    cycles = np.array([1, 3, 7, 12])
+    waves = np.sin(2 * np.pi * cycles * x[:, None] + 0.3)
+    widths = [0.01, 0.02, 0.04]
+    low = low_pass(x, waves, widths)
+    for w, width in enumerate(widths):
+        interior = (x >= 6 * width) & (x <= 2 - 6 * width)
+        np.testing.assert_allclose(low[w, interior], kept_fraction(width, cycles) * waves[interior], atol=1e-6)
+
+
+def test_low_plus_high_is_the_whole_and_filter_is_linear():
+    rng = np.random.default_rng(0)
+    x, g, h = rng.normal(size=(300, 4)), rng.normal(size=300), rng.normal(size=300)
+    low = low_pass(x, g, [0.5, 2.0])
+    high = g - low
+    np.testing.assert_allclose(low + high, np.broadcast_to(g, low.shape), rtol=0, atol=4 * np.finfo(float).eps * 8)
+    np.testing.assert_allclose(low_pass(x, g + h, 1.0), low_pass(x, g, 1.0) + low_pass(x, h, 1.0), atol=1e-12)
+
+
+def test_chunking_does_not_change_the_result():
+    rng = np.random.default_rng(1)
+    x, g = rng.normal(size=(257, 3)), rng.normal(size=(257, 2))
+    whole = low_pass(x, g, [0.3, 1.0], chunk_size=257)
+    np.testing.assert_allclose(low_pass(x, g, [0.3, 1.0], chunk_size=7), whole, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(low_pass(x, g, [0.3, 1.0], chunk_size=1), whole, rtol=1e-12, atol=1e-14)
+
+
+def test_tensor_in_tensor_out_keeps_float32():
+    x = torch.linspace(0, 1, 50)
+    low = low_pass(x, torch.sin(6 * x), 0.1)
+    assert isinstance(low, torch.Tensor) and low.dtype == torch.float32 and low.shape == (1, 50)
+
+
+def circle(count, radius=1.0):
+    theta = 2 * np.pi * np.arange(count) / count
+    return theta, radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+
+
+def angle(points):
+    return np.arctan2(points[:, 1], points[:, 0])
+
+
+def von_mises_fraction(m, width, radius=1.0):
+    """On a circle, exp(-|x - x'|^2 / (2 w^2)) = const * exp(kappa cos(dtheta)), kappa = r^2 / w^2: a
+    von Mises kernel, which keeps I_m(kappa) / I_0(kappa) of the m-th harmonic, exactly (no boundary)."""
+    kappa = radius**2 / width**2
+    return ive(m, kappa) / ive(0, kappa)
+
+
+def test_probe_errors_match_the_periodic_truth_on_a_circle():
+    # Targets sin(theta) + sin(6 theta); the model has learned sin(theta) only, so the residual is
+    # -sin(6 theta). Harmonics are orthogonal on the uniform circle, so every RMS has a closed form.
+    theta, x = circle(720)
+    widths = [0.1, 0.3, 1.0]
+    probe = FilterProbe(x, np.sin(theta) + np.sin(6 * theta), widths)
+    assert probe.update(lambda p: np.sin(angle(p)), 0)
+    rho1 = np.array([von_mises_fraction(1, w) for w in widths])
+    rho6 = np.array([von_mises_fraction(6, w) for w in widths])
+    history = probe.history
+    np.testing.assert_allclose(history.target_low, np.sqrt((rho1**2 + rho6**2) / 2), rtol=1e-9)
+    np.testing.assert_allclose(history.target_high, np.sqrt(((1 - rho1) ** 2 + (1 - rho6) ** 2) / 2), rtol=1e-9)
+    np.testing.assert_allclose(history.residual_low[0], rho6 / np.sqrt(2), rtol=1e-9)
+    np.testing.assert_allclose(history.low_error[0], rho6 / np.sqrt(rho1**2 + rho6**2), rtol=1e-9)
+    np.testing.assert_allclose(history.high_error[0], (1 - rho6) / np.sqrt((1 - rho1) ** 2 + (1 - rho6) ** 2),
+                               rtol=1e-9)
+    # A large circle tends to a line: the fraction tends to the Gaussian's exp(-2 pi^2 d^2 k^2).
+    radius = 50.0
+    k = 6 / (2 * np.pi * radius)
+    assert abs(von_mises_fraction(6, 1.0, radius) - kept_fraction(1.0, k)) < 1e-3
+
+
+def test_narrow_and_wide_limits():
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(size=(200, 3)), rng.normal(size=200)
+    h = y + rng.normal(size=200) * 0.5
+    # Much narrower than any spacing: low(g) = g, the high part is 0 (its error undefined: NaN).
+    # Much wider than the data: low(g) = mean(g) everywhere.
+    probe = FilterProbe(x, y, [1e-6, 1e6])
+    probe.update(lambda p: h, 0)
+    r = h - y
+    np.testing.assert_allclose(probe.history.low_error[0, 0], np.linalg.norm(r) / np.linalg.norm(y), rtol=1e-12)
+    assert np.isnan(probe.history.high_error[0, 0])
+    np.testing.assert_allclose(probe.history.low_error[0, 1], abs(r.mean()) / abs(y.mean()), rtol=1e-9)
+    np.testing.assert_allclose(probe.history.high_error[0, 1],
+                               np.linalg.norm(r - r.mean()) / np.linalg.norm(y - y.mean()), rtol=1e-9)
+
+
+def test_torch_module_with_several_outputs_matches_columns_one_by_one():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    labels = np.eye(3)[rng.integers(0, 3, size=120)]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    net.train()
+    probe = FilterProbe(x, labels, [1.0, 3.0], chunk_size=16)
+    probe.update(net, 0)
+    assert net.training and probe.history.finite.tolist() == [True]
+    with torch.no_grad():
+        outputs = net(torch.from_numpy(x)).double().numpy()
+    low_h, low_y = low_pass(x.astype(np.float64), outputs, [1.0, 3.0]), low_pass(x.astype(np.float64), labels, [1.0, 3.0])
+    expected = np.linalg.norm((low_h - low_y).reshape(2, -1), axis=1) / np.linalg.norm(low_y.reshape(2, -1), axis=1)
+    np.testing.assert_allclose(probe.history.low_error[0], expected, rtol=1e-4)   # the filter runs in float32
+
+
+def test_wrong_output_shape_is_refused():
+    probe = FilterProbe(np.zeros((10, 2)) + np.arange(10)[:, None], np.zeros((10, 3)), 1.0)
+    with pytest.raises(ValueError, match=r"\(10, 3\)"):
+        probe.update(lambda p: np.zeros((len(p), 2)), 0)
+
+
+def test_every_and_non_finite_outputs():
+    x = np.linspace(0, 1, 30)
+    probe = FilterProbe(x, np.sin(6 * x), 0.1, every=5)
+    recorded = [probe.update(lambda p, s=s: np.full(len(p), np.nan if s == 5 else 0.0), s) for s in range(12)]
+    assert recorded == [s % 5 == 0 for s in range(12)]
+    history = probe.history
+    assert history.steps.tolist() == [0, 5, 10] and history.finite.tolist() == [True, False, True]
+    assert np.isnan(history.low_error[1]).all() and np.isfinite(history.low_error[[0, 2]]).all()
+    np.testing.assert_allclose(history.low_error[0], 1.0)
+
+
+def test_save_load_round_trip(tmp_path):
+    x = np.linspace(0, 1, 40)
+    probe = FilterProbe(x, np.cos(5 * x), [0.05, 0.2])
+    for step in range(3):
+        probe.update(lambda p, s=step: s * np.cos(5 * p[:, 0]) / 3, step)
+    path = tmp_path / "filter.npz"
+    probe.history.save(path)
+    loaded = FilterHistory.load(path)
+    for key in ("steps", "finite", "widths", "residual_low", "residual_high", "target_low", "target_high",
+                "low_error", "high_error"):
+        np.testing.assert_array_equal(getattr(loaded, key), getattr(probe.history, key))
+    with np.load(path, allow_pickle=False) as archive:
+        assert '"schema_version": 1' in str(archive["metadata"])
+
+
+def test_load_refuses_foreign_and_inconsistent_files(tmp_path):
+    from spectral._io import save_npz
+
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.zeros(3))
+    with pytest.raises(ValueError, match="path"):
+        FilterHistory.load(foreign)
+    broken = tmp_path / "broken.npz"
+    save_npz(broken, {"steps": np.zeros(2, np.int64), "finite": np.ones(2, bool), "residual_low": np.zeros((2, 3)),
+                      "residual_high": np.zeros((2, 2)), "widths": np.ones(2), "target_low": np.ones(2),
+                      "target_high": np.ones(2)},
+             {"format": FilterHistory.FORMAT, "schema_version": 1})
+    with pytest.raises(ValueError, match="residual_low"):
+        FilterHistory.load(broken)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"widths": []}, "widths"), ({"widths": [1.0, -1.0]}, "widths"), ({"widths": "wide"}, "widths"),
+    ({"widths": [float("nan")]}, "widths"), ({"every": 0}, "every"), ({"chunk_size": 0}, "chunk_size"),
+    ({"targets": np.zeros(9)}, "targets"), ({"inputs": np.full((10, 2), np.inf)}, "inputs"),
+    ({"inputs": np.zeros((10, 2, 2))}, "inputs"), ({"targets": np.full(10, np.nan)}, "targets"),
+])
+def test_bad_arguments_name_the_parameter(kwargs, name):
+    arguments = {"inputs": np.zeros((10, 2)), "targets": np.zeros(10), "widths": 1.0} | kwargs
+    with pytest.raises((TypeError, ValueError), match=name):
+        FilterProbe(**arguments)
+
+
+def test_plot_returns_figure_and_axes():
+    x = np.linspace(0, 1, 40)
+    probe = FilterProbe(x, np.sin(9 * x), [0.02, 0.2])
+    probe.update(lambda p: np.zeros(len(p)), 0)
+    fig, ax = plot_filter_history(probe.history)
+    assert ax.figure is fig and len(ax.lines) == 4
+    with pytest.raises(ValueError, match="empty"):
+        plot_filter_history(FilterHistory([1.0]))
