@@ -8,12 +8,32 @@ import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE
-from ._nudft import fourier_sums
 from ._samples import (RecordHistory, SampleEvaluator, as_inputs, as_targets, check_history, figure_axes, ratio)
 from ._validation import integer, positive_int
 
 #: Largest deviation of a given direction's norm from 1.
 UNIT_TOLERANCE = 1e-6
+#: Elements of the ``(rows, K)`` phase block formed at once.
+BLOCK_ELEMENTS = 1 << 20
+
+
+def fourier_coefficients(positions: torch.Tensor, values: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` complex128 ``(1/N) sum_j values[j, b] exp(-2 pi i k p_j)`` for real ``k``, block by block.
+
+    ``positions`` ``(N,)``, ``values`` ``(N, B)`` and ``freqs`` ``(K,)``, float64 on one device. Unlike
+    :func:`spectral.nudft` the frequencies need not be integers; phases are ``k p`` formed in float64
+    and reduced modulo 1 before the ``2 pi``, accurate to about ``1e-16 |k p|`` turns.
+    """
+    rows = max(1, BLOCK_ELEMENTS // len(freqs))
+    real = values.new_zeros(values.shape[1], len(freqs))
+    imag = torch.zeros_like(real)
+    for start in range(0, len(positions), rows):
+        turns = torch.outer(positions[start : start + rows], freqs)
+        phase = turns.sub_(turns.round()).mul_(2 * np.pi)
+        weights = values[start : start + rows].T
+        real += weights @ torch.cos(phase)
+        imag -= weights @ phase.sin_()
+    return torch.complex(real, imag) / len(positions)
 
 
 def _frequencies(freqs: Any) -> np.ndarray:
@@ -144,8 +164,8 @@ class ProjectionProbe:
     Notes
     -----
     ``c(k) = (1/N) sum_j g_j exp(-2 pi i k p_j)``, the convention of
-    :func:`spectral.nudft` (summed exactly in float64) on the projected
-    points. Amplitudes are ``2 |c(k)|`` (``|c(0)|`` at ``k = 0``), the
+    :func:`spectral.nudft`, summed in float64 at the projected points for
+    any real ``k``. Amplitudes are ``2 |c(k)|`` (``|c(0)|`` at ``k = 0``), the
     amplitude of a sinusoid of frequency ``k`` along ``v``; with ``C``
     outputs, the root sum of squares over outputs. The relative error is
     ``|c_{h-y}(k)| / |c_y(k)|``. The transform runs on the model's device.
@@ -178,17 +198,21 @@ class ProjectionProbe:
         self.freqs = _frequencies(freqs)
         self.every = positive_int(every, "every")
         self.directions = _directions(directions, points, positive_int(components, "components"))
-        # (m, N, 1) positions along each direction, float64: the phases need the precision.
-        self._positions = (points.to(torch.float64) @ torch.from_numpy(self.directions).T).T[..., None]
-        self._k = torch.from_numpy(self.freqs)[:, None]
+        # (m, N) positions along each direction, float64: the phases need the precision.
+        self._positions = (points.to(torch.float64) @ torch.from_numpy(self.directions).T).T.contiguous()
+        self._k = torch.from_numpy(self.freqs)
+        self._placed: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._weights = np.where(self.freqs == 0, 1.0, 2.0)
         self._evaluator = SampleEvaluator(points, self.targets.shape[1], batch_size)
         self._target = self._coefficients(self.targets)
         self.history = ProjectionHistory(self.freqs, self.directions, self._amplitude(self._target))
 
     def _coefficients(self, values: torch.Tensor) -> torch.Tensor:
-        """``(m, C, K)`` coefficients of the ``C`` columns of ``values`` along every direction."""
-        return torch.stack([fourier_sums(p, values, self._k, backend="exact") for p in self._positions])
+        """``(m, C, K)`` coefficients of the ``C`` columns of ``values`` along every direction, on their device."""
+        if values.device not in self._placed:
+            self._placed[values.device] = (self._positions.to(values.device), self._k.to(values.device))
+        positions, k = self._placed[values.device]
+        return torch.stack([fourier_coefficients(p, values, k) for p in positions])
 
     def _amplitude(self, coefficients: torch.Tensor) -> np.ndarray:
         return self._weights * coefficients.abs().square().sum(1).sqrt().cpu().numpy()
