@@ -1,0 +1,179 @@
+"""The claim check's figures: spectra, error heat maps, retraining curves and the shrink-factor sweep.
+
+Every figure names its case, its seeds and its steps; every mean over seeds
+carries a band or error bars (the standard error of the mean) and the seeds
+themselves where there is room; values that are None (NaN from a diverging
+model) are left out of means and counted in the legend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plot
+from ._history import SpectrumHistory
+from ._io import save_figure
+
+#: Curves of the retraining figure: metric key -> axis label.
+CURVE_METRICS = {"test_mse": "test MSE", "hf_fraction": "high-frequency fraction", "train_mse": "training MSE"}
+#: Names of the figures in ``write_figures``'s result, with their file stems.
+FIGURE_NAMES = {"spectra": "spectra before/after shrink (seed {seed})",
+                "heatmap": "relative error over training (seed {seed})",
+                "curves": "retraining curves"}
+
+
+def seed_array(values: Any) -> np.ndarray:
+    """Per-seed values (lists, possibly nested, None for NaN) as a float array."""
+    return np.array(values, dtype=float)
+
+
+def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard error of the mean and count of the finite values along the last axis, without warnings.
+
+    Where fewer than two values are finite the error is 0 (one value) or NaN (none).
+
+    Examples
+    --------
+    >>> from spectral._report_figures import mean_sem
+    >>> mean, sem, n = mean_sem(np.array([[1.0, 3.0], [2.0, np.nan]]))
+    >>> mean.tolist(), sem.tolist(), n.tolist()
+    ([2.0, 2.0], [1.0, 0.0], [2, 1])
+    """
+    finite = np.isfinite(values)
+    n = finite.sum(axis=-1)
+    filled = np.where(finite, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, filled.sum(axis=-1) / np.maximum(n, 1), np.nan)
+        squares = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
+        sd = np.sqrt(squares / np.maximum(n - 1, 1))
+        sem = np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), np.where(n == 1, 0.0, np.nan))
+    return mean, sem, n
+
+
+def _arms(case: dict[str, Any]) -> list[str]:
+    """The retrained arms, in the order the case lists them (read from the data, not a fixed list)."""
+    return list(case["curves"]["test_mse"])
+
+
+def _seeds(case: dict[str, Any]) -> str:
+    seeds = case["seeds"]
+    return f"{len(seeds)} seeds" if len(seeds) != 1 else f"seed {seeds[0]}"
+
+
+def _non_finite_note(values: np.ndarray) -> str:
+    bad = int((~np.isfinite(values)).sum())
+    return f", {bad} non-finite left out" if bad else ""
+
+
+def _band(ax: Any, x: Any, values: np.ndarray, label: str, **style: Any) -> Any:
+    """Mean over seeds (last axis) with a band of one standard error; returns the line."""
+    mean, sem, _ = mean_sem(values)
+    (line,) = ax.plot(x, mean, marker=".", label=label + _non_finite_note(values), **style)
+    ax.fill_between(x, mean - sem, mean + sem, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
+
+
+def curves_figure(case: dict[str, Any]) -> Any:
+    """Test MSE, high-frequency fraction and training MSE of every arm along retraining, mean ± s.e.m. over seeds.
+
+    The overfit net's level (before the shrink) is a dotted reference line on
+    each panel.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(CURVE_METRICS))
+    steps = case["curves"]["steps"]
+    for ax, (metric, label) in zip(axes, CURVE_METRICS.items()):
+        for arm in _arms(case):
+            _band(ax, steps, seed_array(case["curves"][metric][arm]), arm)
+        overfit = case["metrics"].get(metric, {}).get("overfit")
+        if overfit is not None:
+            level, _, _ = mean_sem(seed_array(overfit))
+            ax.axhline(level, color="black", linestyle=":", linewidth=1, label="overfit net (before shrink), mean")
+        ax.set_xlabel("retraining step (0 = right after the shrink)")
+        ax.set_ylabel(f"{label}\n(line: mean, band: ± 1 s.e.m. over seeds)")
+        ax.set_yscale("log")
+        ax.set_title(label)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"{case['id']}: retraining curves per arm, {_seeds(case)} (seeds {_seed_range(case)})")
+    return fig
+
+
+def _seed_range(case: dict[str, Any]) -> str:
+    seeds = case["seeds"]
+    return ", ".join(map(str, seeds)) if len(seeds) <= 3 else f"{seeds[0]}-{seeds[-1]}"
+
+
+def sweep_figure(case: dict[str, Any]) -> Any:
+    """High-frequency fraction and test MSE against the shrink factor: mean ± s.e.m. error bars and every seed."""
+    from matplotlib.figure import Figure
+
+    sweep = case["sweep"]
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    factors = np.array(sweep["factors"], dtype=float)
+    panels = [(axes[0], "hf_fraction_shrunk", "right after shrink"), (axes[0], "hf_fraction", "after retraining"),
+              (axes[1], "test_mse", "after retraining")]
+    for ax, key, label in panels:
+        values = seed_array(sweep[key])
+        mean, sem, _ = mean_sem(values)
+        bars = ax.errorbar(factors, mean, yerr=sem, marker="o", capsize=4,
+                           label=f"{label}: mean ± s.e.m.{_non_finite_note(values)}")
+        colour = bars.lines[0].get_color()
+        x = np.broadcast_to(factors[:, None], values.shape)
+        ax.plot(x.ravel(), values.ravel(), linestyle="none", marker=".", color=colour, alpha=0.35,
+                label=f"{label}: one seed each")
+    for ax, metric in ((axes[0], "hf_fraction"), (axes[1], "test_mse")):
+        overfit = case["metrics"].get(metric, {}).get("overfit")
+        if overfit is not None:
+            ax.axhline(mean_sem(seed_array(overfit))[0], color="black", linestyle=":", linewidth=1,
+                       label="overfit net (before shrink), mean")
+        if "shrink_factor" in case:
+            ax.axvline(case["shrink_factor"], color="grey", linestyle="--", linewidth=1,
+                       label=f"slingshot's factor {case['shrink_factor']:g}")
+        ax.set_xlabel("shrink factor (1.0 = no shrink)")
+        ax.set_yscale("log")
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("high-frequency fraction")
+    axes[0].set_title(f"power above {case['cutoff']:g} cycles over non-DC power")
+    axes[1].set_ylabel("test MSE after retraining")
+    axes[1].set_title("test MSE")
+    fig.suptitle(f"{case['id']}: shrink-factor sweep, {_seeds(case)} (seeds {_seed_range(case)})")
+    return fig
+
+
+def spectra_figure(case: dict[str, Any], history: SpectrumHistory) -> Any:
+    """Seed 0's spectra before and after the shrink, raw and normalised, with the cutoff."""
+    title = f"{case['id']}, seed {case['seeds'][0]}"
+    draw = plot.before_after if len(history.shape) == 1 else plot.spectra_2d
+    return draw(history, cutoff=case["cutoff"], title=title)
+
+
+def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str, str]]:
+    """Write every case's PNGs into ``out/figures``; return ``{case id: {figure name: path relative to out}}``.
+
+    Reads each case's seed-0 history from ``out/cases/<id>.history.npz``. The
+    shrink-factor sweep, when a case has one, is under the key ``"sweep"``.
+    """
+    out = Path(out)
+    figures_dir = out / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[str, str]] = {}
+    for case in cases:
+        history = SpectrumHistory.load(out / "cases" / f"{case['id']}.history.npz")
+        seed = case["seeds"][0]
+        made = {"spectra": spectra_figure(case, history),
+                "heatmap": plot.error_heatmap(history, title=f"{case['id']}, seed {seed}"),
+                "curves": curves_figure(case)}
+        written[case["id"]] = {}
+        for stem, fig in made.items():
+            path = save_figure(fig, figures_dir / f"{case['id']}-{stem}.png")
+            written[case["id"]][FIGURE_NAMES[stem].format(seed=seed)] = str(path.relative_to(out))
+        if case.get("sweep"):
+            path = save_figure(sweep_figure(case), figures_dir / "sweep.png")
+            written["sweep"] = {"sweep": str(path.relative_to(out))}
+    return written
