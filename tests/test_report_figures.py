@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+from matplotlib.container import ErrorbarContainer
+
+from spectral import Grid, SpectrumProbe
+from spectral._report_figures import curves_figure, mean_sem, sweep_figure, write_figures
+
+ARMS = ("slingshot", "control", "an_arm_added_later")
+
+
+def make_case(case_id="1d-tanh", seeds=(0, 1, 2), sweep=True):
+    rng = np.random.default_rng(0)
+    n = len(seeds)
+
+    def per_seed(points):
+        values = rng.uniform(0.01, 1, size=(points, n)).tolist()
+        values[1][0] = None  # a diverged seed: NaN, written as null
+        return values
+
+    steps = [0, 50, 100]
+    case = {"id": case_id, "signal": case_id[:2], "activation": "tanh", "bias": True, "seeds": list(seeds),
+            "cutoff": 8.0, "signal_max_frequency": 5.0, "shrink_factor": 0.2,
+            "metrics": {m: {arm: rng.uniform(0.01, 1, n).tolist() for arm in ("overfit", "shrunk") + ARMS}
+                        for m in ("test_mse", "hf_fraction", "train_mse")},
+            "curves": {"steps": steps, **{m: {arm: per_seed(len(steps)) for arm in ARMS}
+                                          for m in ("test_mse", "hf_fraction", "train_mse")}},
+            "sweep": None}
+    if sweep:
+        case["sweep"] = {"factors": [0.1, 0.2, 1.0], **{key: per_seed(3) for key in
+                                                         ("hf_fraction_shrunk", "hf_fraction", "test_mse")}}
+    return case
+
+
+def save_history(out, case_id, ndim):
+    grid = Grid.uniform(64) if ndim == 1 else Grid.uniform((16, 16))
+    target = lambda x: np.sin(2 * np.pi * 3 * x[:, 0])
+    probe = SpectrumProbe(grid, target=target, window="hann")
+    for step in (0, 100):
+        probe.update(lambda x, s=step: target(x) * s / 100 + 0.01, step)
+    probe.snapshot(target, "before shrink")
+    probe.snapshot(lambda x: 0.2 * target(x), "after shrink")
+    probe.update(lambda x: target(x), 150)
+    probe.snapshot(target, "retrained")
+    probe.history.save(out / "cases" / f"{case_id}.history.npz")
+
+
+def legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_mean_sem_leaves_out_non_finite_values_without_warnings():
+    values = np.array([[1.0, 2.0, 3.0], [np.nan, 4.0, np.nan], [np.nan] * 3])
+    mean, sem, n = mean_sem(values)
+    np.testing.assert_allclose(mean[:2], [2.0, 4.0])
+    np.testing.assert_allclose(sem[:2], [1 / np.sqrt(3), 0.0])
+    assert np.isnan(mean[2]) and np.isnan(sem[2]) and n.tolist() == [3, 1, 0]
+
+
+def test_curves_figure_draws_every_arm_with_bands_and_the_overfit_level():
+    case = make_case()
+    fig = curves_figure(case)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["test MSE", "high-frequency fraction", "training MSE"]
+    for ax in axes:
+        assert len(ax.collections) == len(ARMS)  # one s.e.m. band per arm
+        assert "s.e.m." in ax.get_ylabel()
+        assert any(line.get_label().startswith("overfit net") for line in ax.get_lines())
+    labels = legend_texts(axes[0])
+    for arm in ARMS:  # arm names come from the data
+        assert any(label.startswith(arm) for label in labels)
+    assert any("1 non-finite left out" in label for label in labels)
+    title = fig._suptitle.get_text()
+    assert "1d-tanh" in title and "3 seeds" in title and "seeds 0, 1, 2" in title
+
+
+def test_sweep_figure_has_error_bars_seeds_and_markers():
+    fig = sweep_figure(make_case())
+    hf, mse = fig.axes
+    assert sum(isinstance(c, ErrorbarContainer) for c in hf.containers) == 2
+    assert sum(isinstance(c, ErrorbarContainer) for c in mse.containers) == 1
+    for ax in (hf, mse):
+        labels = legend_texts(ax)
+        assert any("mean ± s.e.m." in label for label in labels)
+        assert any("one seed each" in label for label in labels)
+        assert "slingshot's factor 0.2" in labels and "overfit net (before shrink), mean" in labels
+    bars = next(c for c in hf.containers if isinstance(c, ErrorbarContainer))
+    assert bars.has_yerr and len(bars.lines[2][0].get_segments()) == 3
+    assert "8 cycles" in hf.get_title() and "3 seeds" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path, ndim):
+    case = make_case(f"{ndim}d-tanh", seeds=(4, 5), sweep=ndim == 1)
+    (tmp_path / "cases").mkdir()
+    save_history(tmp_path, case["id"], ndim)
+    written = write_figures([case], tmp_path)
+    names = written[case["id"]]
+    assert set(names) == {"spectra before/after shrink (seed 4)", "relative error over training (seed 4)",
+                          "retraining curves"}
+    assert ("sweep" in written) == (ndim == 1)
+    for path in list(names.values()) + list(written.get("sweep", {}).values()):
+        assert path.startswith("figures/") and (tmp_path / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
