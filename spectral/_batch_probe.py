@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ._nudft import as_frequencies, as_points, as_samples, fourier_sums
-from ._validation import integer, positive_int
+from ._validation import int64, positive_int
 
 
 class BatchSpectrumHistory:
@@ -84,8 +84,9 @@ class BatchSpectrumProbe:
     does; the probe reports what the training batch shows.
 
     Outputs may require grad: they are detached, never backpropagated
-    through. Outputs holding NaN or inf are recorded as NaN rows with
-    ``history.finite`` False; the probe never raises for them.
+    through. Outputs holding NaN or inf, or so large that the sums overflow,
+    are recorded as NaN rows with ``history.finite`` False; the probe never
+    raises for them. Inputs ``x`` holding NaN or inf are refused.
 
     Examples
     --------
@@ -116,7 +117,7 @@ class BatchSpectrumProbe:
         self._freqs = as_frequencies(freqs, self.ndim, torch.device("cpu"))
         self.every = positive_int(every, "every")
         self._weights = np.where((self._freqs == 0).all(dim=1).numpy(), 1.0, 2.0)
-        integers = self._freqs.numpy().astype(np.int64)
+        integers = self._freqs.numpy()
         self.history = BatchSpectrumHistory(integers[:, 0] if self.ndim == 1 else integers)
 
     def update(self, x: Any, outputs: Any, targets: Any, step: int) -> bool:
@@ -137,9 +138,10 @@ class BatchSpectrumProbe:
         ------
         TypeError, ValueError
             Naming the parameter: shapes that disagree with each other or
-            with ``freqs``, complex or empty values, non-finite targets.
+            with ``freqs``, complex or empty values, non-finite inputs or
+            targets, a ``step`` outside the int64 range.
         """
-        step = integer(step, "step")
+        step = int64(step, "step")
         if step % self.every:
             return False
         points = as_points(x)
@@ -149,12 +151,13 @@ class BatchSpectrumProbe:
         target = as_samples(targets, points.shape[0], "targets").to(fit.device)
         if not torch.isfinite(target).all():
             raise ValueError("targets has NaN or inf values")
-        if not torch.isfinite(fit).all():
-            nan = np.full(len(self._weights), np.nan)
-            self.history.append(step, nan, nan.copy(), False)
-            return True
-        fit = fit.to(torch.float64)
-        values = torch.stack([fit, fit - target.to(torch.float64)], dim=1)
-        amplitude = self._weights * fourier_sums(points, values, self._freqs).abs().cpu().numpy()
-        self.history.append(step, amplitude[0], amplitude[1], True)
+        amplitude = None
+        if torch.isfinite(fit).all():
+            fit = fit.to(torch.float64)
+            values = torch.stack([fit, fit - target.to(torch.float64)], dim=1)
+            amplitude = self._weights * fourier_sums(points, values, self._freqs).abs().cpu().numpy()
+        finite = amplitude is not None and bool(np.isfinite(amplitude).all())  # huge outputs overflow the sums
+        if not finite:
+            amplitude = np.full((2, len(self._weights)), np.nan)
+        self.history.append(step, amplitude[0], amplitude[1], finite)
         return True

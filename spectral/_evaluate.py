@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._validation import positive_int
+from ._validation import not_on_meta, positive_int
 
 #: Points per forward pass: bounds the activations held at once.
 DEFAULT_BATCH_SIZE = 16384
@@ -35,7 +35,10 @@ def _check_input_width(model: torch.nn.Module, width: int) -> None:
 
 
 def _as_output(raw: Any, count: int) -> torch.Tensor:
-    if not isinstance(raw, torch.Tensor):
+    if isinstance(raw, torch.Tensor):
+        not_on_meta(raw, "model's output")
+        raw = raw.detach()
+    else:
         raw = np.asarray(raw)
         if raw.dtype.kind == "c":
             raise TypeError(f"model must return real values, got complex dtype {raw.dtype}")
@@ -52,12 +55,20 @@ def _as_output(raw: Any, count: int) -> torch.Tensor:
     return raw if raw.dtype in (torch.float32, torch.float64) else raw.to(torch.float32)
 
 
+#: What a callable that is not a torch module receives, and how to hand a torch model what it expects.
+CALLABLE_INPUT_HINT = ("a model that is not a torch.nn.Module receives a float64 numpy array of shape (N, d) "
+                       "(or, if that raises TypeError, a float64 CPU tensor); convert it in the callable, e.g. "
+                       "lambda p: net(torch.as_tensor(p, dtype=torch.float32))")
+
+
 class PointEvaluator:
     """Evaluates models on fixed ``(N, d)`` points in batches, without gradients.
 
     Torch modules run on their own device and dtype in eval mode; the training
     flag of every submodule is restored afterwards. Other callables receive a
     float64 numpy array (or, if that raises ``TypeError``, a float64 CPU tensor).
+    Every call gets its own copy of the points, so a model that changes its
+    input in place cannot move them; tensor outputs are detached.
     """
 
     def __init__(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -77,27 +88,36 @@ class PointEvaluator:
             return self._evaluate_module(model)
         if not callable(model):
             raise TypeError(f"model must be a torch.nn.Module or a callable, got {type(model).__name__}")
-        return torch.cat([self._call(model, batch) for batch in self._batches(self.points)])
+        with torch.no_grad():
+            return torch.cat([self._call(model, batch) for batch in self._batches(self.points)])
 
     def _batches(self, points: Any) -> list[Any]:
         return [points[i : i + self.batch_size] for i in range(0, len(points), self.batch_size)]
 
-    def _call(self, model: Callable[..., Any], batch: np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def _call(model: Callable[..., Any], batch: np.ndarray) -> torch.Tensor:
         try:
-            raw = model(batch)
+            raw = model(batch.copy())
         except TypeError:
-            raw = model(torch.from_numpy(batch))
+            try:
+                raw = model(torch.from_numpy(batch.copy()))
+            except (TypeError, RuntimeError) as error:  # e.g. a float32 torch model handed float64
+                raise TypeError(f"model could not be called on the points: {error}; {CALLABLE_INPUT_HINT}") from error
         return _as_output(raw, len(batch))
 
     def _evaluate_module(self, model: torch.nn.Module) -> torch.Tensor:
         _check_input_width(model, self.points.shape[1])
         device, dtype = _module_device_dtype(model)
+        if device.type == "meta":
+            raise TypeError("model has its parameters on the meta device and holds no weights to evaluate; "
+                            "materialise it first (e.g. model.to_empty(device='cpu') and load its weights)")
         points = self._points_on(device, dtype)
         modes = [(module, module.training) for module in model.modules()]
         model.eval()
         try:
             with torch.no_grad():
-                return torch.cat([_as_output(self._forward(model, b), len(b)) for b in self._batches(points)])
+                # Each batch a copy: a forward pass that changes its input in place must not move the points.
+                return torch.cat([_as_output(self._forward(model, b.clone()), len(b)) for b in self._batches(points)])
         finally:
             for module, training in modes:
                 module.training = training

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,15 @@ import numpy as np
 from ._grid import Grid
 from ._io import load_npz, save_npz
 from ._spectrum import frequency_axes, frequency_magnitude, high_frequency_fraction, radial_profile, window_array
+from ._validation import INT64_MAX, INT64_MIN
 
 FORMAT = "spectral.SpectrumHistory"
-SCHEMA_VERSION = 1
+#: Version 2 keeps the labels in the JSON metadata (numpy strings drop trailing NULs); version 1 files are read too.
+SCHEMA_VERSION = 2
+READS_SCHEMA_VERSIONS = (1, 2)
+#: Most grid points a history without records may declare: with no spectra to check its shape against,
+#: a crafted file could otherwise make ``load`` allocate its window (or ``freqs``) without bound.
+MAX_POINTS_WITHOUT_RECORDS = 2**24
 
 
 class SpectrumHistory:
@@ -76,22 +83,28 @@ class SpectrumHistory:
 
     @property
     def labels(self) -> np.ndarray:
-        """``(R,)`` str labels; ``""`` for records taken by ``update``."""
-        return self._array("labels", (), str)
+        """``(R,)`` object array of str labels; ``""`` for records taken by ``update``.
+
+        An object array, because numpy's fixed-width strings drop trailing NUL characters.
+        """
+        return self._array("labels", (), object)
 
     @property
     def amplitude(self) -> np.ndarray:
-        """``(R, *bins)`` amplitudes (NaN rows where the model was not finite)."""
+        """``(R, *bins)`` amplitudes (NaN rows where the record is not finite)."""
         return self._array("amplitude", self._bins, np.float64)
 
     @property
     def power(self) -> np.ndarray:
-        """``(R, *bins)`` power per bin (NaN rows where the model was not finite)."""
+        """``(R, *bins)`` power per bin (NaN rows where the record is not finite)."""
         return self._array("power", self._bins, np.float64)
 
     @property
     def finite(self) -> np.ndarray:
-        """``(R,)`` bool: False where the model produced NaN or inf."""
+        """``(R,)`` bool: False where the model produced NaN or inf or its spectrum overflowed.
+
+        A record with ``finite`` True has finite amplitudes, power and relative errors.
+        """
         return self._array("finite", (), bool)
 
     def high_frequency_fraction(self, cutoff: float) -> np.ndarray:
@@ -121,43 +134,48 @@ class SpectrumHistory:
             raise KeyError(f"no record labelled {label!r}; labels are {sorted(set(self.labels) - {''})}")
         return int(matches[-1])
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write the history atomically as ``.npz`` (no pickle) with JSON metadata.
 
-        The file is written exactly at ``path`` (no extension is added).
+        Like :func:`numpy.savez`, ``.npz`` is appended to a ``path`` that does
+        not end in it. Returns the path written.
         """
-        arrays = {"steps": self.steps, "labels": self.labels, "amplitude": self.amplitude,
-                  "power": self.power, "finite": self.finite}
+        arrays = {"steps": self.steps, "amplitude": self.amplitude, "power": self.power, "finite": self.finite}
         if self.target_freqs is not None:
             arrays["target_freqs"] = np.asarray(self.target_freqs, dtype=np.float64)
             arrays["relative_error"] = self.relative_error()
         window = list(self.window) if isinstance(self.window, tuple) else self.window
         metadata = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "shape": list(self.shape),
-                    "extent": self.extent, "window": window}
-        save_npz(path, arrays, metadata)
+                    "extent": self.extent, "window": window, "labels": self.labels.tolist()}
+        return save_npz(path, arrays, metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SpectrumHistory:
-        """Read a history written by :meth:`save`.
+        """Read a history written by :meth:`save` (schema version 1 or 2).
+
+        Sizes declared in the file are checked against its real size before
+        anything is allocated (see :func:`spectral._io.load_npz`); a history
+        without records may declare at most ``MAX_POINTS_WITHOUT_RECORDS``
+        grid points.
 
         Raises
         ------
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If ``path`` is not a spectrum history (corrupt, truncated, foreign,
-            pickle-bearing, another schema version, or inconsistent arrays).
+            If ``path`` is not a spectrum history (not a regular file, corrupt,
+            truncated, crafted, foreign, pickle-bearing, another schema version,
+            or inconsistent arrays).
         """
-        arrays, metadata = load_npz(path, kind=FORMAT, schema_version=SCHEMA_VERSION)
+        arrays, metadata = load_npz(path, kind=FORMAT, schema_version=READS_SCHEMA_VERSIONS)
         try:
-            history = _checked(arrays, metadata)
+            history, labels = _checked(arrays, metadata)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"path={str(path)!r} is not a consistent spectrum history: {error}") from None
-        rows = len(arrays["steps"])
-        for i in range(rows):
+        for i, label in enumerate(labels):
             error_row = arrays["relative_error"][i] if history.target_freqs is not None else None
-            history.append(arrays["steps"][i], arrays["labels"][i], arrays["amplitude"][i],
-                           arrays["power"][i], arrays["finite"][i], error_row)
+            history.append(arrays["steps"][i], label, arrays["amplitude"][i], arrays["power"][i],
+                           arrays["finite"][i], error_row)
         return history
 
 
@@ -166,14 +184,27 @@ _KINDS = {"steps": "iu", "labels": "U", "amplitude": "f", "power": "f", "finite"
           "target_freqs": "f"}
 
 
-def _checked(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> SpectrumHistory:
-    """A history shell from loaded arrays and metadata, after checking they agree; raises on any mismatch."""
+def _labels(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> list[str]:
+    """The labels: a JSON list in version 2, a numpy string array in version 1."""
+    if metadata["schema_version"] == 1:
+        labels = arrays["labels"]
+        if labels.dtype.kind != "U":
+            raise ValueError(f"array 'labels' has dtype {labels.dtype}, expected str")
+        return labels.tolist()
+    labels = metadata["labels"]
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError("metadata 'labels' must be a list of str")
+    return labels
+
+
+def _checked(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> tuple[SpectrumHistory, list[str]]:
+    """A history shell and its labels from loaded arrays and metadata, after checking they agree; raises otherwise."""
     grid = Grid.uniform(tuple(metadata["shape"]), extent=metadata["extent"])
-    window_array(metadata["window"], grid.shape)
     history = SpectrumHistory(grid.shape, grid.extent, metadata["window"], arrays.get("target_freqs"))
+    labels = _labels(arrays, metadata)
     rows = len(arrays["steps"])
-    shapes = {"steps": (rows,), "labels": (rows,), "amplitude": (rows,) + history._bins,
-              "power": (rows,) + history._bins, "finite": (rows,)}
+    shapes = {"steps": (rows,), "amplitude": (rows,) + history._bins, "power": (rows,) + history._bins,
+              "finite": (rows,)}
     if history.target_freqs is not None:
         shapes["target_freqs"] = (len(history.target_freqs),) + ((2,) if len(grid.shape) == 2 else ())
         shapes["relative_error"] = (rows, len(history.target_freqs))
@@ -181,4 +212,15 @@ def _checked(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Spectru
         if arrays[key].shape != shape or arrays[key].dtype.kind not in _KINDS[key]:
             raise ValueError(f"array {key!r} has shape {arrays[key].shape} and dtype {arrays[key].dtype}, "
                              f"expected shape {shape}")
-    return history
+    if len(labels) != rows:
+        raise ValueError(f"{len(labels)} labels for {rows} records")
+    if rows == 0 and grid.size > MAX_POINTS_WITHOUT_RECORDS:
+        raise ValueError(f"shape {grid.shape} has {grid.size} points; a history without records may have at most "
+                         f"{MAX_POINTS_WITHOUT_RECORDS}")
+    if rows and not INT64_MIN <= int(arrays["steps"].min()) <= int(arrays["steps"].max()) <= INT64_MAX:
+        raise ValueError("array 'steps' holds steps outside the int64 range")
+    spectra = [key for key in ("amplitude", "power", "relative_error") if key in shapes]
+    if not all(np.isfinite(arrays[key][arrays["finite"]]).all() for key in spectra):
+        raise ValueError("records flagged finite hold NaN or inf")
+    window_array(metadata["window"], grid.shape)  # now bounded: the grid matches spectra read from the file
+    return history, labels

@@ -11,7 +11,7 @@ from ._evaluate import DEFAULT_BATCH_SIZE, PointEvaluator
 from ._grid import Grid
 from ._history import SpectrumHistory
 from ._spectrum import amplitude_weights, check_grid_values, fourier, frequency_axes, window_array
-from ._validation import integer, positive_int
+from ._validation import int64, positive_int
 
 #: A target bin "has power" when its amplitude exceeds this fraction of the largest.
 TARGET_POWER_THRESHOLD = 1e-6
@@ -45,8 +45,13 @@ class SpectrumProbe:
     Non-torch callables receive a float64 numpy array, so a Keras or JAX model
     works through ``lambda x: np.asarray(keras_model(x))``.
 
-    A model that returns NaN or inf is recorded with NaN spectra and
-    ``history.finite`` False; the probe never raises for it.
+    A model that returns NaN or inf, or values so large that their spectrum
+    overflows (float32 outputs near ``3e38``, float64 near ``1e154``), is
+    recorded with NaN spectra and ``history.finite`` False; the probe never
+    raises for it, and a record with ``finite`` True is finite throughout.
+
+    Models and targets get their own copy of the grid's points on every
+    call, so one that changes its input in place cannot move them.
 
     Examples
     --------
@@ -110,8 +115,11 @@ class SpectrumProbe:
         return fourier(values, self.grid.ndim, self._window_tensors[key])
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
-        """Record the model's spectrum if ``step % every == 0``; return whether it did."""
-        step = integer(step, "step")
+        """Record the model's spectrum if ``step % every == 0``; return whether it did.
+
+        ``step`` is an integer in the int64 range (a ``ValueError`` names it otherwise).
+        """
+        step = int64(step, "step")
         recorded = step % self.every == 0
         if recorded:
             self._record(model, step, "")
@@ -128,7 +136,7 @@ class SpectrumProbe:
         """
         if not isinstance(label, str) or not label:
             raise TypeError(f"label must be a non-empty str, got {label!r}")
-        self._record(model, self._last_step if step is None else integer(step, "step"), label)
+        self._record(model, self._last_step if step is None else int64(step, "step"), label)
 
     def log(self, writer: Any, step: int | None = None, **kwargs: Any) -> None:
         """Write the history to a TensorBoard ``SummaryWriter``.
@@ -144,17 +152,24 @@ class SpectrumProbe:
 
     def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
         values = self._evaluator(model)
-        finite = bool(torch.isfinite(values).all())
-        if not finite:
-            bins = self.history._bins
-            nan = np.full(bins, np.nan)
+        spectra = self._spectra(values) if bool(torch.isfinite(values).all()) else None
+        if spectra is None:
+            nan = np.full(self.history._bins, np.nan)
             errors = None if self._target_mask is None else np.full(int(self._target_mask.sum()), np.nan)
             self.history.append(step, label, nan, nan.copy(), False, errors)
             return
+        self.history.append(step, label, *spectra[:2], True, spectra[2])
+
+    def _spectra(self, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Amplitude, power and relative errors of finite values; None when any of them overflows."""
         coefficients, power = self._transform(values.reshape(self.grid.shape))
         coefficients = coefficients.cpu().numpy()
-        errors = None
-        if self._target_mask is not None:
-            errors = np.abs(coefficients[self._target_mask] - self._target_coefficients) / np.abs(self._target_coefficients)
-        self.history.append(step, label, self._weights * np.abs(coefficients), power.cpu().numpy().astype(np.float64),
-                            True, errors)
+        power = power.cpu().numpy().astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge outputs: caught just below
+            amplitude = self._weights * np.abs(coefficients)
+            errors = None
+            if self._target_mask is not None:
+                errors = (np.abs(coefficients[self._target_mask] - self._target_coefficients)
+                          / np.abs(self._target_coefficients))
+        parts = (amplitude, power) if errors is None else (amplitude, power, errors)
+        return (amplitude, power, errors) if all(np.isfinite(part).all() for part in parts) else None

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.signal
 import torch
 
 from ._validation import non_negative_finite, positive_finite, real_tensor
@@ -15,18 +14,36 @@ from ._validation import non_negative_finite, positive_finite, real_tensor
 Window = Any  # a name or (name, parameter) tuple that scipy.signal.get_window knows
 
 
+#: Smallest coherent gain ``sum(w)`` accepted, relative to ``sum(|w|)``: a window whose weights
+#: nearly cancel would divide every amplitude by almost zero.
+MIN_RELATIVE_GAIN = float(np.sqrt(np.finfo(np.float64).eps))
+
+
 @functools.lru_cache(maxsize=32)
 def _window_1d(window: Window, n: int) -> np.ndarray:
+    import scipy.signal  # here, not at the top: it is slow to import and only windows need it
+
     try:
-        return scipy.signal.get_window(window, n, fftbins=True)
+        values = scipy.signal.get_window(window, n, fftbins=True)
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"window={window!r} is not a window scipy.signal.get_window knows: {error}"
         ) from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"window={window!r} has NaN or inf weights for {n} points")
+    if not values.sum() > MIN_RELATIVE_GAIN * np.abs(values).sum():
+        raise ValueError(f"window={window!r} has weights summing to {values.sum():.3g} for {n} points; "
+                         "expected a positive coherent gain")
+    return values
 
 
 def window_array(window: Window, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Periodic window for ``shape`` (outer product in 2D), or None for no window."""
+    """Periodic window for ``shape`` (outer product in 2D), or None for no window.
+
+    Raises ``ValueError`` for a window scipy does not know, one with NaN or
+    inf weights, or one whose weights sum to nearly zero (at most
+    ``MIN_RELATIVE_GAIN * sum(|w|)``), which would blow amplitudes up.
+    """
     if window is None:
         return None
     if isinstance(window, list):

@@ -50,12 +50,26 @@ def integer(value: Any, name: str) -> int:
     return int(value)
 
 
+#: The range of a training step: what an int64 array of steps (and the files holding one) can store.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def int64(value: Any, name: str) -> int:
+    """Return ``value`` as an int in the int64 range, refusing bools, floats and larger integers."""
+    value = integer(value, name)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{name} must fit in int64 (-2**63 .. 2**63 - 1), got {value!r}")
+    return value
+
+
 def optional_seed(value: Any, name: str = "seed") -> int | None:
-    """Return ``value`` as a non-negative int, or None; refuse anything else."""
+    """Return ``value`` as an int in ``[0, 2**64)`` (what ``torch.manual_seed`` takes), or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise TypeError(f"{name} must be None or a non-negative integer, got {value!r}")
+    if value >= 2**64:
+        raise ValueError(f"{name} must be below 2**64, got {value!r}")
     return int(value)
 
 
@@ -74,11 +88,12 @@ def real_tensor(values: Any, name: str) -> torch.Tensor:
             raise TypeError(f"{name} must be an array or tensor of real numbers") from error
         if array.dtype.kind == "c":
             raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
-        if array.dtype.kind not in "biuf":
+        if array.dtype.kind not in "iuf":
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-        if array.dtype.kind in "biu":
+        if array.dtype.kind in "iu":
             array = array.astype(np.float64)
         tensor = torch.tensor(array)
+    not_on_meta(tensor, name)
     if tensor.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {tensor.dtype}")
     if tensor.dtype == torch.bool:
@@ -90,3 +105,10 @@ def real_tensor(values: Any, name: str) -> torch.Tensor:
     if tensor.numel() == 0:
         raise ValueError(f"{name} is empty, shape {tuple(tensor.shape)}")
     return tensor
+
+
+def not_on_meta(tensor: torch.Tensor, name: str) -> None:
+    """Refuse a tensor on the ``meta`` device: it has a shape but no values to measure."""
+    if tensor.device.type == "meta":
+        raise TypeError(f"{name} is on the meta device and holds no values; materialise it first "
+                        "(e.g. module.to_empty(device='cpu') and load or initialise the weights)")

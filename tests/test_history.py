@@ -32,7 +32,7 @@ def test_save_load_round_trip(tmp_path, ndim, target):
         np.testing.assert_array_equal(loaded.relative_error(), history.relative_error())
         np.testing.assert_array_equal(loaded.target_freqs, history.target_freqs)
     with np.load(path, allow_pickle=False) as archive:
-        assert json.loads(str(archive["metadata"]))["schema_version"] == 1
+        assert json.loads(str(archive["metadata"]))["schema_version"] == 2
 
 
 def test_high_frequency_fraction_per_record():
@@ -69,7 +69,7 @@ def test_refuses_files_that_are_not_histories(tmp_path):
     make_history().save(good)
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    wrong_version = tmp_path / "v2.npz"
+    wrong_version = tmp_path / "v3.npz"
     with zipfile.ZipFile(good) as source, zipfile.ZipFile(wrong_version, "w") as target:
         for item in source.namelist():
             data = source.read(item)
@@ -77,7 +77,7 @@ def test_refuses_files_that_are_not_histories(tmp_path):
                 continue
             target.writestr(item, data)
     arrays = dict(np.load(good, allow_pickle=False))
-    arrays["metadata"] = np.array(str(arrays["metadata"]).replace('"schema_version": 1', '"schema_version": 2'))
+    arrays["metadata"] = np.array(str(arrays["metadata"]).replace('"schema_version": 2', '"schema_version": 3'))
     np.savez(wrong_version, **arrays)
     inconsistent = tmp_path / "inconsistent.npz"
     arrays = dict(np.load(good, allow_pickle=False))
