@@ -49,6 +49,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
 FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 
+def figure_format(path: str | os.PathLike, name: str = "path") -> str:
+    """The figure format ``path``'s suffix names; ``ValueError`` naming ``name`` for any but :data:`FIGURE_FORMATS`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"{name}={str(path)!r} must end in one of {', '.join(FIGURE_FORMATS)} (the figure format)")
+    return FIGURE_FORMATS[suffix]
+
+
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Atomically save a matplotlib figure in the format its suffix names (``.png``, ``.pdf``, ``.svg``).
 
@@ -57,10 +65,8 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     ValueError
         If the suffix of ``path`` is not one of :data:`FIGURE_FORMATS`.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix not in FIGURE_FORMATS:
-        raise ValueError(f"path={str(path)!r} must end in one of {', '.join(FIGURE_FORMATS)} (the figure format)")
-    return atomic_write(path, lambda file: fig.savefig(file, format=FIGURE_FORMATS[suffix], dpi=dpi))
+    format = figure_format(path)
+    return atomic_write(path, lambda file: fig.savefig(file, format=format, dpi=dpi))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, older_than: float | None = None) -> list[Path]:

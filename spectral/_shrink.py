@@ -9,6 +9,10 @@ import torch
 from ._validation import non_negative_finite, optional_seed, positive_finite
 
 
+#: Parameter dtypes that can be scaled in place (integers cannot hold the product; float8 has no kernels).
+SCALABLE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def _is_bias(name: str) -> bool:
     return name.rsplit(".", 1)[-1] == "bias"
 
@@ -49,7 +53,7 @@ def shrink_(model: torch.nn.Module, factor: float, *, biases: bool = True, pertu
         ``theta <- factor * theta + perturb * theta_fresh``, ``theta_fresh`` a
         fresh initialisation of the same modules (``reset_parameters`` on a copy).
     seed : int, optional
-        Seed of the fresh initialisation; global RNG state is left untouched.
+        Seed of the fresh initialisation, in ``[0, 2**64)``; global RNG state is left untouched.
 
     Returns
     -------
@@ -60,8 +64,11 @@ def shrink_(model: torch.nn.Module, factor: float, *, biases: bool = True, pertu
     ------
     TypeError, ValueError
         For a non-module, a non-positive or non-finite ``factor``, a negative
-        ``perturb``, or (with ``perturb``) a module without ``reset_parameters``.
-        A refused call changes nothing.
+        ``perturb``, a ``seed`` outside ``[0, 2**64)``, a parameter to scale
+        whose dtype is not in ``SCALABLE_DTYPES`` (integer, float8: a
+        ``TypeError`` naming it), or (with ``perturb``) a module without
+        ``reset_parameters``. Every check runs before any parameter changes,
+        so a refused call changes nothing.
 
     Notes
     -----
@@ -85,11 +92,14 @@ def shrink_(model: torch.nn.Module, factor: float, *, biases: bool = True, pertu
     if not isinstance(biases, bool):
         raise TypeError(f"biases must be a bool, got {biases!r}")
     seed = optional_seed(seed)
+    chosen = [(name, parameter) for name, parameter in model.named_parameters() if biases or not _is_bias(name)]
+    for name, parameter in chosen:  # every one checked before any is touched
+        if parameter.dtype not in SCALABLE_DTYPES:
+            raise TypeError(f"parameter {name!r} has dtype {parameter.dtype}; shrink_ scales parameters of dtype "
+                            f"{', '.join(str(dtype) for dtype in SCALABLE_DTYPES)}")
     fresh = _fresh_parameters(model, seed) if perturb > 0 else {}
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if not biases and _is_bias(name):
-                continue
+        for name, parameter in chosen:
             parameter.mul_(factor)
             if perturb > 0:
                 parameter.add_(fresh[name].to(parameter.dtype), alpha=perturb)

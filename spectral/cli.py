@@ -6,6 +6,7 @@ Every error a user can cause exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def _parser() -> _Parser:
     run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     figure = commands.add_parser("plot", help="plot a saved SpectrumHistory (.npz)")
     figure.add_argument("history", type=Path, help="a file written by SpectrumHistory.save")
-    figure.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    figure.add_argument("--out", type=Path, required=True, help="figure to write: .png, .pdf or .svg")
     figure.add_argument("--before", default="before shrink", help="label of the first record to compare")
     figure.add_argument("--after", default="after shrink", help="label of the second record to compare")
     sweep = commands.add_parser("sweep", help="run a grid of configurations through an executor")
@@ -61,9 +62,15 @@ def _parser() -> _Parser:
     return parser
 
 
+def _check_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a directory; {str(out)!r} is a file")
+
+
 def _run(args: argparse.Namespace) -> None:
     from .experiment import run_claim_check
 
+    _check_folder(args.out)
     overrides = {"seeds": args.seeds} if args.seeds is not None else None
     started = time.perf_counter()
     report, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet)
@@ -75,8 +82,9 @@ def _run(args: argparse.Namespace) -> None:
 def _plot(args: argparse.Namespace) -> None:
     from . import plot
     from ._history import SpectrumHistory
-    from ._io import save_figure
+    from ._io import figure_format, save_figure
 
+    figure_format(args.out, "--out")  # before any work
     history = SpectrumHistory.load(args.history)
     labels = set(history.labels)
     if {args.before, args.after} <= labels:
@@ -94,6 +102,7 @@ def _plot(args: argparse.Namespace) -> None:
 def _sweep(args: argparse.Namespace) -> None:
     from .sweep import load_sweep, make_executor, run_sweep
 
+    _check_folder(args.out)
     runs = load_sweep(args.config)
     executor, close = make_executor(args.workers, args.scheduler)
     try:
@@ -110,22 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         {"run": _run, "plot": _plot, "sweep": _sweep}[args.command](args)
-    except UsageError as error:
-        return _fail(str(error))
-    except (ConfigError, ValueError, OSError, ImportError) as error:
-        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except (UsageError, ConfigError, ValueError, OSError, ImportError) as error:
+        return _fail(error)
     except RunsFailed as error:
-        print(f"spectral: error: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
+        return _fail(error, status=1)
     except KeyboardInterrupt:
         print("spectral: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
     return 0
 
 
-def _fail(message: str) -> int:
+def _fail(error: Exception, status: int = 2) -> int:
+    """Report ``error`` in one line: newlines and other control characters are shown escaped."""
+    message = re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], str(error) or type(error).__name__)
     print(f"spectral: error: {message}", file=sys.stderr)
-    return 2
+    return status
 
 
 def entry_point() -> None:  # pragma: no cover - console script

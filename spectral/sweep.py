@@ -242,8 +242,9 @@ def make_executor(workers: int | None = None,
 
     Raises
     ------
-    ValueError
-        If both ``workers`` and ``scheduler`` are given.
+    TypeError, ValueError
+        If both ``workers`` and ``scheduler`` are given, or ``scheduler`` is
+        not a non-empty string.
     ImportError
         For a scheduler without ``dask.distributed``.
 
@@ -256,8 +257,10 @@ def make_executor(workers: int | None = None,
     if scheduler is not None:
         if workers is not None:
             raise ValueError("workers and scheduler exclude each other: the Dask cluster has its own workers")
-        if not isinstance(scheduler, str) or not scheduler:
+        if not isinstance(scheduler, str):
             raise TypeError(f"scheduler must be an address string, got {scheduler!r}")
+        if not scheduler.strip():
+            raise ValueError(f"scheduler must be a Dask scheduler's address such as 'tcp://host:8786', got {scheduler!r}")
         try:
             from dask.distributed import Client
         except ImportError:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectral import Grid, SpectrumHistory, SpectrumProbe, nudft, shrink_, spectrum
+from spectral import BatchSpectrumProbe, Grid, SpectrumHistory, SpectrumProbe, nudft, shrink_, spectrum
 from spectral.cli import main
 from spectral.ensemble import MLPEnsemble
 from spectral.minima import displacement_split, manifold_dimension
@@ -101,6 +101,46 @@ CASES.update({
                            ValueError, "before"),
 })
 
+class IntegerParameter(torch.nn.Module):
+    """A module whose parameter no float factor can scale in place."""
+
+    def __init__(self, dtype=torch.int64):
+        super().__init__()
+        self.counts = torch.nn.Parameter(torch.ones(2).to(dtype), requires_grad=False)
+
+
+NAN = float("nan")
+
+# Issue 10: refusals that used to crash, hang, poison state or pass silently.
+CASES.update({
+    "probe step beyond int64": (lambda s: s.probe.update(s.net, 2**70), ValueError, "step"),
+    "probe snapshot step beyond int64": (lambda s: s.probe.snapshot(s.net, "x", step=-(2**70)), ValueError, "step"),
+    "batch probe step beyond int64": (lambda s: BatchSpectrumProbe([1]).update([0.5], [1.0], [1.0], 2**70),
+                                      ValueError, "step"),
+    "batch probe NaN position": (lambda s: BatchSpectrumProbe([1]).update([0.1, NAN], [1.0, 2.0], [1.0, 2.0], 0),
+                                 ValueError, "x"),
+    "probe float64 callable given to a float32 net": (lambda s: s.probe.update(lambda p: s.net(p), 1), TypeError,
+                                                     "float64 numpy"),
+    "probe meta-device model": (lambda s: s.probe.update(mlp(1, width=8, depth=2).to("meta"), 1), TypeError, "meta"),
+    "probe callable returning meta": (lambda s: s.probe.update(lambda p: torch.empty(len(p), device="meta"), 1),
+                                      TypeError, "meta"),
+    "probe window kaiser nan": (lambda s: SpectrumProbe(Grid.uniform(8), window=("kaiser", NAN)), ValueError, "window"),
+    "spectrum meta tensor": (lambda s: spectrum(torch.ones(8, device="meta")), TypeError, "values"),
+    "spectrum bool array": (lambda s: spectrum(np.ones(8, dtype=bool)), TypeError, "values"),
+    "spectrum window kaiser nan": (lambda s: spectrum(np.ones(8), window=("kaiser", NAN)), ValueError, "window"),
+    "spectrum zero-gain window": (lambda s: spectrum(np.ones(8), window=("general_hamming", 0.0)), ValueError, "window"),
+    "nudft NaN position": (lambda s: nudft([0.1, NAN], [1.0, 1.0], [1]), ValueError, "x"),
+    "nudft inf position": (lambda s: nudft([[0.1, float("inf")]], [1.0], [[1, 1]]), ValueError, "x"),
+    "nudft frequency 1e300": (lambda s: nudft([0.1], [1.0], [1e300]), ValueError, "freqs"),
+    "nudft frequency 2**63": (lambda s: nudft([0.1], [1.0], np.array([2**63], dtype=np.uint64)), ValueError, "freqs"),
+    "shrink integer parameter": (lambda s: shrink_(torch.nn.Sequential(s.net, IntegerParameter()), 0.5), TypeError,
+                                 "parameter '1.counts'"),
+    "shrink float8 parameter": (lambda s: shrink_(torch.nn.Sequential(s.net, IntegerParameter(torch.float8_e4m3fn)),
+                                                  0.5), TypeError, "float8"),
+    "shrink seed beyond 2**64": (lambda s: shrink_(s.net, 0.5, perturb=0.1, seed=2**70), ValueError, "seed"),
+})
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_refused_and_nothing_changed(name, tmp_path):
     call, error, parameter = CASES[name]
@@ -127,6 +167,10 @@ CLI_CASES = [
     ["plot", "missing.npz", "--out", "f.png"],
     ["plot", "history.npz"],
     ["explode"],
+    ["run", "--x\ny"],
+    ["run", "--out", "history.npz"],
+    ["sweep", "history.npz", "--out", "history.npz"],
+    ["plot", "history.npz", "--out", "figure.jpg"],
 ]
 
 

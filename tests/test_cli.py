@@ -120,3 +120,27 @@ def test_sweep_command_and_bad_sweep_file(tmp_path, capsys):
     bad = write_config(tmp_path, {"base": {}, "grid": {"training.widht": [1]}}, "bad.json")
     assert main(["sweep", str(bad), "--out", str(tmp_path / "b")]) == 2
     assert "widht" in capsys.readouterr().err
+
+
+def test_empty_scheduler_exits_2_with_one_line(tmp_path, capsys):
+    path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2, 0.5]}}, "sweep.json")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "d"), "--scheduler", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scheduler" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<?xml")])
+def test_plot_writes_the_format_its_suffix_names(tmp_path, suffix, magic):
+    probe = SpectrumProbe(Grid.uniform(16), target=lambda x: np.sin(2 * np.pi * x[:, 0]))
+    probe.snapshot(lambda x: np.sin(2 * np.pi * x[:, 0]), "before shrink")
+    probe.history.save(tmp_path / "h.npz")
+    out = tmp_path / f"figure{suffix}"
+    assert main(["plot", str(tmp_path / "h.npz"), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_control_characters_in_errors_are_escaped(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "a\nb\x1b[31m.npz"), "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "a\\nb\\x1b[31m.npz" in err

@@ -199,6 +199,9 @@ def test_make_executor(monkeypatch):
         make_executor(workers=0)
     with pytest.raises(ValueError, match="scheduler"):
         make_executor(workers=2, scheduler="tcp://localhost:8786")
+    for empty in ("", "  "):
+        with pytest.raises(ValueError, match="scheduler"):
+            make_executor(scheduler=empty)
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(ImportError, match=r'pip install "spectral-probes\[dask\]"'):
         make_executor(scheduler="tcp://localhost:8786")
