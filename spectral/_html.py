@@ -104,7 +104,7 @@ def _inline(text: str, images: _Images) -> str:
 
 def _cells(line: str) -> list[str]:
     line = line.strip()
-    line = line[1:] if line.startswith("|") else line
+    line = line.removeprefix("|")
     line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
     return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)]
 
@@ -205,7 +205,7 @@ def markdown_blocks(markdown: str) -> list[tuple[str, Any]]:
 
 
 def _title(markdown: str) -> str:
-    match = re.search(r"^#\s+(.+?)\s*$", markdown, flags=re.M)
+    match = re.search(r"^#\s+(.+?)\s*$", markdown, flags=re.MULTILINE)
     return match.group(1) if match else "Claim check"
 
 
@@ -305,8 +305,8 @@ def render_html(report: dict[str, Any], root: Path, markdown: str) -> str:
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         # Nothing may be fetched: images are data URIs, the style is inline.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-        "style-src 'unsafe-inline'\">",
+        ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+         "style-src 'unsafe-inline'\">"),
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_escape(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
         f"<h1>{_escape(title)}</h1>", _meta(report), _legend(report), *tables, f"<nav>{nav}</nav>",

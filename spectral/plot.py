@@ -184,16 +184,16 @@ def before_after(history: SpectrumHistory, before: str = "before shrink", after:
     fig, axes = _axes(ax, len(panels), "raw, normalised", figsize=(6 * len(panels), 4))
     magnitude = np.abs(history.freqs)
     names = [_record_name(history, row) for row in rows]
-    for ax, normalised in zip(axes, panels):
+    for panel, normalised in zip(axes, panels):
         curves = [_share(history.power[row], magnitude) if normalised else history.amplitude[row] for row in rows]
-        _log_curves(ax, history.freqs, curves, names)
-        _target_lines(ax, history)
-        _cutoff_line(ax, cutoff)
-        ax.set_xlabel("frequency (cycles per unit length)")
-        ax.set_ylabel(SHARE_LABEL if normalised else RAW_LABEL[1])
-        ax.set_title("normalised: shape only" if normalised else "raw: level and shape")
-        ax.legend(fontsize="small")
-        _flag_nonfinite(ax, history, rows)
+        _log_curves(panel, history.freqs, curves, names)
+        _target_lines(panel, history)
+        _cutoff_line(panel, cutoff)
+        panel.set_xlabel("frequency (cycles per unit length)")
+        panel.set_ylabel(SHARE_LABEL if normalised else RAW_LABEL[1])
+        panel.set_title("normalised: shape only" if normalised else "raw: level and shape")
+        panel.legend(fontsize="small")
+        _flag_nonfinite(panel, history, rows)
     _suptitle(fig, title, " vs ".join(names) + _window_note(history))
     return fig
 
@@ -303,7 +303,7 @@ def error_heatmap(history: SpectrumHistory, *, ax: Any = None, after: str | None
     freqs = history.target_freqs
     kept = np.arange(len(freqs)) if freqs.ndim == 1 else _half_plane(freqs)
     names = [f"{k:g}" for k in freqs] if freqs.ndim == 1 else [f"({freqs[i, 0]:g}, {freqs[i, 1]:g})" for i in kept]
-    fig, (ax,) = _axes(ax, 1, "heat map", figsize=(8, 4))
+    fig, (heat,) = _axes(ax, 1, "heat map", figsize=(8, 4))
     shown = errors[:, kept]
     positive = shown[np.isfinite(shown) & (shown > 0)]
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size and positive.min() < positive.max() else None
@@ -313,16 +313,16 @@ def error_heatmap(history: SpectrumHistory, *, ax: Any = None, after: str | None
     half_width = float(np.median(gaps)) / 2 if len(gaps) else 0.5
     for i, segment in enumerate(segments):
         edges = _cell_edges(history.steps[segment], i > 0, i < len(segments) - 1, half_width)
-        image = ax.pcolormesh(edges, rows, shown[segment].T, norm=norm, cmap="viridis", shading="flat")
+        image = heat.pcolormesh(edges, rows, shown[segment].T, norm=norm, cmap="viridis", shading="flat")
     if len(segments) > 1:
-        ax.axvline(history.steps[segments[1][0]], color="white", linewidth=2.5)
-        ax.axvline(history.steps[segments[1][0]], color="tab:red", linewidth=1.2, linestyle="--",
+        heat.axvline(history.steps[segments[1][0]], color="white", linewidth=2.5)
+        heat.axvline(history.steps[segments[1][0]], color="tab:red", linewidth=1.2, linestyle="--",
                    label=f"shrink (step {history.steps[segments[1][0]]})")
-        ax.legend(loc="upper left", fontsize="small", framealpha=0.9)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("target frequency (cycles per unit length)" if freqs.ndim == 1 else "target frequency (f_y, f_x)")
-    fig.colorbar(image, ax=ax, label="relative error |net - target| / |target|\nof the Fourier coefficient at k")
+        heat.legend(loc="upper left", fontsize="small", framealpha=0.9)
+    heat.set_yticks(range(len(names)), names)
+    heat.set_xlabel("training step")
+    heat.set_ylabel("target frequency (cycles per unit length)" if freqs.ndim == 1 else "target frequency (f_y, f_x)")
+    fig.colorbar(image, ax=heat, label="relative error |net - target| / |target|\nof the Fourier coefficient at k")
     bad = sorted(set(history.steps[~history.finite].tolist()))
     what = "relative error of the net's spectrum at each target frequency"
     _suptitle(fig, title, what + (f" (non-finite at steps {bad})" if bad else ""))

@@ -3,7 +3,12 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 
 from spectral import Grid, SpectrumProbe
-from spectral._report_figures import curves_figure, mean_sem, sweep_figure, write_figures
+from spectral._report_figures import (
+    curves_figure,
+    mean_sem,
+    sweep_figure,
+    write_figures,
+)
 
 ARMS = ("slingshot", "control", "an_arm_added_later")
 
