@@ -123,8 +123,10 @@ def _flag_nonfinite(ax: Any, history: SpectrumHistory, rows: list[int]) -> None:
                 ha="center", va="center", color="red")
 
 
-def _suptitle(fig: Any, title: str | None, what: str) -> None:
-    fig.suptitle(f"{title}: {what}" if title else what)
+def _suptitle(fig: Any, title: str | None, what: str, own_figure: bool) -> None:
+    """Title the figure, unless it is the caller's and they gave no ``title`` (their figure, their title)."""
+    if own_figure or title:
+        fig.suptitle(f"{title}: {what}" if title else what)
 
 
 def before_after(history: SpectrumHistory, before: str = "before shrink", after: str = "after shrink", *,
@@ -194,7 +196,7 @@ def before_after(history: SpectrumHistory, before: str = "before shrink", after:
         panel.set_title("normalised: shape only" if normalised else "raw: level and shape")
         panel.legend(fontsize="small")
         _flag_nonfinite(panel, history, rows)
-    _suptitle(fig, title, " vs ".join(names) + _window_note(history))
+    _suptitle(fig, title, " vs ".join(names) + _window_note(history), ax is None)
     return fig
 
 
@@ -325,7 +327,7 @@ def error_heatmap(history: SpectrumHistory, *, ax: Any = None, after: str | None
     fig.colorbar(image, ax=heat, label="relative error |net - target| / |target|\nof the Fourier coefficient at k")
     bad = sorted(set(history.steps[~history.finite].tolist()))
     what = "relative error of the net's spectrum at each target frequency"
-    _suptitle(fig, title, what + (f" (non-finite at steps {bad})" if bad else ""))
+    _suptitle(fig, title, what + (f" (non-finite at steps {bad})" if bad else ""), ax is None)
     return fig
 
 
@@ -448,6 +450,6 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
     note = "" if history.window is None else (
         f"\nseparable {history.window} window: a smooth non-periodic trend (such as a near-linear net after a shrink)"
         "\nleaks along the axes as a '+' through the centre; that cross is leakage, not learned structure")
-    _suptitle(fig, title, " vs ".join(names) + _window_note(history) + note)
+    _suptitle(fig, title, " vs ".join(names) + _window_note(history) + note, ax is None)
     return fig
 
