@@ -245,8 +245,8 @@ def table(figures: dict[str, Any]) -> str:
               f"interpreters: {imports['spectral_s']:.2f} s vs {imports['baseline_s']:.2f} s"))]
     if "default_run_seconds" in figures:
         rows.append(("default_run_seconds (spectral run, default config)", f"{figures['default_run_seconds']:.0f} s",
-                     f"{_goal('default_run_seconds', figures['default_run_seconds'])}; "
-                     f"CPU time {figures['default_run']['cpu_seconds']:.0f} s"))
+                     (f"{_goal('default_run_seconds', figures['default_run_seconds'])}; "
+                      f"CPU time {figures['default_run']['cpu_seconds']:.0f} s")))
     rows += [(f"probe overhead {key} {entry['shape']} width {entry['width']}", f"{entry['ratio']:.3f}x",
              f"bare {entry['bare_s'] * 1e3:.2f} ms, probe {entry['probe_s'] * 1e3:.2f} ms")
             for key, entry in figures["probe_overhead"].items()]
