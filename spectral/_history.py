@@ -129,10 +129,11 @@ class SpectrumHistory:
 
     def index(self, label: str) -> int:
         """Row of the last record with ``label``; ``KeyError`` if there is none."""
-        matches = np.flatnonzero(self.labels == label)
-        if not len(matches):
+        # Compared as Python strings: numpy would turn ``label`` into a fixed-width string and drop trailing NULs.
+        matches = [row for row, found in enumerate(self._rows["labels"]) if found == label]
+        if not matches:
             raise KeyError(f"no record labelled {label!r}; labels are {sorted(set(self.labels) - {''})}")
-        return int(matches[-1])
+        return matches[-1]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the history atomically as ``.npz`` (no pickle) with JSON metadata.

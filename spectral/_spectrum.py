@@ -24,7 +24,8 @@ def _window_1d(window: Window, n: int) -> np.ndarray:
     import scipy.signal  # here, not at the top: it is slow to import and only windows need it
 
     try:
-        values = scipy.signal.get_window(window, n, fftbins=True)
+        with np.errstate(all="ignore"):  # NaN or inf weights are refused just below, with the window named
+            values = scipy.signal.get_window(window, n, fftbins=True)
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"window={window!r} is not a window scipy.signal.get_window knows: {error}"

@@ -142,3 +142,40 @@ def test_bad_every_and_step():
         BatchSpectrumProbe([1]).update(np.zeros(4), np.zeros(4), np.zeros(4), 1.0)
     with pytest.raises(TypeError, match="outputs"):
         BatchSpectrumProbe([1]).update(np.zeros(4), np.zeros(4, dtype=complex), np.zeros(4), 0)
+
+
+def test_outputs_whose_sums_overflow_are_not_finite():
+    probe = BatchSpectrumProbe([0, 1])
+    x = np.linspace(0, 1, 4, endpoint=False)
+    assert probe.update(x, np.full(4, 1e308), np.zeros(4), 0)  # finite outputs, infinite sum
+    assert probe.update(x, np.full(4, 1e200), np.zeros(4), 1)
+    assert probe.history.finite.tolist() == [False, True]
+    assert np.isnan(probe.history.fit_amplitude[0]).all()
+    assert probe.history.fit_amplitude[1, 0] == pytest.approx(1e200)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_positions_are_refused_and_nothing_recorded(bad):
+    probe = BatchSpectrumProbe([1])
+    with pytest.raises(ValueError, match="x"):
+        probe.update([0.1, bad], [1.0, 2.0], [0.0, 0.0], 0)
+    assert len(probe.history) == 0
+
+
+def test_steps_beyond_int64_are_refused_and_the_history_stays_usable():
+    probe = BatchSpectrumProbe([1])
+    probe.update([0.1], [1.0], [0.0], -(2**63))
+    for step in (2**63, -(2**63) - 1, 2**70):
+        with pytest.raises(ValueError, match="step"):
+            probe.update([0.1], [1.0], [0.0], step)
+    assert probe.history.steps.tolist() == [-(2**63)]
+
+
+def test_frequencies_above_2_53_are_kept_exactly():
+    k = 2**60 + 3
+    probe = BatchSpectrumProbe([k])
+    x = np.arange(16) / 16
+    probe.update(x, np.cos(2 * np.pi * 3 * x), np.zeros(16), 0)
+    assert probe.history.freqs.tolist() == [k]
+    # k x = 2**56 j + 3 j / 16: the cosine at 3 cycles reads amplitude 1 at k.
+    assert probe.history.fit_amplitude[0, 0] == pytest.approx(1.0, abs=1e-14)

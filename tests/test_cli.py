@@ -144,3 +144,23 @@ def test_control_characters_in_errors_are_escaped(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "a\nb\x1b[31m.npz"), "--out", str(tmp_path / "f.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "a\\nb\\x1b[31m.npz" in err
+
+
+@pytest.mark.parametrize("command", [["run"], ["sweep", "sweep.json"]])
+def test_out_that_is_a_file_is_refused_before_running(tmp_path, capsys, command):
+    write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    argv = [part if part != "sweep.json" else str(tmp_path / part) for part in command]
+    assert main(argv + ["--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out must be a directory" in err
+    assert taken.read_text() == "mine"
+
+
+def test_plot_refuses_a_crafted_history_in_one_line(tmp_path, capsys):
+    crafted = tmp_path / "deep.npz"
+    np.savez(crafted, metadata=np.array("[" * 100_000 + "]" * 100_000))
+    assert main(["plot", str(crafted), "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nested too deeply" in err and not (tmp_path / "f.png").exists()

@@ -127,3 +127,132 @@ def test_saved_files_are_readable_by_others(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def saved(tmp_path, name="good.npz"):
+    """A saved 1D history with a target and its arrays and metadata as read back by numpy."""
+    path = tmp_path / name
+    make_history().save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    return path, arrays, json.loads(str(arrays.pop("metadata")))
+
+
+def write(path, arrays, metadata):
+    np.savez(path, **arrays, metadata=np.array(metadata if isinstance(metadata, str) else json.dumps(metadata)))
+    return path
+
+
+def refused(path, match="path"):
+    with pytest.raises(ValueError, match=match) as error:
+        SpectrumHistory.load(path)
+    return str(error.value)
+
+
+def test_member_claiming_a_huge_shape_is_refused_before_allocating(tmp_path):
+    good, _, _ = saved(tmp_path)
+    crafted = tmp_path / "crafted.npz"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(crafted, "w") as target:
+        for item in source.namelist():
+            target.writestr(item, source.read(item))
+        header = tmp_path / "header.npy"
+        with open(header, "wb") as file:
+            np.lib.format.write_array_header_1_0(file, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+            file.write(bytes(16))
+        target.writestr("huge.npy", header.read_bytes())
+    assert "(1000000000000,)" in refused(crafted)
+
+
+def test_metadata_claiming_a_huge_grid_is_refused_before_allocating(tmp_path):
+    _, arrays, metadata = saved(tmp_path)
+    refused(write(tmp_path / "a.npz", arrays, {**metadata, "shape": [10**10], "window": "hann"}), "shape")
+    empty = {"steps": np.zeros(0, np.int64), "amplitude": np.zeros((0, 5 * 10**9 + 1)),
+             "power": np.zeros((0, 5 * 10**9 + 1)), "finite": np.zeros(0, bool)}
+    refused(write(tmp_path / "b.npz", empty, {**metadata, "labels": [], "shape": [10**10], "window": "hann"}),
+            "at most 16777216")
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    _, arrays, _ = saved(tmp_path)
+    refused(write(tmp_path / "deep.npz", arrays, "[" * 100_000 + "]" * 100_000), "nested too deeply")
+
+
+@pytest.mark.parametrize("method", [8, 99])
+def test_flipped_compression_method_is_refused(tmp_path, method):
+    good, _, _ = saved(tmp_path)
+    data = bytearray(good.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first member's central directory record
+    data[entry + 10 : entry + 12] = method.to_bytes(2, "little")
+    flipped = tmp_path / "flipped.npz"
+    flipped.write_bytes(bytes(data))
+    assert "compressed" in refused(flipped)
+
+
+def test_steps_beyond_int64_on_disk_are_refused(tmp_path):
+    _, arrays, metadata = saved(tmp_path)
+    steps = arrays["steps"].astype(np.uint64)
+    steps[-1] = 2**63
+    refused(write(tmp_path / "u.npz", {**arrays, "steps": steps}, metadata), "int64")
+    steps[-1] = 2**63 - 1
+    assert SpectrumHistory.load(write(tmp_path / "ok.npz", {**arrays, "steps": steps}, metadata)).steps[-1] == 2**63 - 1
+
+
+def test_schema_version_true_is_refused(tmp_path):
+    _, arrays, metadata = saved(tmp_path)
+    refused(write(tmp_path / "t.npz", arrays, {**metadata, "schema_version": True}), "schema version True")
+
+
+def test_records_flagged_finite_must_be_finite(tmp_path):
+    _, arrays, metadata = saved(tmp_path)
+    power = arrays["power"].copy()
+    power[0, 1] = np.inf
+    refused(write(tmp_path / "f.npz", {**arrays, "power": power}, metadata), "finite")
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "history.npz"
+    os.mkfifo(fifo)
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(refused(fifo, "regular file")), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # it blocked on open: release it before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert errors
+
+
+def test_text_file_is_refused_without_numpy_pickle_hint(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("print('hello')\n")
+    message = refused(script, "not a spectral.SpectrumHistory file")
+    assert "pickle" not in message
+
+
+def test_labels_keep_trailing_nul_characters(tmp_path):
+    history = make_history()
+    history.append(99, "after\x00", history.amplitude[0], history.power[0], True, history.relative_error()[0])
+    history.save(tmp_path / "h.npz")
+    loaded = SpectrumHistory.load(tmp_path / "h.npz")
+    assert loaded.labels[-1] == "after\x00" and loaded.index("after\x00") == len(loaded) - 1
+    assert loaded.labels.tolist() == history.labels.tolist()
+
+
+def test_save_appends_npz_like_numpy(tmp_path):
+    history = make_history()
+    assert history.save(tmp_path / "name") == tmp_path / "name.npz"
+    assert history.save(tmp_path / "other.npz") == tmp_path / "other.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["name.npz", "other.npz"]
+    assert len(SpectrumHistory.load(tmp_path / "name.npz")) == len(history)
+
+
+def test_schema_version_1_files_still_load(tmp_path):
+    _, arrays, metadata = saved(tmp_path)
+    history = make_history()
+    old = {**arrays, "labels": np.array(history.labels.tolist())}
+    del metadata["labels"]
+    loaded = SpectrumHistory.load(write(tmp_path / "v1.npz", old, {**metadata, "schema_version": 1}))
+    assert loaded.labels.tolist() == history.labels.tolist()
+    np.testing.assert_array_equal(loaded.power, history.power)

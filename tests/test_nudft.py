@@ -160,3 +160,41 @@ def test_bad_chunk_elements():
         nudft(np.zeros(3), np.zeros(3), [1], chunk_elements=0)
     with pytest.raises(TypeError, match="chunk_elements"):
         nudft(np.zeros(3), np.zeros(3), [1], chunk_elements=2.5)
+
+
+def exact_coefficient(x, y, k):
+    """``mean(y * exp(-2 pi i k x))`` with ``k x mod 1`` in exact rational arithmetic, then rounded once."""
+    from fractions import Fraction
+
+    turns = [float((k * Fraction(float(position))) % 1) for position in x]
+    return np.mean(np.asarray(y) * np.exp(-2j * np.pi * np.array(turns)))
+
+
+@pytest.mark.parametrize("k", [10**12, 10**15, 2**53 + 1, 2**60 + 3, -(2**60) - 3, 2**63 - 1, -(2**63) + 1])
+def test_large_frequencies_match_exact_rational_arithmetic(k):
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(size=40), [0.1, 0.37, 0.9, 1e-300, 1 - 2**-53, 3.3, -7.123456789]])
+    y = rng.normal(size=len(x))
+    assert abs(nudft(x, y, [k])[0] - exact_coefficient(x, y, k)) < 1e-14
+
+
+def test_frequency_above_2_53_on_a_uniform_grid():
+    x = np.arange(16) / 16
+    y = np.cos(2 * np.pi * 3 * x)
+    # (2**60 + 3) j / 16 = 2**56 j + 3 j / 16: the line at 3 cycles, c = 1/2 (it read 7e-18).
+    c = nudft(x, y, np.array([2**60 + 3, -(2**60) - 3, 2**60], dtype=np.int64))
+    np.testing.assert_allclose(c, [0.5, 0.5, 0.0], atol=1e-15)
+    np.testing.assert_allclose(nudft(np.stack([x, x], 1), y, [[2**60 + 3, 0], [2**61, 2**60 + 3]]), [0.5, 0.5],
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("freqs", [[1e300], [2.0**63], [-(2.0**63)], np.array([2**63], dtype=np.uint64), [2**70]])
+def test_frequencies_beyond_int64_are_refused(freqs):
+    with pytest.raises(ValueError, match="freqs"):
+        nudft([0.1, 0.2], [1.0, 2.0], freqs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_positions_are_refused(bad):
+    with pytest.raises(ValueError, match="x"):
+        nudft(np.array([0.1, bad]), [1.0, 2.0], [1])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectral import Grid, SpectrumProbe, shrink_, spectrum
+from spectral import Grid, SpectrumHistory, SpectrumProbe, shrink_, spectrum
 from spectral.models import mlp
 
 
@@ -226,3 +226,81 @@ def test_model_with_fourier_features_is_accepted():
     probe = SpectrumProbe(Grid.uniform((8, 8)))
     probe.update(FourierFeatures(), 0)
     assert probe.history.finite[0]
+
+
+class ShiftsItsInput(torch.nn.Module):
+    """Changes its input in place, then undoes the shift in its output: f(x) = x."""
+
+    def forward(self, x):
+        x.sub_(0.5)
+        return x[:, 0] + 0.5
+
+
+def shifting_callable(q):
+    q *= 3
+    return q[:, 0] / 3
+
+
+@pytest.mark.parametrize("model", [ShiftsItsInput(), shifting_callable], ids=["module", "callable"])
+def test_models_that_change_their_input_cannot_move_the_grid(model):
+    probe = SpectrumProbe(Grid.uniform(16))
+    for step in range(3):
+        probe.update(model, step)
+    # f(x) = x on the grid j/16: its mean is 15/32, every record alike.
+    np.testing.assert_array_equal(probe.history.amplitude[:, 0], [15 / 32] * 3)
+    np.testing.assert_array_equal(probe.grid.points[:, 0], np.arange(16) / 16)
+
+
+def test_target_that_changes_its_input_cannot_move_the_grid():
+    def target(q):
+        q += 0.25
+        return np.cos(2 * np.pi * (q[:, 0] - 0.25))
+
+    probe = SpectrumProbe(Grid.uniform(16), target=target)
+    probe.update(lambda p: np.cos(2 * np.pi * p[:, 0]), 0)
+    np.testing.assert_allclose(probe.history.relative_error(), [[0.0]], atol=1e-12)
+
+
+def test_ordinary_torch_callables_work_and_match_the_module():
+    net = mlp(1, width=8, depth=2, seed=0)
+    probe = SpectrumProbe(Grid.uniform(32))
+    probe.update(net, 0)
+    probe.update(lambda p: net(torch.as_tensor(p, dtype=torch.float32)), 1)
+    outputs = net(torch.as_tensor(probe.grid.points, dtype=torch.float32))  # requires grad
+    probe.update(lambda p: outputs, 2)
+    assert outputs.requires_grad
+    np.testing.assert_allclose(probe.history.amplitude[1:], probe.history.amplitude[[0, 0]], rtol=1e-6, atol=1e-7)
+
+
+def test_callable_with_the_wrong_dtype_says_how_to_convert():
+    net = mlp(1, width=8, depth=2, seed=0)
+    probe = SpectrumProbe(Grid.uniform(8))
+    with pytest.raises(TypeError, match=r"float64 numpy array.*torch\.as_tensor\(p, dtype=torch\.float32\)"):
+        probe.update(lambda p: net(p), 0)
+    assert len(probe.history) == 0
+
+
+@pytest.mark.parametrize("value, dtype", [(3e38, torch.float32), (1e200, torch.float64)])
+def test_outputs_whose_spectrum_overflows_are_not_finite(value, dtype):
+    probe = SpectrumProbe(Grid.uniform(16), target=lambda p: np.cos(2 * np.pi * p[:, 0]), window="hann")
+    probe.update(lambda p: torch.full((len(p),), value, dtype=dtype), 0)
+    assert probe.history.finite.tolist() == [False]
+    assert np.isnan(probe.history.power).all() and np.isnan(probe.history.relative_error()).all()
+
+
+def test_large_but_representable_outputs_stay_finite_and_exact():
+    probe = SpectrumProbe(Grid.uniform(16))
+    probe.update(lambda p: np.full(len(p), 1e150), 0)
+    assert probe.history.finite.tolist() == [True]
+    assert probe.history.amplitude[0, 0] == pytest.approx(1e150) and probe.history.power[0, 0] == pytest.approx(1e300)
+    assert np.isfinite(probe.history.power).all()
+
+
+def test_refused_huge_step_leaves_a_history_that_saves(tmp_path):
+    net = mlp(1, width=8, depth=2, seed=0)
+    probe = SpectrumProbe(Grid.uniform(8))
+    probe.update(net, 2**63 - 1)
+    with pytest.raises(ValueError, match="step"):
+        probe.update(net, 2**63)
+    probe.history.save(tmp_path / "h.npz")
+    assert SpectrumHistory.load(tmp_path / "h.npz").steps.tolist() == [2**63 - 1]

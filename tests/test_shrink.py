@@ -101,3 +101,23 @@ def test_perturb_needs_reset_parameters():
 def test_not_a_module():
     with pytest.raises(TypeError, match="model"):
         shrink_(np.ones(3), 0.5)
+
+
+class CountingBias(torch.nn.Module):
+    """A layer whose integer ``bias`` no float factor can scale in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(2))
+        self.bias = torch.nn.Parameter(torch.ones(2, dtype=torch.int64), requires_grad=False)
+
+
+@pytest.mark.parametrize("perturb", [0.0, 0.1])
+def test_unscalable_parameter_refused_before_any_change(perturb):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), CountingBias())
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"parameter '1\.bias' has dtype torch.int64"):
+        shrink_(model, 0.5, perturb=perturb, seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    shrink_(model, 0.5, biases=False)  # the integer bias is not asked to change
+    assert torch.equal(model[1].weight, torch.full((2,), 0.5)) and torch.equal(model[1].bias, before[3])

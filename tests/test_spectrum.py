@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from spectral import Grid, spectrum
+from spectral._spectrum import window_array
 
 
 def sinusoid(n, k, amplitude=1.0, phase=0.0, extent=1.0):
@@ -159,3 +163,24 @@ def test_half_precision_input(dtype):
     s = spectrum(torch.sin(2 * torch.pi * 3 * x).to(dtype))
     assert s.amplitude[3] == pytest.approx(1.0, abs=1e-2)
     assert spectrum(np.ones(8, dtype=np.float16)).amplitude[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("window", [("kaiser", float("nan")), ("kaiser", float("inf")), ("general_hamming", 0.0),
+                                    ("tukey", float("nan"))])
+def test_windows_with_non_finite_or_zero_gain_are_refused(window):
+    with pytest.raises(ValueError, match="window"):
+        spectrum(np.ones(16), window=window)
+    with pytest.raises(ValueError, match="window"):
+        window_array(window, (16, 8))
+
+
+def test_refuses_boolean_arrays_and_meta_tensors():
+    with pytest.raises(TypeError, match="values must hold real numbers"):
+        spectrum(np.array([True, False, True, False]))
+    with pytest.raises(TypeError, match="values is on the meta device"):
+        spectrum(torch.zeros(8, device="meta"))
+
+
+def test_import_does_not_load_scipy_signal():
+    code = "import sys, spectral; assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
