@@ -271,7 +271,7 @@ def load_npz(path: str | os.PathLike, *, kind: str, schema_version: int | tuple[
     if found != kind:
         raise ValueError(f"{where} is not a {kind} file (format {found!r})")
     version = metadata.get("schema_version")
-    if type(version) is not int or version not in versions:  # noqa: E721 - True == 1, but is no version
+    if type(version) is not int or version not in versions:  # True == 1, but a bool is no version
         raise ValueError(f"{where} has schema version {version!r}; this version of spectral reads "
                          f"{' or '.join(map(str, versions))}")
     return arrays, metadata

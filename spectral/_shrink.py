@@ -8,7 +8,6 @@ import torch
 
 from ._validation import non_negative_finite, optional_seed, positive_finite
 
-
 #: Parameter dtypes that can be scaled in place (integers cannot hold the product; float8 has no kernels).
 SCALABLE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 

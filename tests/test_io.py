@@ -9,7 +9,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spectral._io import atomic_write, load_npz, loads_json, read_json, remove_stale_temporaries, save_figure, save_npz
+from spectral._io import (
+    atomic_write,
+    load_npz,
+    loads_json,
+    read_json,
+    remove_stale_temporaries,
+    save_figure,
+    save_npz,
+)
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
