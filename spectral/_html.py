@@ -44,6 +44,7 @@ td.holds {{ background: {COLOURS['holds']}; color: #0a4d1c; font-weight: 600; }}
 td.fails {{ background: {COLOURS['fails']}; color: #7d0a0a; }}
 td.untestable {{ background: {COLOURS['untestable']}; color: #3d3d3d; font-style: italic;
                  outline: 2px dashed #8c8c8c; outline-offset: -3px; }}
+td .state {{ white-space: nowrap; }}
 td .q, td .reason {{ display: block; font-size: 0.82em; font-weight: normal; }}
 span.key {{ display: inline-block; padding: 0 6px; margin-right: 6px; }}
 nav {{ font-size: 0.9em; margin: 0.4em 0 1em; }}
@@ -223,7 +224,7 @@ def verdict_cell(item: dict[str, Any], case: str, name: str) -> str:
         extra = (f'<span class="q">q = {number(item.get("q_value"), 2)}, '
                  f'rel. {number(item.get("relative_effect"), 2)}</span>')
     return (f'<td class="{css}" data-case="{_escape(case)}" data-verdict="{_escape(name)}" '
-            f'title="{_escape(details)}">{_escape(text)}{extra}</td>')
+            f'title="{_escape(details)}"><span class="state">{_escape(text)}</span>{extra}</td>')
 
 
 def _verdict_names(groups: list[dict[str, Any]]) -> list[str]:
