@@ -43,52 +43,67 @@ def as_targets(targets: Any, count: int) -> torch.Tensor:
     return values
 
 
-class _OutputColumn(torch.nn.Module):
-    """Output ``column`` of a module with ``columns`` outputs, so :class:`PointEvaluator` can run it."""
-
-    def __init__(self, model: torch.nn.Module, column: int, columns: int) -> None:
-        super().__init__()
-        self.model, self.column, self.columns = model, column, columns
-        width = getattr(model, "in_features", None)
-        if isinstance(width, int):
-            self.in_features = width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _column(self.model(x), len(x), self.column, self.columns)
-
-
-def _column(raw: Any, count: int, column: int, columns: int) -> Any:
+def _checked_outputs(raw: Any, count: int, columns: int) -> torch.Tensor:
+    """``raw`` as a detached ``(count, columns)`` real tensor; refuses any other shape."""
+    if not isinstance(raw, torch.Tensor):
+        raw = np.asarray(raw)
+        if raw.dtype.kind not in "biuf":
+            raise TypeError(f"model must return real numbers, got dtype {raw.dtype}")
+        raw = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float64))
     if tuple(raw.shape) != (count, columns):
         raise ValueError(f"model returned shape {tuple(raw.shape)} for {count} inputs; "
                          f"expected ({count}, {columns}) to match the targets")
-    return raw[:, column]
+    return raw.detach()
+
+
+class _AllOutputs(torch.nn.Module):
+    """Runs ``model`` and keeps every output column, handing :class:`PointEvaluator` the first.
+
+    So a model with ``C`` outputs is evaluated once per batch, with the
+    evaluator's device, dtype, eval-mode and batching rules.
+    """
+
+    def __init__(self, model: Callable[..., Any], columns: int) -> None:
+        super().__init__()
+        self.columns, self.kept = columns, []
+        if isinstance(model, torch.nn.Module):
+            self.model = model
+            width = getattr(model, "in_features", None)
+            if isinstance(width, int):
+                self.in_features = width
+        else:
+            self.function = model
+
+    def forward(self, x: Any) -> Any:
+        model = self.model if "model" in self._modules else self.function
+        outputs = _checked_outputs(model(x), len(x), self.columns)
+        self.kept.append(outputs)
+        return outputs[:, 0]
 
 
 class SampleEvaluator:
     """A model's ``(N, C)`` outputs at fixed inputs, ``C`` the number of target columns.
 
-    One output is evaluated as :class:`SpectrumProbe` does (see
-    :class:`PointEvaluator`: torch modules on their own device and dtype, in
-    eval mode, under ``no_grad``; other callables on float64 numpy arrays).
-    With ``C > 1`` each output column is one such evaluation.
+    Evaluated as :class:`SpectrumProbe` does (see :class:`PointEvaluator`:
+    torch modules on their own device and dtype, in eval mode, under
+    ``no_grad``, in batches; other callables on float64 numpy arrays).
     """
 
     def __init__(self, inputs: torch.Tensor, columns: int, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.columns = columns
         self._points = PointEvaluator(inputs.to(torch.float64).numpy(), batch_size)
 
-    def _column_models(self, model: Callable[..., Any]) -> list[Callable[..., Any]]:
-        if self.columns == 1:
-            return [model]
-        if isinstance(model, torch.nn.Module):
-            return [_OutputColumn(model, c, self.columns) for c in range(self.columns)]
-        if not callable(model):
-            raise TypeError(f"model must be a torch.nn.Module or a callable, got {type(model).__name__}")
-        return [lambda x, c=c: _column(model(x), len(x), c, self.columns) for c in range(self.columns)]
-
     def __call__(self, model: Callable[..., Any]) -> torch.Tensor:
         """``(N, C)`` outputs, on the model's device (the CPU for plain callables)."""
-        return torch.stack([self._points(column) for column in self._column_models(model)], dim=1)
+        if self.columns == 1:
+            return self._points(model)[:, None]
+        if not callable(model):
+            raise TypeError(f"model must be a torch.nn.Module or a callable, got {type(model).__name__}")
+        recorder = _AllOutputs(model, self.columns)
+        # A plain callable stays a plain callable (numpy in), a module stays a module (its device and dtype).
+        self._points(recorder if isinstance(model, torch.nn.Module) else recorder.forward)
+        outputs = torch.cat(recorder.kept)
+        return outputs if outputs.dtype in (torch.float32, torch.float64) else outputs.to(torch.float32)
 
 
 def figure_axes(ax: Any, **figure_kwargs: Any) -> tuple[Any, Any]:
