@@ -81,6 +81,16 @@ def curves_figure(case: dict[str, Any]) -> Any:
 
     The overfit net's level (before the shrink) is a dotted reference line on
     each panel.
+
+    Examples
+    --------
+    >>> from spectral._report_figures import curves_figure
+    >>> curves = {"steps": [0, 50], "test_mse": {"slingshot": [[0.2, 0.3], [0.1, None]]},
+    ...           "hf_fraction": {"slingshot": [[0.01, 0.02], [0.03, 0.04]]},
+    ...           "train_mse": {"slingshot": [[0.5, 0.4], [0.1, 0.2]]}}
+    >>> fig = curves_figure({"id": "1d-tanh", "seeds": [0, 1], "curves": curves, "metrics": {}})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['test MSE', 'high-frequency fraction', 'training MSE']
     """
     from matplotlib.figure import Figure
 
@@ -109,7 +119,17 @@ def _seed_range(case: dict[str, Any]) -> str:
 
 
 def sweep_figure(case: dict[str, Any]) -> Any:
-    """High-frequency fraction and test MSE against the shrink factor: mean ± s.e.m. error bars and every seed."""
+    """High-frequency fraction and test MSE against the shrink factor: mean ± s.e.m. error bars and every seed.
+
+    Examples
+    --------
+    >>> from spectral._report_figures import sweep_figure
+    >>> sweep = {"factors": [0.2, 1.0], "hf_fraction_shrunk": [[1e-5, 2e-5], [0.01, 0.02]],
+    ...          "hf_fraction": [[0.01, 0.02], [0.02, 0.02]], "test_mse": [[0.1, 0.2], [0.15, None]]}
+    >>> fig = sweep_figure({"id": "1d-tanh", "seeds": [0, 1], "cutoff": 8, "sweep": sweep, "metrics": {}})
+    >>> [len(ax.containers) for ax in fig.axes]  # error bars: two curves, then one
+    [2, 1]
+    """
     from matplotlib.figure import Figure
 
     sweep = case["sweep"]
