@@ -17,9 +17,17 @@ from ._nudft import nudft
 from ._probe import SpectrumProbe
 from ._shrink import shrink_
 from ._spectrum import Spectrum, spectrum
-from .experiment import run_claim_check
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The experiment (training, statistics, report, plotting) loads only when used: ``import spectral`` stays cheap.
+    if name == "run_claim_check":
+        from .experiment import run_claim_check
+
+        return run_claim_check
+    raise AttributeError(f"module 'spectral' has no attribute {name!r}")
 
 __all__ = [
     "BatchSpectrumHistory",

@@ -1,9 +1,28 @@
-"""The claim check: train until overfit, shrink, retrain, and compare with controls.
+"""The claim check: train until overfit, shrink, retrain, and compare with controls that isolate one cause each.
 
-One *case* is a signal (1D or 2D) and a network (activation, bias). All seeds
-of a case train together as one :class:`~spectral.ensemble.MLPEnsemble`, and
-so do all arms of phase 2 and the shrink-factor sweep, so a case costs a few
-batched training runs whatever the number of seeds.
+One *case* is a signal (1D or 2D), a network (activation, bias) and an
+optimiser. All seeds of a case train together as one
+:class:`~spectral.ensemble.MLPEnsemble`, and so do all arms of phase 2 and the
+shrink-factor sweep; every member has its own optimiser state and stopping
+point (:mod:`spectral._training`), so a seed's numbers never depend on the
+other seeds.
+
+Phase 1 trains every seed until its own training MSE is below the overfit
+threshold, recording its validation and test error on the way (the
+``early_stop`` baseline is the checkpoint with the best validation error).
+Phase 2 starts every arm from the seed's overfit weights:
+
+* ``slingshot``: all weights x ``shrink_factor``, optimiser restarted;
+* ``control``: nothing changed, the overfit run's optimiser state continued;
+* ``optimizer_reset``: nothing changed, the optimiser restarted (separates
+  the restart from the shrink);
+* ``weight_decay``: the overfit run continued with decoupled weight decay
+  (the standard regulariser that also shrinks weights);
+* ``shrink_perturb``: shrink and add noise (Ash & Adams), optimiser restarted;
+* ``fresh``: a new initialisation;
+* ``output_scale``: only the last layer scaled, so that the output RMS drops
+  as much as the slingshot's (separates "smaller function" from "smaller
+  weights").
 """
 
 from __future__ import annotations
@@ -11,6 +30,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,25 +44,50 @@ from ._history import SpectrumHistory
 from ._io import read_json, write_json
 from ._probe import SpectrumProbe
 from ._shrink import shrink_
-from ._spectrum import fourier, frequency_magnitude, high_frequency_fraction, window_array
-from ._stats import paired_verdict
+from ._spectrum import fourier, frequency_magnitude, window_array
+from ._stats import verdict
+from ._training import Trainer, mse, repeat_members
 from .ensemble import MLPEnsemble
 from .signals import PlaneWaveSum, SineSum
 
-ARMS = ("slingshot", "control", "shrink_perturb", "fresh", "output_scale")
-#: Seed offsets for the fresh initialisations, so they never equal a member's own seed.
+__all__ = ["ARMS", "BASELINES", "Case", "Trainer", "VERDICTS", "config_digest", "repeat_members", "run_cases",
+           "train_mse"]
+
+ARMS = ("slingshot", "control", "optimizer_reset", "weight_decay", "shrink_perturb", "fresh", "output_scale")
+#: Compared with the slingshot but not retrained: the phase-1 checkpoint with the best validation error.
+BASELINES = ("early_stop",)
+#: Arms that continue the overfit run's optimiser state; the others restart it.
+CONTINUED = ("control", "weight_decay")
+#: Seed offsets for the fresh initialisations and the perturbations, so they never equal a member's own seed.
 FRESH_SEED_OFFSET = 1_000_003
 PERTURB_SEED_OFFSET = 2_000_003
+#: Where along retraining each arm's test error is read.
+COMPARISONS = ("end", "matched_fit", "best_validation")
 
-#: verdict name -> (metric, claim arm, reference arm); the claim is "claim < reference".
-VERDICTS = {
-    "shrink_removes_high_frequencies": ("hf_fraction", "shrunk", "overfit"),
-    "slingshot_beats_control": ("test_mse", "slingshot", "control"),
-    "slingshot_beats_shrink_perturb": ("test_mse", "slingshot", "shrink_perturb"),
-    "slingshot_beats_fresh": ("test_mse", "slingshot", "fresh"),
-    "slingshot_beats_output_scale": ("test_mse", "slingshot", "output_scale"),
-    "slingshot_keeps_fewer_high_frequencies": ("hf_fraction", "slingshot", "control"),
-}
+train_mse = mse
+
+
+def _spectral_verdicts() -> dict[str, tuple[str, str, str]]:
+    return {"shrink_removes_high_frequencies": ("hf_fraction", "shrunk", "overfit"),
+            "shrink_removes_high_more_than_low": ("log_retention", "high", "low"),
+            "slingshot_keeps_fewer_high_frequencies": ("hf_fraction", "slingshot", "control"),
+            "fresh_keeps_fewer_high_frequencies": ("hf_fraction", "fresh", "control")}
+
+
+def _generalisation_verdicts() -> dict[str, tuple[str, str, str]]:
+    verdicts = {}
+    for comparison in COMPARISONS:
+        suffix = "" if comparison == "end" else f"_at_{comparison}"
+        references = [arm for arm in ARMS + BASELINES if arm != "slingshot"
+                      and not (comparison == "matched_fit" and arm in BASELINES)]
+        for reference in references:
+            verdicts[f"slingshot_beats_{reference}{suffix}"] = (f"test_mse@{comparison}", "slingshot", reference)
+    return verdicts
+
+
+#: verdict name -> (metric, claim, reference); the claim is "claim < reference", paired by seed.
+SPECTRAL_VERDICTS = _spectral_verdicts()
+VERDICTS = {**SPECTRAL_VERDICTS, **_generalisation_verdicts()}
 
 
 def make_signal(spec: dict[str, Any], name: str) -> SineSum | PlaneWaveSum:
@@ -58,126 +103,181 @@ def config_digest(data: Any) -> str:
 
 @dataclass
 class Measure:
-    """Test error and high-frequency fraction of every member of an ensemble, in one batched pass."""
+    """Test error and spectral band powers of every member of an ensemble, in one batched pass.
+
+    The mean of each member's function is removed before windowing (an offset
+    would otherwise leak into the lowest bins), and every spectral number is
+    taken under two windows, so that a verdict can be checked for window
+    dependence.
+    """
 
     grid: Grid
     clean: torch.Tensor  # (N,) clean signal on the grid
-    window: torch.Tensor | None
+    windows: dict[str, torch.Tensor | None]  # "primary", "alternate"
     cutoff: float
 
     def __post_init__(self) -> None:
         self.points = torch.as_tensor(self.grid.points, dtype=torch.float32)
-        self.magnitude = frequency_magnitude(self.grid.shape, self.grid.extent)
+        magnitude = torch.as_tensor(frequency_magnitude(self.grid.shape, self.grid.extent))
+        self.high = magnitude > self.cutoff
+        self.low = (magnitude > 0) & ~self.high
+
+    @property
+    def window(self) -> torch.Tensor | None:
+        """The primary window."""
+        return self.windows["primary"]
 
     def outputs(self, ensemble: MLPEnsemble) -> torch.Tensor:
         parameter = next(ensemble.parameters())
         with torch.no_grad():
             return ensemble(self.points.to(parameter.device, parameter.dtype)).to(torch.float64).cpu()
 
+    def bands(self, values: torch.Tensor, window: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        """Power at ``0 < |f| <= cutoff`` and at ``|f| > cutoff``, per row, after removing each row's mean."""
+        centred = values - values.mean(dim=1, keepdim=True)
+        power = fourier(centred.reshape(-1, *self.grid.shape), self.grid.ndim, window)[1]
+        axes = tuple(range(1, power.ndim))
+        return (torch.where(self.low, power, 0.0).sum(dim=axes).numpy(),
+                torch.where(self.high, power, 0.0).sum(dim=axes).numpy())
+
     def __call__(self, ensemble: MLPEnsemble) -> dict[str, np.ndarray]:
         values = self.outputs(ensemble)
-        finite = torch.isfinite(values).all(dim=1)
-        test_mse = (values - self.clean).pow(2).mean(dim=1)
-        power = fourier(values.reshape(-1, *self.grid.shape), self.grid.ndim, self.window)[1].numpy()
-        hf = high_frequency_fraction(power, self.magnitude, self.cutoff)
-        return {"test_mse": np.where(finite, test_mse.numpy(), np.nan), "hf_fraction": np.where(finite, hf, np.nan),
-                "rms": values.pow(2).mean(dim=1).sqrt().numpy()}
-
-
-def adam(parameters: list[torch.nn.Parameter], learning_rate: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has it for these tensors (several times faster on CPU)."""
-    try:
-        return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
-    except RuntimeError:  # fused Adam on CPU needs torch >= 2.4
-        return torch.optim.Adam(parameters, lr=learning_rate, foreach=True)
-
-
-class Trainer:
-    """Full-batch Adam on the sum of per-member mean squared errors."""
-
-    def __init__(self, ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, learning_rate: float) -> None:
-        self.ensemble, self.x, self.y = ensemble, x, y
-        self.optimizer = adam(list(ensemble.parameters()), learning_rate)
-
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
-            self.optimizer.zero_grad(set_to_none=True)
-            (self.ensemble(self.x) - self.y).pow(2).mean(dim=1).sum().backward()
-            self.optimizer.step()
-
-    def train_mse(self) -> np.ndarray:
-        return train_mse(self.ensemble, self.x, self.y)
-
-
-def train_mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Every member's mean squared error on its training data, float64."""
-    with torch.no_grad():
-        return (ensemble(x) - y).pow(2).mean(dim=1).double().cpu().numpy()
-
-
-def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
-    return tensor.repeat(times, *([1] * (tensor.ndim - 1)))
+        finite = torch.isfinite(values).all(dim=1).numpy()
+        values = torch.where(torch.isfinite(values), values, 0.0)
+        result = {"test_mse": (values - self.clean).pow(2).mean(dim=1).numpy(),
+                  "rms": values.pow(2).mean(dim=1).sqrt().numpy()}
+        for name, window in self.windows.items():
+            low, high = self.bands(values, window)
+            total = low + high
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result[f"hf_fraction:{name}"] = np.where(total > 0, high / np.where(total > 0, total, 1.0), np.nan)
+            result[f"low_power:{name}"], result[f"high_power:{name}"] = low, high
+        return {name: np.where(finite, value, np.nan) for name, value in result.items()}
 
 
 class Case:
-    """Everything one case needs: data per seed, the grid, the measure, the seed-0 probe."""
+    """Everything one case needs: data per seed (training and validation), the grid, the measure, the seed-0 probe."""
 
-    def __init__(self, case: dict[str, Any], config: dict[str, Any], seeds: list[int]) -> None:
-        self.case, self.config, self.seeds = case, config, seeds
+    def __init__(self, case: dict[str, Any], config: dict[str, Any], seeds: list[int], device: str = "cpu") -> None:
+        self.case, self.config, self.seeds, self.device = case, config, seeds, torch.device(device)
         spec = config["signals"][case["signal"]]
         self.signal = make_signal(spec, case["signal"])
         self.noise_variance = spec["noise"] ** 2
         self.overfit_threshold = config["training"]["overfit_ratio"] * self.noise_variance
-        self.learning_rate = config["training"]["learning_rate"][case["activation"]]
+        self.optimizer = case.get("optimizer", "adam")
+        rates = config["training"]["learning_rate" if self.optimizer == "adam" else "sgd_learning_rate"]
+        self.learning_rate = rates[case["activation"]]
         ndim = 1 if case["signal"] == "1d" else 2
         self.grid = Grid.uniform(spec["grid"] if ndim == 1 else (spec["grid"], spec["grid"]))
         self.cutoff = self.signal.max_frequency + spec["cutoff_margin"]
-        samples = [self.signal.sample(spec["train_points"], noise=spec["noise"], seed=s) for s in seeds]
-        self.x = torch.tensor(np.stack([x for x, _ in samples]), dtype=torch.float32)
-        self.y = torch.tensor(np.stack([y for _, y in samples]), dtype=torch.float32)
-        window = window_array(config["window"], self.grid.shape)
+        fitted = spec["train_points"]
+        samples = [self.signal.sample(fitted + spec["validation_points"], noise=spec["noise"], seed=s) for s in seeds]
+        x = torch.tensor(np.stack([x for x, _ in samples]), dtype=torch.float32, device=self.device)
+        y = torch.tensor(np.stack([y for _, y in samples]), dtype=torch.float32, device=self.device)
+        self.x, self.y = x[:, :fitted], y[:, :fitted]
+        self.x_validation, self.y_validation = x[:, fitted:], y[:, fitted:]
+        windows = {"primary": config["window"], "alternate": config["alternate_window"]}
+        arrays = {name: window_array(window, self.grid.shape) for name, window in windows.items()}
         self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)),
-                               None if window is None else torch.as_tensor(window), self.cutoff)
+                               {name: None if a is None else torch.as_tensor(a) for name, a in arrays.items()},
+                               self.cutoff)
         self.probe = SpectrumProbe(self.grid, target=self.signal, window=config["window"])
 
-    def ensemble(self, seeds: list[int]) -> MLPEnsemble:
+    def ensemble(self, seeds: list[int], width: int | None = None) -> MLPEnsemble:
         training = self.config["training"]
         return MLPEnsemble(self.grid.ndim, members=len(seeds), width=training["width"], depth=training["depth"],
                            activation=self.case["activation"], bias=self.case["bias"],
-                           constant_feature=not self.case["bias"], omega_0=training["omega_0"], seeds=seeds)
+                           constant_feature=not self.case["bias"], omega_0=training["omega_0"],
+                           seeds=seeds).to(self.device)
+
+    def trainer(self, ensemble: MLPEnsemble, repeats: int = 1, weight_decay: Any = 0.0) -> Trainer:
+        return Trainer(ensemble, repeat_members(self.x, repeats), repeat_members(self.y, repeats), self.learning_rate,
+                       kind=self.optimizer, weight_decay=weight_decay)
+
+    def validation_mse(self, ensemble: MLPEnsemble, repeats: int = 1) -> np.ndarray:
+        return mse(ensemble, repeat_members(self.x_validation, repeats), repeat_members(self.y_validation, repeats))
 
 
-def _overfit(case: Case, progress: Callable[[], None]) -> tuple[MLPEnsemble, dict[str, Any]]:
-    """Phase 1: train until every seed's training MSE is below ``overfit_ratio`` x noise variance."""
+@dataclass
+class Overfit:
+    """Phase 1's outcome: the overfit weights and optimiser state, the best-validation weights, the curves."""
+
+    ensemble: MLPEnsemble
+    trainer: Trainer
+    best: MLPEnsemble
+    summary: dict[str, Any]
+
+
+def _keep_best(best: MLPEnsemble, current: MLPEnsemble, improved: np.ndarray) -> None:
+    mask = torch.as_tensor(improved, device=next(best.parameters()).device)
+    with torch.no_grad():
+        for kept, now in zip(best.parameters(), current.parameters()):
+            kept.copy_(torch.where(mask.reshape(-1, *([1] * (kept.ndim - 1))), now, kept))
+
+
+def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
+    """Phase 1: each seed trains until its own training MSE is below the threshold, then freezes."""
     training = case.config["training"]
     ensemble = case.ensemble(case.seeds)
-    trainer = Trainer(ensemble, case.x, case.y, case.learning_rate)
-    threshold = case.overfit_threshold
+    trainer = case.trainer(ensemble)
+    best = copy.deepcopy(ensemble)
+    members = len(case.seeds)
+    active = np.ones(members, dtype=bool)
+    stop = np.full(members, training["overfit_max_steps"])
+    best_validation = np.full(members, np.inf)
+    curves: dict[str, list] = {"steps": [], "train_mse": [], "validation_mse": [], "test_mse": []}
     step = 0
     while True:
-        case.probe.update(ensemble.member(0), step)
-        mse = trainer.train_mse()
-        if step >= training["overfit_max_steps"] or np.all(mse < threshold):
+        if active[0]:
+            case.probe.update(ensemble.member(0), step)
+        measured = {"train_mse": trainer.train_mse(), "validation_mse": case.validation_mse(ensemble),
+                    "test_mse": case.measure(ensemble)["test_mse"]}
+        for name, values in measured.items():
+            curves[name].append(np.where(active, values, np.nan))
+        curves["steps"].append(step)
+        improved = active & (measured["validation_mse"] < best_validation)
+        best_validation = np.where(improved, measured["validation_mse"], best_validation)
+        _keep_best(best, ensemble, improved)
+        crossed = active & (measured["train_mse"] < case.overfit_threshold)
+        stop[crossed] = step
+        active &= ~crossed
+        if step >= training["overfit_max_steps"] or not active.any():
             break
-        trainer.run(training["check_every"])
+        trainer.run(training["check_every"], torch.as_tensor(active, device=case.device))
         step += training["check_every"]
     progress()
-    return ensemble, {"steps": step, "train_mse": mse.tolist(), "threshold": threshold,
-                      "reached": (mse < threshold).tolist()}
+    return Overfit(ensemble, trainer, best, _phase1_summary(case, curves, stop, trainer.train_mse()))
+
+
+def _phase1_summary(case: Case, curves: dict[str, list], stop: np.ndarray, final_mse: np.ndarray) -> dict[str, Any]:
+    test = np.stack(curves["test_mse"])  # (checks, seeds), NaN once a seed has stopped
+    at_stop = test[np.searchsorted(curves["steps"], stop), np.arange(stop.size)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = at_stop / np.nanmin(np.where(np.isfinite(test), test, np.nan), axis=0)
+    minimum = case.config["training"]["min_test_gap"]
+    finite_gap = gap[np.isfinite(gap)]
+    overfits = bool(finite_gap.size and np.median(finite_gap) >= minimum)
+    return {"steps": stop.tolist(), "train_mse": final_mse.tolist(), "threshold": case.overfit_threshold,
+            "reached": (final_mse < case.overfit_threshold).tolist(), "test_gap": gap.tolist(),
+            "min_test_gap": minimum, "overfits": overfits,
+            "seeds_overfitting": int(np.sum(finite_gap >= minimum)),
+            "curves": {"steps": curves["steps"], **{name: np.stack(curves[name]).tolist()
+                                                    for name in ("train_mse", "validation_mse", "test_mse")}}}
 
 
 def _arm_starts(case: Case, overfit: MLPEnsemble, before: dict[str, np.ndarray]) -> dict[str, MLPEnsemble]:
     """The starting weights of every arm of phase 2, all from the same overfit weights."""
     config = case.config
     slingshot = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
-    perturbed = shrink_(copy.deepcopy(overfit), config["shrink_perturb"]["shrink"])
     noise = case.ensemble([s + PERTURB_SEED_OFFSET for s in case.seeds])
+    perturbed = shrink_(copy.deepcopy(overfit), config["shrink_perturb"]["shrink"])
     with torch.no_grad():
         for parameter, fresh in zip(perturbed.parameters(), noise.parameters()):
             parameter.add_(fresh, alpha=config["shrink_perturb"]["perturb"])
     factors = case.measure(slingshot)["rms"] / before["rms"]
     output_scale = copy.deepcopy(overfit).scale_output_(np.nan_to_num(factors, nan=1.0))
-    return {"slingshot": slingshot, "control": copy.deepcopy(overfit), "shrink_perturb": perturbed,
+    starts = {arm: copy.deepcopy(overfit) for arm in ("control", "optimizer_reset", "weight_decay")}
+    return {"slingshot": slingshot, **starts, "shrink_perturb": perturbed,
             "fresh": case.ensemble([s + FRESH_SEED_OFFSET for s in case.seeds]), "output_scale": output_scale}
 
 
@@ -185,14 +285,21 @@ def _sweep_group(factor: float, config: dict[str, Any]) -> str:
     """Which retrained group a sweep factor reads from."""
     if factor == config["shrink_factor"]:
         return "slingshot"
-    return "control" if factor == 1.0 else f"sweep:{factor:g}"
+    return "optimizer_reset" if factor == 1.0 else f"sweep:{factor:g}"
 
 
-def _retrain(case: Case, overfit: MLPEnsemble, phase1_steps: int, progress: Callable[[], None]) -> dict[str, Any]:
-    """Phase 2: every arm (and the sweep) retrained together with a fresh optimiser."""
+def _checkpoints(training: dict[str, Any]) -> list[int]:
+    return sorted({round(i * training["retrain_steps"] / training["curve_points"])
+                   for i in range(training["curve_points"] + 1)})
+
+
+def _retrain(case: Case, phase1: Overfit, progress: Callable[[], None]) -> dict[str, Any]:
+    """Phase 2: every arm (and the sweep) retrained together, each member with its own optimiser state."""
     config, training = case.config, case.config["training"]
     seeds = len(case.seeds)
+    overfit = phase1.ensemble
     before = case.measure(overfit)
+    before.update(train_mse=phase1.trainer.train_mse(), validation_mse=case.validation_mse(overfit))
     starts = _arm_starts(case, overfit, before)
     # Sweep factors equal to the slingshot's or to 1 (no shrink) are those arms already: not trained twice.
     sweep_factors = config["sweep"]["factors"] if config["sweep"]["case"] == case_id(case.case) else []
@@ -200,117 +307,217 @@ def _retrain(case: Case, overfit: MLPEnsemble, phase1_steps: int, progress: Call
     parts = [starts[arm] for arm in ARMS] + [shrink_(copy.deepcopy(overfit), f) for f in new_factors]
     groups = list(ARMS) + [_sweep_group(f, config) for f in new_factors]
     everything = MLPEnsemble.concatenate(parts)
-    trainer = Trainer(everything, repeat_members(case.x, len(parts)), repeat_members(case.y, len(parts)), case.learning_rate)
-    checkpoints = sorted({round(i * training["retrain_steps"] / training["curve_points"])
-                          for i in range(training["curve_points"] + 1)})
-    curves: dict[str, list] = {"test_mse": [], "hf_fraction": [], "train_mse": []}
+    decay = torch.zeros(len(groups), seeds)
+    decay[groups.index("weight_decay")] = config["weight_decay"]
+    trainer = case.trainer(everything, len(parts), weight_decay=decay.flatten())
+    continued = phase1.trainer.optimizer.select(list(range(seeds)))
+    for arm in CONTINUED:
+        index = groups.index(arm)
+        trainer.optimizer.load(continued, slice(index * seeds, (index + 1) * seeds))
+    curves: dict[str, list] = {}
     done = 0
+    checkpoints = _checkpoints(training)
     for step in checkpoints:
         trainer.run(step - done)
         done = step
         measured = case.measure(everything)
-        curves["test_mse"].append(measured["test_mse"])
-        curves["hf_fraction"].append(measured["hf_fraction"])
-        curves["train_mse"].append(trainer.train_mse())
-        if step == 0:
-            case.probe.snapshot(overfit.member(0), "before shrink", step=phase1_steps)
-            case.probe.snapshot(everything.member(0), "after shrink", step=phase1_steps)
-        else:
-            case.probe.update(everything.member(0), phase1_steps + step)
-    case.probe.snapshot(everything.member(0), "retrained", step=phase1_steps + checkpoints[-1])
+        measured.update(train_mse=trainer.train_mse(), validation_mse=case.validation_mse(everything, len(parts)))
+        for name, values in measured.items():
+            curves.setdefault(name, []).append(values)
+        _probe_phase2(case, overfit, everything, phase1.summary["steps"][0], step)
+    case.probe.snapshot(everything.member(0), "retrained", step=phase1.summary["steps"][0] + checkpoints[-1])
     progress()
     by_group = {name: np.stack(values).reshape(len(checkpoints), len(groups), seeds) for name, values in curves.items()}
     return {"checkpoints": checkpoints, "groups": groups, "curves": by_group, "before": before,
+            "early_stop": case.measure(phase1.best),
             "output_scale_factors": (case.measure(starts["slingshot"])["rms"] / before["rms"]).tolist()}
 
 
-def _transient(curves: dict[str, np.ndarray], checkpoints: list[int], config: dict[str, Any]) -> dict[str, Any]:
-    """Slingshot vs control test MSE at every checkpoint: a gain that fades is early stopping."""
-    test = curves["test_mse"]
-    verdicts = [paired_verdict(test[i, 0], test[i, 1], alpha=config["alpha"],
-                               min_relative_effect=config["min_relative_effect"],
-                               resamples=config["bootstrap_resamples"], seed=i) for i in range(len(checkpoints))]
-    holds = [step for step, verdict in zip(checkpoints, verdicts) if verdict["holds"]]
-    at_end = bool(verdicts[-1]["holds"])
-    kind = "lasting" if at_end else ("transient" if holds else "none")
-    return {"steps": checkpoints, "effect": [v["effect"] for v in verdicts],
-            "holds": [v["holds"] for v in verdicts], "holds_at_steps": holds, "kind": kind}
+def _probe_phase2(case: Case, overfit: MLPEnsemble, everything: MLPEnsemble, stop: int, step: int) -> None:
+    if step == 0:
+        case.probe.snapshot(overfit.member(0), "before shrink", step=stop)
+        case.probe.snapshot(everything.member(0), "after shrink", step=stop)
+    else:
+        case.probe.update(everything.member(0), stop + step)
+
+
+def _first_below(train: np.ndarray, threshold: float) -> np.ndarray:
+    """Index of the first checkpoint whose training MSE is below ``threshold`` (per column), -1 if none."""
+    below = train < threshold
+    return np.where(below.any(axis=0), below.argmax(axis=0), -1)
+
+
+def _read_at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    picked = values[np.maximum(index, 0), np.arange(index.size)]
+    return np.where(index >= 0, picked, np.nan)
+
+
+def _test_at(curves: dict[str, np.ndarray], index: int, threshold: float) -> dict[str, np.ndarray]:
+    """Test MSE of group ``index`` at the end, at matched training fit and at its best validation error."""
+    test, train, validation = (curves[name][:, index] for name in ("test_mse", "train_mse", "validation_mse"))
+    best = np.nanargmin(np.where(np.isfinite(validation), validation, np.inf), axis=0)
+    return {"end": test[-1], "matched_fit": _read_at(test, _first_below(train, threshold)),
+            "best_validation": _read_at(test, np.where(np.isfinite(validation).any(axis=0), best, -1))}
+
+
+def _metrics(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
+    """Every metric per arm, one value per seed."""
+    curves, groups = phase2["curves"], phase2["groups"]
+    index = {arm: groups.index(arm) for arm in ARMS}
+    before, early = phase2["before"], phase2["early_stop"]
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in ("test_mse", "hf_fraction:primary", "hf_fraction:alternate", "train_mse", "validation_mse"):
+        final = curves[name][-1]
+        entry = {"overfit": before[name], "shrunk": curves[name][0, index["slingshot"]], **{arm: final[index[arm]] for arm in ARMS}}
+        if name in early:
+            entry["early_stop"] = early[name]
+        metrics[name] = entry
+    for comparison in COMPARISONS:
+        at = {arm: _test_at(curves, index[arm], case.overfit_threshold)[comparison] for arm in ARMS}
+        metrics[f"test_mse@{comparison}"] = {**at, "early_stop": early["test_mse"]}
+    for window in ("primary", "alternate"):
+        after = {band: curves[f"{band}_power:{window}"][0, index["slingshot"]] for band in ("low", "high")}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            metrics[f"log_retention:{window}"] = {band: np.log(after[band] / before[f"{band}_power:{window}"])
+                                                  for band in ("low", "high")}
+    return {name: {arm: np.asarray(values, dtype=float).tolist() for arm, values in entry.items()}
+            for name, entry in metrics.items()}
+
+
+def _generalisation_reason(phase1: dict[str, Any]) -> str | None:
+    if phase1["overfits"]:
+        return None
+    return (f"case did not overfit (median test gap {np.nanmedian(np.array(phase1['test_gap'], dtype=float)):.2f} "
+            f"< {phase1['min_test_gap']})")
+
+
+def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    config = case.config
+    verdicts = {}
+    for name, (metric, claim, reference) in VERDICTS.items():
+        if name in SPECTRAL_VERDICTS:
+            by_window = {window: verdict(metrics[f"{metric}:{window}"][claim], metrics[f"{metric}:{window}"][reference],
+                                         config, log_scale=metric == "log_retention")
+                         for window in ("primary", "alternate")}
+            result = by_window["primary"]
+            result["alternate_window"] = by_window["alternate"]
+        else:
+            result = verdict(metrics[metric][claim], metrics[metric][reference], config,
+                             reason=_generalisation_reason(phase1))
+        result.update(metric=metric, claim=claim, reference=reference)
+        verdicts[name] = result
+    return verdicts
+
+
+def _sweep(case: Case, phase2: dict[str, Any]) -> dict[str, Any] | None:
+    config, curves, groups = case.config, phase2["curves"], phase2["groups"]
+    if config["sweep"]["case"] != case_id(case.case):
+        return None
+    index = [groups.index(_sweep_group(f, config)) for f in config["sweep"]["factors"]]
+    return {"factors": config["sweep"]["factors"],
+            "hf_fraction_shrunk": curves["hf_fraction:primary"][0, index].tolist(),
+            "hf_fraction": curves["hf_fraction:primary"][-1, index].tolist(),
+            "test_mse": curves["test_mse"][-1, index].tolist()}
+
+
+def _negative_control(metrics: dict[str, dict[str, list]], config: dict[str, Any]) -> dict[str, Any]:
+    """A positively homogeneous net: the shrink scales the function, so its HF fraction must not change."""
+    hf = metrics["hf_fraction:primary"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = np.abs(np.array(hf["shrunk"], dtype=float) / np.array(hf["overfit"], dtype=float) - 1)
+    finite = change[np.isfinite(change)]
+    if not finite.size:
+        return {"max_relative_hf_change": None, "passed": None, "reason": "non-finite"}
+    return {"max_relative_hf_change": float(finite.max()), "passed": bool(finite.max() < config["min_relative_effect"]),
+            "reason": None}
 
 
 def _summarise(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict[str, Any]:
-    config = case.config
+    metrics = _metrics(case, phase1, phase2)
     curves, groups = phase2["curves"], phase2["groups"]
     arm_index = {arm: groups.index(arm) for arm in ARMS}
-    metrics: dict[str, dict[str, list]] = {}
-    for name in ("hf_fraction", "test_mse", "train_mse"):
-        final = curves[name][-1]
-        entry = {"overfit": (phase2["before"][name] if name != "train_mse" else np.array(phase1["train_mse"])).tolist(),
-                 "shrunk": curves[name][0, arm_index["slingshot"]].tolist()}
-        entry.update({arm: final[arm_index[arm]].tolist() for arm in ARMS})
-        metrics[name] = entry
-    verdicts = {}
-    for number, (name, (metric, claim, reference)) in enumerate(VERDICTS.items()):
-        verdicts[name] = paired_verdict(metrics[metric][claim], metrics[metric][reference], alpha=config["alpha"],
-                                        min_relative_effect=config["min_relative_effect"],
-                                        resamples=config["bootstrap_resamples"], seed=number)
-        verdicts[name].update(metric=metric, claim=claim, reference=reference)
-    sweep = None
-    if config["sweep"]["case"] == case_id(case.case):
-        index = [groups.index(_sweep_group(f, config)) for f in config["sweep"]["factors"]]
-        sweep = {"factors": config["sweep"]["factors"],
-                 "hf_fraction_shrunk": curves["hf_fraction"][0, index].tolist(),
-                 "hf_fraction": curves["hf_fraction"][-1, index].tolist(),
-                 "test_mse": curves["test_mse"][-1, index].tolist()}
     result = {
-        "id": case_id(case.case), **case.case, "shrink_factor": config["shrink_factor"], "seeds": case.seeds,
-        "cutoff": case.cutoff, "signal_max_frequency": case.signal.max_frequency,
-        "noise_variance": case.noise_variance, "overfit": phase1,
-        "metrics": metrics, "verdicts": verdicts,
-        "transient": _transient(curves, phase2["checkpoints"], config),
+        "id": case_id(case.case), **case.case, "optimizer": case.optimizer, "shrink_factor": case.config["shrink_factor"],
+        "seeds": case.seeds, "learning_rate": case.learning_rate, "cutoff": case.cutoff,
+        "signal_max_frequency": case.signal.max_frequency, "noise_variance": case.noise_variance,
+        "windows": {"primary": case.config["window"], "alternate": case.config["alternate_window"]},
+        "overfit": phase1, "metrics": metrics, "verdicts": _verdicts(case, metrics, phase1),
         "curves": {"steps": phase2["checkpoints"],
-                   **{name: {arm: curves[name][:, arm_index[arm]].tolist() for arm in ARMS} for name in curves}},
-        "output_scale_factors": phase2["output_scale_factors"], "sweep": sweep,
+                   **{name.replace(":primary", ""): {arm: curves[name][:, arm_index[arm]].tolist() for arm in ARMS}
+                      for name in ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")}},
+        "output_scale_factors": phase2["output_scale_factors"], "sweep": _sweep(case, phase2),
     }
     if not case.case["bias"] and case.case["activation"] == "relu":
-        change = np.abs(np.array(metrics["hf_fraction"]["shrunk"]) / np.array(metrics["hf_fraction"]["overfit"]) - 1)
-        result["negative_control"] = {"max_relative_hf_change": float(np.nanmax(change)),
-                                      "passed": bool(np.nanmax(change) < config["min_relative_effect"])}
+        result["negative_control"] = _negative_control(metrics, case.config)
     return result
 
 
 def run_case(case: dict[str, Any], config: dict[str, Any], seeds: list[int],
-             progress: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], SpectrumHistory]:
+             progress: Callable[[], None] = lambda: None, device: str = "cpu") -> tuple[dict[str, Any], SpectrumHistory]:
     """Run one case; return its JSON-able result and seed 0's spectrum history."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # nothing below should draw from it; this makes sure nothing leaks in
-        setup = Case(case, config, seeds)
-        overfit, phase1 = _overfit(setup, progress)
-        phase2 = _retrain(setup, overfit, phase1["steps"], progress)
-    return _summarise(setup, phase1, phase2), setup.probe.history
+        setup = Case(case, config, seeds, device)
+        phase1 = _overfit(setup, progress)
+        phase2 = _retrain(setup, phase1, progress)
+    return _summarise(setup, phase1.summary, phase2), setup.probe.history
 
 
 def case_inputs(case: dict[str, Any], config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     """What a case's result depends on (its cached file is reused only when this matches)."""
-    relevant = {k: v for k, v in config.items() if k not in ("cases", "signals", "precision")}
+    ignored = ("cases", "signals", "precision", "scope", "scope_grid", "correction")
+    relevant = {k: v for k, v in config.items() if k not in ignored}
     return {"case": case, "seeds": seeds, "signal": config["signals"][case["signal"]], "config": relevant}
 
 
-def run_cases(config: dict[str, Any], out: Path, progress: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
-    """Run (or resume) every case of ``config``; each result is written atomically as it finishes."""
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cached(path: Path, digest: str) -> dict[str, Any] | None:
+    """A finished case's result if its file is whole and matches ``digest`` and its history file, else None."""
+    if not path.is_file():
+        return None
+    try:
+        cached = read_json(path)
+        history = path.with_suffix(".history.npz")
+        if not (isinstance(cached, dict) and cached.get("digest") == digest and isinstance(cached.get("result"), dict)
+                and history.is_file() and cached.get("history_sha256") == _file_digest(history)):
+            return None
+    except (ValueError, OSError):
+        return None
+    return cached["result"]
+
+
+def run_cases(config: dict[str, Any], out: Path, progress: Callable[[], None] = lambda: None,
+              device: str = "cpu") -> list[dict[str, Any]]:
+    """Run (or resume) every case of ``config``; each result is written atomically as it finishes.
+
+    A case's JSON is written after its history and records the history's
+    SHA-256, so a cached case is reused only when both files are whole and
+    belong together and to the same inputs; anything else is recomputed.
+    """
     seeds = list(range(config["seeds"]))
-    results = []
-    for case in config["cases"]:
-        inputs = case_inputs(case, config, seeds)
-        digest = config_digest(inputs)
-        path = out / "cases" / f"{case_id(case)}.json"
-        cached = read_json(path) if path.is_file() else None
-        if cached is not None and cached.get("digest") == digest:
-            progress()
-            progress()
-            results.append(cached["result"])
-            continue
-        result, history = run_case(case, config, seeds, progress)
-        history.save(out / "cases" / f"{case_id(case)}.history.npz")
-        write_json(path, {"digest": digest, "inputs": inputs, "result": result})
-        results.append(read_json(path)["result"])  # exactly what a resumed run reads back
-    return results
+    return [run_cached_case(case, config, seeds, out / "cases" / f"{case_id(case)}.json", progress, device)
+            for case in config["cases"]]
+
+
+def run_cached_case(case: dict[str, Any], config: dict[str, Any], seeds: list[int], path: Path,
+                    progress: Callable[[], None], device: str = "cpu") -> dict[str, Any]:
+    """One case, read from ``path`` when it was finished with the same inputs, else run and written there."""
+    inputs = case_inputs(case, config, seeds)
+    digest = config_digest(inputs)
+    cached = _cached(path, digest)
+    if cached is not None:
+        progress()
+        progress()
+        return cached
+    if path.is_file():
+        print(f"spectral: recomputing {path.name}: its saved result is damaged, incomplete or from other inputs",
+              file=sys.stderr)
+    result, history = run_case(case, config, seeds, progress, device)
+    history_path = path.with_suffix(".history.npz")
+    history.save(history_path)
+    write_json(path, {"digest": digest, "history_sha256": _file_digest(history_path), "inputs": inputs,
+                      "result": result})
+    return read_json(path)["result"]  # exactly what a resumed run reads back

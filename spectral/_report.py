@@ -1,102 +1,198 @@
-"""The claim-check report: report.json, report.md and figures, built from the per-case result files."""
+"""The claim-check report: report.json, report.md, report.html and figures, built from the per-case result files.
+
+The report is where the run's whole family of verdicts is corrected for
+multiplicity (:func:`spectral._stats.correct_family`): the cached case files
+keep the raw p-values, every q-value and final ``holds`` lives here.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from . import plot
-from ._claim import ARMS, VERDICTS
+from ._claim import ARMS, BASELINES, SPECTRAL_VERDICTS
 from ._format import mean_sd, number
-from ._history import SpectrumHistory
 from ._io import atomic_write, read_json, save_figure, write_json
+from ._report_figures import write_figures
+from ._stats import correct_family, smallest_testable_n
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
-#: Verdict columns of the terminal table, shortest names a reader still understands.
+#: Columns of the headline table: the slingshot at the end of retraining, and the spectral claims.
 SHORT_NAMES = {
     "shrink_removes_high_frequencies": "shrink cuts HF",
-    "slingshot_beats_control": "beats control",
-    "slingshot_beats_shrink_perturb": "beats shrink+perturb",
-    "slingshot_beats_fresh": "beats fresh",
-    "slingshot_beats_output_scale": "beats output-scale",
+    "shrink_removes_high_more_than_low": "cuts HF more than LF",
     "slingshot_keeps_fewer_high_frequencies": "fewer HF after retrain",
+    "slingshot_beats_control": "beats control",
+    "slingshot_beats_optimizer_reset": "beats optimizer reset",
+    "slingshot_beats_weight_decay": "beats weight decay",
+    "slingshot_beats_early_stop": "beats early stop",
+    "slingshot_beats_fresh": "beats fresh",
+    "slingshot_beats_shrink_perturb": "beats shrink+perturb",
+    "slingshot_beats_output_scale": "beats output-scale",
 }
+COMPARISON_TITLES = {"": "at the end of retraining", "_at_matched_fit": "at matched training fit",
+                     "_at_best_validation": "at each arm's best validation error"}
 
 
-def build_report(config: dict[str, Any], cases: list[dict[str, Any]], precision: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSON report (deterministic: no times, no paths)."""
-    return {"version": REPORT_VERSION, "config": config, "cases": cases, "precision": precision}
+def iter_verdicts(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every verdict of a report (cases, their alternate windows, the scope grid, the precision study)."""
+    for case in report["cases"]:
+        for item in case["verdicts"].values():
+            yield item
+            if "alternate_window" in item:
+                yield item["alternate_window"]
+    for cell in report.get("scope") or []:
+        yield from cell["verdicts"].values()
+    yield from ((report.get("precision") or {}).get("verdicts") or {}).values()
+
+
+def _attribute(cases: list[dict[str, Any]]) -> None:
+    """Say when a "fewer HF after retrain" result is not the shrink's doing (the restart or the negative control)."""
+    controls = [c for c in cases if "negative_control" in c]
+    for case in cases:
+        item = case["verdicts"]["slingshot_keeps_fewer_high_frequencies"]
+        notes = []
+        if case["verdicts"]["fresh_keeps_fewer_high_frequencies"]["holds"]:
+            notes.append("a fresh initialisation keeps fewer high frequencies than the control too: a restart effect")
+        notes += [f"the homogeneous negative control {c['id']} shows it too, where the shrink cannot change the "
+                  "spectrum's shape" for c in controls if c is not case
+                  and c["signal"] == case["signal"] and c["verdicts"]["slingshot_keeps_fewer_high_frequencies"]["holds"]]
+        item["attribution"] = notes
+
+
+def build_report(config: dict[str, Any], cases: list[dict[str, Any]], precision: dict[str, Any] | None,
+                 scope: list[dict[str, Any]] | None = None, *, device: str = "cpu",
+                 times: dict[str, float] | None = None) -> dict[str, Any]:
+    """The JSON report, every verdict corrected over the run's whole family.
+
+    Everything but ``provenance`` (versions, machine, date, wall times) is
+    deterministic: the same config gives the same report on rerun.
+    """
+    from ._provenance import provenance
+
+    report = copy.deepcopy({"version": REPORT_VERSION, "config": config, "cases": cases, "precision": precision,
+                            "scope": scope or None})
+    report["family"] = correct_family(iter_verdicts(report), config)
+    for case in report["cases"]:
+        for name in SPECTRAL_VERDICTS:
+            item = case["verdicts"][name]
+            item["window_dependent"] = item["holds"] != item["alternate_window"]["holds"]
+    _attribute(report["cases"])
+    report["provenance"] = {**provenance(device=device, dtype="float32"),
+                            "wall_time_s": {name: round(value, 2) for name, value in (times or {}).items()}}
+    return report
 
 
 def load_report(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ``report.json``; refuse files that are not a claim-check report of this version."""
     report = read_json(path)
-    if not isinstance(report, dict) or not {"version", "config", "cases"} <= set(report):
+    if not (isinstance(report, dict) and isinstance(report.get("config"), dict) and isinstance(report.get("cases"), list)):
         raise ValueError(f"path={str(path)!r} is not a spectral claim-check report")
-    if report["version"] != REPORT_VERSION:
-        raise ValueError(f"path={str(path)!r} has report version {report['version']!r}; this spectral reads {REPORT_VERSION}")
+    version = report.get("version")
+    if type(version) is not int or version != REPORT_VERSION:
+        raise ValueError(f"path={str(path)!r} has report version {version!r}; this spectral reads {REPORT_VERSION}")
     return report
 
 
-def verdict_cell(verdict: dict[str, Any]) -> str:
-    return f"{'yes' if verdict['holds'] else 'no'} ({number(verdict['relative_effect'], 2)})"
+def verdict_word(item: dict[str, Any]) -> str:
+    """``yes``, ``no`` or ``untestable``."""
+    return "untestable" if item["holds"] is None else ("yes" if item["holds"] else "no")
 
 
-def verdict_table(cases: list[dict[str, Any]]) -> str:
-    """Markdown table: one row per case, one column per verdict, ``yes/no (relative effect)``."""
-    names = list(VERDICTS)
-    lines = ["| case | " + " | ".join(SHORT_NAMES[n] for n in names) + " |",
+def verdict_cell(item: dict[str, Any]) -> str:
+    """``yes (-52%)``, ``no (+3%)``, ``untestable``; ``†`` marks a window-dependent verdict."""
+    if item["holds"] is None:
+        return "untestable"
+    relative = item["relative_effect"]
+    effect = "n/a" if relative is None or not math.isfinite(relative) else f"{100 * relative:+.0f}%"
+    return f"{verdict_word(item)} ({effect})" + (" †" if item.get("window_dependent") else "")
+
+
+def verdict_table(cases: list[dict[str, Any]], names: list[str] | None = None) -> str:
+    """Markdown table: one row per case, one column per verdict."""
+    names = list(SHORT_NAMES) if names is None else names
+    lines = ["| case | " + " | ".join(SHORT_NAMES.get(n, n) for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for case in cases:
         lines.append(f"| {case['id']} | " + " | ".join(verdict_cell(case["verdicts"][n]) for n in names) + " |")
     return "\n".join(lines)
 
 
-def _verdict_details(case: dict[str, Any]) -> list[str]:
-    lines = ["| verdict | metric: claim vs reference | holds | effect | 95% CI | p (Wilcoxon, less) | relative effect | n |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, v in case["verdicts"].items():
-        ci = f"[{number(v['ci'][0])}, {number(v['ci'][1])}]"
-        count = f"{v['n']} ({v['dropped']} non-finite dropped)" if v["dropped"] else str(v["n"])
-        lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {'yes' if v['holds'] else 'no'} | "
-                     f"{number(v['effect'])} | {ci} | {number(v['p_value'])} | {number(v['relative_effect'])} | "
-                     f"{count} |")
+def _comparison_table(cases: list[dict[str, Any]]) -> list[str]:
+    """Slingshot vs every reference, at the end, at matched fit and at the best validation error."""
+    references = [arm for arm in ARMS + BASELINES if arm != "slingshot"]
+    lines = ["| case | comparison | " + " | ".join(references) + " |", "|---|---|" + "---|" * len(references)]
+    for case in cases:
+        for suffix, title in COMPARISON_TITLES.items():
+            cells = [verdict_cell(case["verdicts"][f"slingshot_beats_{r}{suffix}"])
+                     if f"slingshot_beats_{r}{suffix}" in case["verdicts"] else "-" for r in references]
+            lines.append(f"| {case['id']} | {title} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
+def _verdict_details(case: dict[str, Any]) -> list[str]:
+    lines = ["| verdict | metric: claim vs reference | holds | q | p (signed-rank, less) | estimate [95% CI] | "
+             "relative effect | n | note |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, v in case["verdicts"].items():
+        ci = f"{number(v['effect'])} [{number(v['ci'][0])}, {number(v['ci'][1])}]"
+        count = f"{v['n']} ({v['dropped']} non-finite dropped)" if v["dropped"] else str(v["n"])
+        notes = [v["reason"]] if v["reason"] else []
+        if "alternate_window" in v:
+            other = v["alternate_window"]
+            notes.append(f"{'WINDOW-DEPENDENT: ' if v['window_dependent'] else ''}under the alternate window "
+                         f"{verdict_word(other)} (q {number(other['q_value'])})")
+        notes += v.get("attribution", [])
+        lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {verdict_word(v)} | "
+                     f"{number(v['q_value'])} | {number(v['p_value'])} | {ci} | {number(v['relative_effect'])} | "
+                     f"{count} | {'; '.join(notes)} |")
+    return lines
+
+
+def _overfit_sentence(case: dict[str, Any]) -> str:
     overfit = case["overfit"]
+    seeds = len(case["seeds"])
+    steps = np.array(overfit["steps"], dtype=float)
     reached = sum(bool(r) for r in overfit["reached"])
-    ratio = np.nanmean(np.array(overfit["train_mse"], dtype=float)) / case["noise_variance"]
+    gap = np.array([np.nan if g is None else g for g in overfit["test_gap"]], dtype=float)
+    verdict = ("overfits" if overfit["overfits"] else "DID NOT OVERFIT: its generalisation verdicts are untestable")
+    return (f"Phase 1: each seed trained until its own training MSE fell below {number(overfit['threshold'])} "
+            f"(half the noise variance), {int(np.nanmin(steps))}-{int(np.nanmax(steps))} steps; {reached}/{seeds} "
+            f"seeds reached it. Test MSE at the stop over the seed's phase-1 minimum (test gap): median "
+            f"{number(float(np.nanmedian(gap)) if np.isfinite(gap).any() else None)}, "
+            f"{overfit['seeds_overfitting']}/{seeds} seeds >= {overfit['min_test_gap']}: the case {verdict}.")
+
+
+def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
+    negative = "negative_control" in case
     lines = [f"## Case {case['id']}", "",
              f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
-             f"{' (constant input feature: positively homogeneous, the negative control)' if 'negative_control' in case else ''}; "
-             f"{len(case['seeds'])} seeds. Phase 1 trained {overfit['steps']} steps: {reached}/{len(case['seeds'])} seeds "
-             f"reached training MSE < {number(overfit['threshold'])} (mean training MSE = {ratio:.2f} x noise variance). "
-             f"High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
-             f"{number(case['signal_max_frequency'])}) over non-DC power.", "",
+             f"{' (constant input feature: positively homogeneous, the negative control)' if negative else ''}, "
+             f"optimiser {case['optimizer']} (learning rate {number(case['learning_rate'])}); {len(case['seeds'])} "
+             f"seeds. High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
+             f"{number(case['signal_max_frequency'])}) over non-DC power, each function's mean removed before "
+             f"windowing.", "", _overfit_sentence(case), "",
              "| arm | test MSE (mean ± sd) | high-frequency fraction | training MSE |", "|---|---|---|---|"]
     metrics = case["metrics"]
-    for arm in ("overfit", "shrunk") + ARMS:
-        lines.append(f"| {arm} | {mean_sd(metrics['test_mse'][arm])} | {mean_sd(metrics['hf_fraction'][arm])} | "
-                     f"{mean_sd(metrics['train_mse'][arm])} |")
-    transient = case["transient"]
-    explanation = {"lasting": "holds at the end of retraining",
-                   "transient": f"holds only at steps {transient['holds_at_steps']} and fades by the end: early stopping, not a lasting gain",
-                   "none": "holds at no checkpoint of retraining"}[transient["kind"]]
-    lines += ["", f"Slingshot vs control along retraining: {explanation}. Output-scale arm: last layer scaled by "
-                  f"{mean_sd(case['output_scale_factors'])} (the whole net's output RMS ratio after the shrink).", ""]
-    if "negative_control" in case:
+    for arm in ("overfit", "shrunk") + ARMS + BASELINES:
+        row = [mean_sd(metrics[name][arm]) if metrics[name].get(arm) is not None else "-"
+               for name in ("test_mse", "hf_fraction:primary", "train_mse")]
+        lines.append(f"| {arm} | " + " | ".join(row) + " |")
+    lines += ["", f"Output-scale arm: last layer scaled by {mean_sd(case['output_scale_factors'])} (the whole net's "
+                  "output RMS ratio after the shrink).", ""]
+    if negative:
         control = case["negative_control"]
+        state = {True: "no effect, as homogeneity requires", False: "AN EFFECT: the measurement is wrong",
+                 None: f"untestable ({control['reason']})"}[control["passed"]]
         lines += [f"Negative control: the high-frequency fraction changed by at most "
-                  f"{control['max_relative_hf_change']:.2g} (relative) through the shrink: "
-                  f"{'no effect, as homogeneity requires' if control['passed'] else 'AN EFFECT: the measurement is wrong'}. "
-                  "Homogeneity constrains only the shrink itself (`shrink_removes_high_frequencies`); "
-                  "retraining afterwards may change the spectrum like in any other net.", ""]
+                  f"{number(control['max_relative_hf_change'], 2)} (relative) through the shrink: {state}. "
+                  "Homogeneity constrains only the shrink itself; retraining afterwards may change the spectrum "
+                  "like in any other net.", ""]
     lines += _verdict_details(case) + [""]
     lines += [f"![{name}]({path})" for name, path in figures.items()] + [""]
     return lines
@@ -113,96 +209,122 @@ def _sweep_section(case: dict[str, Any], figure: str) -> list[str]:
     return lines + ["", f"![sweep]({figure})", ""]
 
 
+def _scope_section(scope: list[dict[str, Any]], figure: str) -> list[str]:
+    lines = ["## Scope: data size x width", "",
+             "The essay says the maneuver \"works best with smaller data sets and models\". Each cell retrains its "
+             "case at that number of training points and width; cells read slingshot vs control / slingshot vs "
+             "early stop.", "", "| case | training points | width | overfits | vs control | vs early stop |",
+             "|---|---|---|---|---|---|"]
+    for cell in scope:
+        v = cell["verdicts"]
+        lines.append(f"| {cell['case']} | {cell['train_points']} | {cell['width']} | {'yes' if cell['overfit'] else 'no'} "
+                     f"| {verdict_cell(v['slingshot_beats_control'])} | {verdict_cell(v['slingshot_beats_early_stop'])} |")
+    return lines + ["", f"![scope]({figure})", ""]
+
+
+def _provenance_lines(provenance: dict[str, Any]) -> list[str]:
+    lines = ["## Provenance", "", "| item | value |", "|---|---|"]
+    for key, value in provenance.items():
+        text = ", ".join(f"{k} {v} s" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        lines.append(f"| {key} | {text} |")
+    return lines + [""]
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    config, family = report["config"], report["family"]
+    seeds = len(report["cases"][0]["seeds"]) if report["cases"] else 0
+    method = {"bh": "Benjamini-Hochberg (false discovery rate)", "holm": "Holm (family-wise error rate)",
+              "none": "no correction"}[family["method"]]
+    return [
+        f"Each verdict compares two arms seed by seed (paired, {seeds} seeds, every seed trained and stopped on its "
+        "own): a one-sided Wilcoxon signed-rank test, with the Hodges-Lehmann estimate of the paired difference and "
+        f"its exact 95% signed-rank interval. The family is every testable verdict of this run, {family['size']} "
+        f"tests, corrected by {method}: a verdict holds when its q-value is below {config['alpha']} and its relative "
+        f"effect is at most -{config['min_relative_effect']}. \"untestable\" means the data cannot answer (the "
+        f"reason is given): fewer than {smallest_testable_n(config['alpha'])} finite seeds, or a case that did not "
+        "overfit. Spectral verdicts are computed under two windows "
+        f"(`{config['window']}` and `{config['alternate_window']}`); † marks one where they disagree. Cells read "
+        f"`yes/no (relative effect)`; shrink factor {config['shrink_factor']}.", ""]
+
+
 def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], precision_markdown: str = "") -> str:
     """The human-readable report: verdict table first, then one section per case."""
-    config, cases = report["config"], report["cases"]
-    seeds = len(cases[0]["seeds"]) if cases else 0
-    lines = ["# Claim check: the slingshot maneuver", "",
-             "Each verdict compares two arms seed by seed (paired): `holds` needs the 95% bootstrap CI of the mean "
-             f"difference below 0, a one-sided Wilcoxon p < {config['alpha']}, and a relative effect of at most "
-             f"-{config['min_relative_effect']}. Cells read `yes/no (relative effect)`. {seeds} seeds per case, "
-             f"shrink factor {config['shrink_factor']}, window `{config['window']}`.", "",
-             "## Verdicts", "", verdict_table(cases), ""]
-    controls = [c for c in cases if "negative_control" in c]
-    for case in controls:
-        passed = case["negative_control"]["passed"]
-        lines.append(f"Negative control {case['id']}: {'passed' if passed else 'FAILED'} "
-                     f"(HF fraction change through the shrink at most {case['negative_control']['max_relative_hf_change']:.2g}).")
+    cases = report["cases"]
+    lines = ["# Claim check: the slingshot maneuver", "", *_summary(report), "## Verdicts", "", verdict_table(cases), "",
+             "### The slingshot against every reference, at three points of retraining", "",
+             *_comparison_table(cases), ""]
+    for case in cases:
+        if "negative_control" in case:
+            state = {True: "passed", False: "FAILED", None: "untestable"}[case["negative_control"]["passed"]]
+            lines.append(f"Negative control {case['id']}: {state} (HF fraction change through the shrink at most "
+                         f"{number(case['negative_control']['max_relative_hf_change'], 2)}).")
     lines.append("")
     for case in cases:
         lines += _case_section(case, figures.get(case["id"], {}))
         if case["sweep"]:
             lines += _sweep_section(case, figures.get("sweep", {}).get("sweep", ""))
+    if report.get("scope"):
+        lines += _scope_section(report["scope"], figures.get("scope", {}).get("scope", ""))
     if precision_markdown:
         lines += [precision_markdown, ""]
+    lines += _provenance_lines(report["provenance"])
     return "\n".join(lines)
 
 
-def _curves_figure(case: dict[str, Any]) -> Any:
+def _scope_figure(scope: list[dict[str, Any]]) -> Any:
+    """Heat maps of the slingshot's relative effect over data size x width, with the verdict in each cell."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    steps = case["curves"]["steps"]
-    for ax, metric, label in zip(axes, ("test_mse", "hf_fraction"), ("test MSE", "high-frequency fraction")):
-        for arm in ARMS:
-            values = np.array(case["curves"][metric][arm], dtype=float)
-            mean = np.nanmean(values, axis=1)
-            sem = np.nanstd(values, axis=1) / np.sqrt(values.shape[1])
-            ax.plot(steps, mean, marker=".", label=arm)
-            ax.fill_between(steps, mean - sem, mean + sem, alpha=0.2)
-        ax.set_xlabel("retraining step")
-        ax.set_ylabel(f"{label} (mean ± s.e.m.)")
-        ax.set_yscale("log")
-    axes[0].legend()
-    fig.suptitle(f"{case['id']}: retraining curves per arm")
+    names = list(dict.fromkeys(cell["case"] for cell in scope))
+    points = sorted({cell["train_points"] for cell in scope})
+    widths = sorted({cell["width"] for cell in scope})
+    references = ("slingshot_beats_control", "slingshot_beats_early_stop")
+    fig = Figure(figsize=(5 * len(references), 3.6 * len(names)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(names), len(references), squeeze=False))
+    for row, name in zip(axes, names):
+        for ax, reference in zip(row, references):
+            effect = np.full((len(points), len(widths)), np.nan)
+            marks = {}
+            for cell in (c for c in scope if c["case"] == name):
+                i, j = points.index(cell["train_points"]), widths.index(cell["width"])
+                item = cell["verdicts"][reference]
+                effect[i, j] = np.nan if item["relative_effect"] is None else item["relative_effect"]
+                marks[i, j] = {True: "*", False: "", None: "u"}[item["holds"]]
+            image = ax.imshow(effect, cmap="RdBu_r", vmin=-1, vmax=1, origin="lower", aspect="auto")
+            for (i, j), mark in marks.items():
+                ax.text(j, i, f"{effect[i, j]:+.2f}{mark}" if np.isfinite(effect[i, j]) else "n/a", ha="center",
+                        va="center", fontsize=9)
+            ax.set_xticks(range(len(widths)), [str(w) for w in widths])
+            ax.set_yticks(range(len(points)), [str(n) for n in points])
+            ax.set_xlabel("width")
+            ax.set_ylabel("training points")
+            ax.set_title(f"{name}: {reference.replace('_', ' ')}")
+            fig.colorbar(image, ax=ax, label="relative effect on test MSE (negative: slingshot better)")
+    fig.suptitle("Scope grid: * holds after correction, u untestable")
     return fig
 
 
-def _sweep_figure(case: dict[str, Any]) -> Any:
-    from matplotlib.figure import Figure
+def write_outputs(report: dict[str, Any], out: Path) -> None:
+    """Write the figures, report.md, report.html and report.json (each atomically) from ``report`` and the case files."""
+    figures = write_figures(report["cases"], out)
+    if report.get("scope"):
+        path = out / "figures" / "scope.png"
+        save_figure(_scope_figure(report["scope"]), path)
+        figures["scope"] = {"scope": str(path.relative_to(out))}
+    precision_text = ""
+    if report.get("precision"):
+        from ._precision_experiment import precision_figures, precision_markdown
 
-    sweep = case["sweep"]
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    factors = sweep["factors"]
-    for key, label in (("hf_fraction_shrunk", "right after shrink"), ("hf_fraction", "after retraining")):
-        axes[0].plot(factors, np.nanmean(np.array(sweep[key], dtype=float), axis=1), marker="o", label=label)
-    axes[0].set_ylabel("high-frequency fraction")
-    axes[1].plot(factors, np.nanmean(np.array(sweep["test_mse"], dtype=float), axis=1), marker="o")
-    axes[1].set_ylabel("test MSE after retraining")
-    for ax in axes:
-        ax.set_xlabel("shrink factor")
-    axes[0].legend()
-    fig.suptitle(f"{case['id']}: shrink-factor sweep (1.0 = no shrink)")
-    return fig
-
-
-def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str, str]]:
-    """Write every PNG; return ``{case id: {figure name: relative path}}``."""
-    figures_dir = out / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, dict[str, str]] = {}
-    for case in cases:
-        history = SpectrumHistory.load(out / "cases" / f"{case['id']}.history.npz")
-        spectra = plot.before_after(history) if case["signal"] == "1d" else plot.spectra_2d(history)
-        made = [("spectra before/after shrink (seed 0)", "spectra", spectra),
-                ("relative error over training (seed 0)", "heatmap", plot.error_heatmap(history)),
-                ("retraining curves", "curves", _curves_figure(case))]
-        written[case["id"]] = {}
-        for name, stem, fig in made:
-            path = figures_dir / f"{case['id']}-{stem}.png"
-            save_figure(fig, path)
-            written[case["id"]][name] = str(path.relative_to(out))
-        if case["sweep"]:
-            path = figures_dir / "sweep.png"
-            save_figure(_sweep_figure(case), path)
-            written["sweep"] = {"sweep": str(path.relative_to(out))}
-    return written
-
-
-def write_report(report: dict[str, Any], out: Path, figures: dict[str, dict[str, str]], precision_markdown: str = "") -> None:
-    """Write report.json and report.md atomically."""
+        precision_figures(report["precision"], out / "figures")
+        precision_text = precision_markdown(report["precision"])
+    text = report_markdown(report, figures, precision_text)
     write_json(out / "report.json", report)
-    text = report_markdown(report, figures, precision_markdown)
     atomic_write(out / "report.md", lambda file: file.write(text), binary=False)
+
+
+def rebuild(out: str | os.PathLike) -> dict[str, Any]:
+    """Rebuild report.md, report.html and the figures of a finished run from its saved results, without training."""
+    out = Path(out)
+    report = load_report(out / "report.json")
+    write_outputs(report, out)
+    return report

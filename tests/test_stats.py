@@ -1,52 +1,118 @@
+import itertools
+
 import numpy as np
 import pytest
 import scipy.stats
 
-from spectral._stats import paired_verdict
+from spectral._stats import adjust, correct_family, hodges_lehmann, signed_rank_null, smallest_testable_n, verdict
+
+CONFIG = {"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"}
 
 
-def test_clear_decrease_holds_with_documented_fields():
+def test_signed_rank_null_is_the_enumerated_distribution():
+    n = 6
+    sums = [sum(r for r, s in zip(range(1, n + 1), signs) if s) for signs in itertools.product((0, 1), repeat=n)]
+    expected = np.bincount(sums) / 2**n
+    assert np.allclose(signed_rank_null(n), expected)
+
+
+def test_hodges_lehmann_by_hand():
+    # Walsh averages of 1..8: median 4.5; n = 8 at 95%: P(T+ <= 3) = 5/256 <= 0.025 < P(T+ <= 4) = 7/256, so d = 4.
+    estimate, (low, high) = hodges_lehmann(np.arange(1.0, 9.0))
+    assert estimate == 4.5 and (low, high) == (2.0, 7.0)
+
+
+@pytest.mark.parametrize("kind", ["normal", "lognormal"])
+def test_interval_coverage_at_the_default_sixteen_seeds(kind):
+    # Paired data: each seed has its own level (lognormal: skewed), the claim arm is lower by a fixed factor of
+    # the other arm's noise. The paired difference is then symmetric about the true shift, which the
+    # interval must cover at least 93% of the time (nominal 95%).
+    rng = np.random.default_rng(1)
+    covered, trials, shift = 0, 2000, -0.3
+    for _ in range(trials):
+        if kind == "normal":
+            differences = rng.normal(shift, 1.0, 16)
+        else:
+            level = rng.lognormal(0.0, 1.0, 16)
+            differences = (level * rng.lognormal(0, 0.5, 16) + shift) - level * rng.lognormal(0, 0.5, 16)
+        low, high = hodges_lehmann(differences)[1]
+        covered += low <= shift <= high
+    assert covered / trials >= 0.93
+
+
+def test_verdict_fields_and_the_test_it_rests_on():
     rng = np.random.default_rng(0)
-    reference = rng.normal(1.0, 0.1, 10)
-    claim = reference - 0.3 + rng.normal(0, 0.02, 10)
-    result = paired_verdict(claim, reference, resamples=500, seed=1)
+    reference = rng.normal(1.0, 0.1, 16)
+    claim = reference - 0.3 + rng.normal(0, 0.02, 16)
+    result = verdict(claim, reference, CONFIG)
     differences = claim - reference
-    assert result["effect"] == pytest.approx(differences.mean())
-    assert result["relative_effect"] == pytest.approx(differences.mean() / abs(reference.mean()))
     assert result["p_value"] == pytest.approx(scipy.stats.wilcoxon(differences, alternative="less").pvalue)
-    assert result["ci"][0] < result["effect"] < result["ci"][1] < 0
-    assert result["holds"] and result["n"] == 10 and result["dropped"] == 0
+    assert result["relative_effect"] == pytest.approx(claim.mean() / reference.mean() - 1)
+    assert result["ci"][0] <= result["effect"] <= result["ci"][1] < 0
+    assert result["holds"] is True and result["reason"] is None and result["q_value"] is None
+    assert result["n"] == 16 and result["dropped"] == 0
 
 
 def test_rounding_noise_never_passes():
-    reference = np.linspace(1, 2, 12)
-    claim = reference * (1 - 1e-7)  # consistent but negligible decrease
-    result = paired_verdict(claim, reference)
-    assert result["ci"][1] < 0 and result["p_value"] < 0.05
-    assert not result["holds"]
+    reference = np.linspace(1, 2, 16)
+    result = verdict(reference * (1 - 1e-7), reference, CONFIG)
+    assert result["p_value"] < 0.05 and result["holds"] is False
 
 
 def test_increase_and_equal_do_not_hold():
     reference = np.linspace(1, 2, 8)
-    assert not paired_verdict(reference + 0.5, reference)["holds"]
-    equal = paired_verdict(reference, reference)
-    assert equal["effect"] == 0 and equal["p_value"] == 1.0 and not equal["holds"]
+    assert verdict(reference + 0.5, reference, CONFIG)["holds"] is False
+    equal = verdict(reference, reference, CONFIG)
+    assert equal["effect"] == 0 and equal["p_value"] == 1.0 and equal["holds"] is False
 
 
-def test_non_finite_pairs_are_dropped_and_counted():
+def test_one_seed_is_untestable_not_no():
+    result = verdict([0.1], [1.0], CONFIG)
+    assert result["holds"] is None and result["reason"] == "fewer than 5 seeds"
+    assert smallest_testable_n(0.05) == 5 and 2.0**-5 < 0.05 <= 2.0**-4
+
+
+def test_non_finite_pairs_are_dropped_counted_and_can_make_it_untestable():
     claim = np.array([0.1, np.nan, 0.2, 0.1, 0.15, 0.12, np.inf, 0.1])
-    reference = np.ones(8)
-    result = paired_verdict(claim, reference)
-    assert result["n"] == 6 and result["dropped"] == 2
+    result = verdict(claim, np.ones(8), CONFIG)
+    assert result["n"] == 6 and result["dropped"] == 2 and result["holds"] is True
+    broken = verdict([np.nan] * 8, np.ones(8), CONFIG)
+    assert broken["holds"] is None and "non-finite" in broken["reason"] and broken["p_value"] is None
 
 
-def test_bootstrap_is_seeded():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=8), rng.normal(size=8)
-    assert paired_verdict(a, b, seed=5)["ci"] == paired_verdict(a, b, seed=5)["ci"]
+def test_a_given_reason_makes_it_untestable():
+    result = verdict(np.zeros(8), np.ones(8), CONFIG, reason="case did not overfit")
+    assert result["holds"] is None and result["reason"] == "case did not overfit" and result["p_value"] < 0.05
 
 
-def test_too_few_pairs_and_bad_shapes():
-    assert not paired_verdict([1.0], [2.0])["holds"]
+def test_log_scale_relative_effect_is_the_ratio():
+    result = verdict(np.log(np.full(8, 0.5)) + np.linspace(0, 1e-3, 8), np.zeros(8), CONFIG, log_scale=True)
+    assert result["relative_effect"] == pytest.approx(-0.5, abs=1e-3)
+
+
+def test_adjust_matches_by_hand_and_scipy():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    assert adjust(p, "bh") == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    assert adjust(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert adjust(p, "none") == pytest.approx(p)
+    if hasattr(scipy.stats, "false_discovery_control"):
+        assert adjust(p, "bh") == pytest.approx(scipy.stats.false_discovery_control(p))
+    with pytest.raises(ValueError, match="method"):
+        adjust(p, "bonferroni")
+
+
+def test_family_correction_sets_q_and_holds_and_skips_untestable():
+    strong = verdict(np.zeros(8), np.ones(8), CONFIG)  # p = 1/256
+    weak = verdict(np.r_[np.zeros(6), 2.0, 2.0], np.ones(8), CONFIG)
+    untestable = verdict([0.0], [1.0], CONFIG)
+    family = correct_family([strong, weak, untestable], CONFIG)
+    assert family == {"size": 2, "method": "bh", "alpha": 0.05}
+    assert strong["q_value"] == pytest.approx(2 / 256) and strong["holds"] is True
+    assert weak["q_value"] >= weak["p_value"] and untestable["q_value"] is None and untestable["holds"] is None
+
+
+def test_bad_shapes():
     with pytest.raises(ValueError, match="same length"):
-        paired_verdict([1.0, 2.0], [1.0])
+        verdict([1.0, 2.0], [1.0], CONFIG)
+    with pytest.raises(ValueError, match="differences"):
+        hodges_lehmann([])

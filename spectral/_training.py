@@ -1,0 +1,184 @@
+"""Full-batch training of an :class:`~spectral.ensemble.MLPEnsemble` whose members never see each other.
+
+Every member of an ensemble is one seed (or one arm of one seed). Its
+optimiser state, step count, learning rate and weight decay are its own, and a
+member that is frozen does not move at all (weights and optimiser state), so a
+seed's numbers never depend on which other members train beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
+
+from .ensemble import MLPEnsemble
+
+OPTIMIZERS = ("adam", "sgd")
+BETAS = (0.9, 0.999)
+EPSILON = 1e-8
+SGD_MOMENTUM = 0.9
+
+
+class MemberOptimizer:
+    """Adam (AdamW with a weight decay) or SGD with momentum, member by member.
+
+    Each parameter's leading axis is the member axis. Every member has its
+    own moments and step count, and a member's update reads only its own
+    gradient, state and hyperparameters: Adam's bias correction uses the
+    member's own step count. The update runs torch's own Adam (fused where
+    available) or SGD kernel over runs of consecutive members that are
+    active and share a step count, so it costs little more than one
+    optimiser over the whole ensemble. The weight decay is decoupled
+    (``w *= 1 - lr * decay`` before the step, as in AdamW). Members outside
+    ``active`` are not touched.
+
+    Parameters
+    ----------
+    ensemble : MLPEnsemble
+    kind : {"adam", "sgd"}
+    learning_rate : float
+    weight_decay : float or tensor of shape (members,), default 0
+    """
+
+    def __init__(self, ensemble: MLPEnsemble, kind: str, learning_rate: float,
+                 weight_decay: float | torch.Tensor = 0.0) -> None:
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"kind must be one of {OPTIMIZERS}, got {kind!r}")
+        self.kind, self.learning_rate = kind, float(learning_rate)
+        self.parameters = list(ensemble.parameters())
+        first = self.parameters[0]
+        self.members = ensemble.members
+        decay = torch.as_tensor(weight_decay, dtype=first.dtype, device=first.device)
+        self.weight_decay = decay.expand(self.members).clone() if decay.ndim == 0 else decay.clone()
+        self.first_moment = [torch.zeros_like(p) for p in self.parameters]
+        self.second_moment = [torch.zeros_like(p) for p in self.parameters] if kind == "adam" else []
+        self.steps = np.zeros(self.members, dtype=np.int64)  # updates taken, per member
+        self._fused = kind == "adam"
+        self._cache: tuple[Any, tuple[list[torch.Tensor], ...]] | None = None
+
+    def _runs(self, active: np.ndarray) -> list[tuple[int, int]]:
+        """Maximal ``[start, stop)`` ranges of active members with equal step counts."""
+        runs: list[tuple[int, int]] = []
+        for member in np.flatnonzero(active):
+            if runs and runs[-1][1] == member and self.steps[member] == self.steps[runs[-1][0]]:
+                runs[-1] = (runs[-1][0], member + 1)
+            else:
+                runs.append((member, member + 1))
+        return runs
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | np.ndarray | None = None) -> None:
+        """One update of every active member (boolean mask of shape ``(members,)``; None: all)."""
+        active = np.ones(self.members, dtype=bool) if active is None else np.asarray(torch.as_tensor(active).cpu())
+        runs = self._runs(active)
+        if not runs:
+            return
+        if bool(self.weight_decay.any()):
+            factor = torch.where(torch.as_tensor(active, device=self.weight_decay.device),
+                                 1 - self.learning_rate * self.weight_decay, 1.0)
+            for parameter in self.parameters:
+                parameter.mul_(factor.reshape(-1, *([1] * (parameter.ndim - 1))))
+
+        params, grads, first, second, steps = self._chunks(runs)
+        if self.kind == "sgd":
+            sgd(params, grads, first, momentum=SGD_MOMENTUM, lr=self.learning_rate, dampening=0.0, nesterov=False,
+                weight_decay=0.0, maximize=False, foreach=True)
+        else:
+            self._adam(params, grads, first, second, steps)
+        self.steps[active] += 1
+
+    def _chunks(self, runs: list[tuple[int, int]]) -> tuple[list[torch.Tensor], ...]:
+        """Views of every run of members in the parameters, gradients and moments, and the runs' step counters.
+
+        Kept while the runs and the gradient tensors stay the same (the
+        kernels advance the step counters in place), rebuilt otherwise.
+        """
+        for parameter in self.parameters:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        grads = [p.grad for p in self.parameters]
+        key = (tuple(runs), tuple(id(g) for g in grads))
+        if self._cache is None or self._cache[0] != key:
+            def chunks(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+                return [t.detach()[a:b] for a, b in runs for t in tensors]
+
+            device = self.parameters[0].device
+            steps = [torch.tensor(float(self.steps[a]), device=device) for a, _ in runs for _ in self.parameters]
+            self._cache = (key, (chunks(self.parameters), chunks(grads), chunks(self.first_moment),
+                                 chunks(self.second_moment), steps))
+        return self._cache[1]
+
+    def _adam(self, *tensors: list[torch.Tensor]) -> None:
+        arguments = dict(amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=self.learning_rate, weight_decay=0.0,
+                         eps=EPSILON, maximize=False)
+        params, grads, first, second, steps = tensors
+        if self._fused:
+            try:
+                adam(params, grads, first, second, [], steps, fused=True, **arguments)
+                return
+            except RuntimeError:  # no fused Adam for this device or torch (the CPU needs torch >= 2.4)
+                self._fused = False
+                torch._foreach_sub_(steps, 1)  # the failed call may have counted the step already
+        adam(params, grads, first, second, [], steps, foreach=True, **arguments)
+
+    def select(self, members: list[int]) -> dict[str, Any]:
+        """A copy of the state of ``members`` (in that order), to start other members from."""
+        index = torch.as_tensor(members, device=self.parameters[0].device)
+        return {"first_moment": [m[index].clone() for m in self.first_moment],
+                "second_moment": [v[index].clone() for v in self.second_moment],
+                "steps": self.steps[members].copy()}
+
+    def load(self, state: dict[str, Any], members: slice) -> None:
+        """Give ``members`` the state from :meth:`select`."""
+        for own, given in zip(self.first_moment, state["first_moment"]):
+            own[members] = given
+        for own, given in zip(self.second_moment, state["second_moment"]):
+            own[members] = given
+        self.steps[members] = state["steps"]
+        self._cache = None  # the step counters are rebuilt from the new counts
+
+
+class Trainer:
+    """Full-batch training on the sum of per-member mean squared errors.
+
+    Parameters
+    ----------
+    ensemble : MLPEnsemble
+    x, y : tensor
+        ``(members, N, d)`` inputs and ``(members, N)`` targets.
+    learning_rate : float
+    kind : {"adam", "sgd"}, default "adam"
+    weight_decay : float or tensor of shape (members,), default 0
+    """
+
+    def __init__(self, ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, learning_rate: float,
+                 *, kind: str = "adam", weight_decay: float | torch.Tensor = 0.0) -> None:
+        self.ensemble, self.x, self.y = ensemble, x, y
+        self.optimizer = MemberOptimizer(ensemble, kind, learning_rate, weight_decay)
+
+    def run(self, steps: int, active: torch.Tensor | None = None) -> None:
+        """``steps`` updates of the ``active`` members (all when None); the others stay exactly as they are."""
+        for _ in range(steps):
+            grads = [p.grad for p in self.optimizer.parameters if p.grad is not None]
+            if grads:
+                torch._foreach_zero_(grads)  # in place: the optimiser keeps its views of them
+            (self.ensemble(self.x) - self.y).pow(2).mean(dim=1).sum().backward()
+            self.optimizer.step(active)
+
+    def train_mse(self):
+        return mse(self.ensemble, self.x, self.y)
+
+
+def mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor):
+    """Every member's mean squared error on ``(x, y)``, float64 numpy."""
+    with torch.no_grad():
+        return (ensemble(x) - y).pow(2).mean(dim=1).double().cpu().numpy()
+
+
+def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
+    """``tensor`` (members first) repeated ``times`` along the member axis."""
+    return tensor.repeat(times, *([1] * (tensor.ndim - 1)))

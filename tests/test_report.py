@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from claim_config import tiny
+from spectral._report import iter_verdicts, load_report, rebuild, verdict_cell, verdict_table
+from spectral.experiment import run_claim_check
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    report, table = run_claim_check(out=out, overrides=tiny(), quiet=True)
+    return out, report, table
+
+
+def test_every_verdict_is_corrected_over_the_whole_family(run):
+    out, report, _ = run
+    verdicts = list(iter_verdicts(report))
+    testable = [v for v in verdicts if v["reason"] is None]
+    assert report["family"] == {"size": len(testable), "method": "bh", "alpha": 0.05}
+    assert len(testable) > 20
+    m = len(testable)
+    for v in testable:
+        rank = sum(w["p_value"] <= v["p_value"] for w in testable)
+        assert v["q_value"] >= v["p_value"] and v["q_value"] <= min(1.0, v["p_value"] * m / rank) + 1e-12
+        assert v["holds"] == (v["q_value"] < 0.05 and v["relative_effect"] <= -0.05)
+    for v in verdicts:
+        if v["reason"] is not None:
+            assert v["holds"] is None and v["q_value"] is None
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["family"] == report["family"] and on_disk["config"]["correction"] == "bh"
+
+
+def test_markdown_states_the_family_and_shows_untestable(run):
+    out, report, table = run
+    text = (out / "report.md").read_text()
+    assert f"{report['family']['size']} tests, corrected by Benjamini-Hochberg" in text
+    assert table in text and "## Provenance" in text
+    case = report["cases"][0]
+    for name in ("shrink_removes_high_more_than_low", "slingshot_beats_optimizer_reset", "slingshot_beats_early_stop"):
+        assert name in text
+    assert isinstance(case["verdicts"]["shrink_removes_high_frequencies"]["window_dependent"], bool)
+
+
+def test_provenance_and_determinism(run, tmp_path):
+    out, report, _ = run
+    provenance = report["provenance"]
+    assert {"torch", "numpy", "python", "device", "date", "wall_time_s"} <= set(provenance)
+    assert set(provenance["wall_time_s"]) >= {"cases", "scope"}
+    again, _ = run_claim_check(out=out, overrides=tiny(), quiet=True)  # resumed from the case files
+    strip = lambda r: json.dumps({k: v for k, v in r.items() if k != "provenance"})  # noqa: E731
+    assert strip(again) == strip(report)
+
+
+def test_rebuild_from_saved_results(run):
+    out, report, _ = run
+    (out / "report.md").unlink()
+    rebuilt = rebuild(out)
+    assert (out / "report.md").is_file() and rebuilt["family"] == report["family"]
+
+
+def test_untestable_cells_never_read_no():
+    item = {"holds": None, "reason": "fewer than 5 seeds", "relative_effect": -0.5}
+    assert verdict_cell(item) == "untestable"
+    assert verdict_cell({"holds": True, "relative_effect": -0.52, "window_dependent": True}) == "yes (-52%) †"
+    assert verdict_cell({"holds": False, "relative_effect": None}) == "no (n/a)"
+
+
+def test_one_seed_reads_untestable(tmp_path):
+    report, table = run_claim_check(out=tmp_path, overrides=tiny(seeds=1, cases=tiny()["cases"][:1]), quiet=True)
+    assert "untestable" in table and "| no" not in table and "yes" not in table
+    assert report["family"]["size"] == 0
+
+
+def test_a_diverging_negative_control_still_gives_a_report(tmp_path):
+    overrides = tiny(cases=[{"signal": "2d", "activation": "relu", "bias": False}], shrink_factor=1e30)
+    report, _ = run_claim_check(out=tmp_path, overrides=overrides, quiet=True)
+    assert (tmp_path / "report.md").is_file()
+    case = report["cases"][0]
+    assert case["negative_control"]["passed"] is None and case["verdicts"]["slingshot_beats_control"]["holds"] is None
+    assert "untestable" in verdict_table(report["cases"])
+
+
+@pytest.mark.parametrize("text", ['{"version": true, "config": {}, "cases": []}',
+                                  '{"version": 2, "config": NaN, "cases": []}', "[]",
+                                  "[" * 100000 + "]" * 100000])
+def test_load_report_refuses_what_is_not_a_report(tmp_path, text):
+    path = tmp_path / "report.json"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        load_report(path)
