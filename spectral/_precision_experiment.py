@@ -1,20 +1,28 @@
-"""Weights stored in low precision: lost updates, the shrink, the quantisation noise floor, the minima manifold.
+"""Does the data type carry the essay's mechanism? Four predictions, measured on one case of the claim check.
 
-The essay behind the slingshot claims that shrinking the weights "pushes
-high-frequency detail off the data type's register". In float32 the spacing
-of representable values is relative, so a multiplication by 0.2 loses almost
-nothing; in float16 and bfloat16, and near subnormals, it may. This module
-measures it instead of assuming it, on one case of the claim check:
+The essay behind the slingshot says that shrinking the weights pushes the
+high-frequency components "off the data type's register", that updates
+smaller than a weight's spacing are lost, and that this is why the global
+minimum looks like a submanifold. Each prediction is measured here:
 
-* every precision *scheme* trains all seeds of the case from the same
-  initialisation and data, overfits (phase 1), shrinks in its storage dtype
-  and retrains (slingshot) next to an unshrunk control (phase 2), counting
-  at every step the Adam updates that the stored weights swallow;
-* the float32 network, evaluated in bfloat16 and float16, gives the
-  quantisation noise floor per frequency;
-* at the float32 fit, the dimension of the manifold of global minima is
-  compared with ``P - N``, and continued training is split into motion along
-  and across it.
+1. *Register*: per seed, the fraction of the function's high-frequency power
+   at or below the register floor of float32, bfloat16 and float16
+   (:func:`spectral.precision.register_floor`), before and after the shrink.
+2. *Lost updates by band*: along a float64 trajectory (Adam with the overfit
+   run's own state, and plain SGD), the change of the function each intended
+   update makes against the change its stored version makes, split into the
+   bands below and above the cutoff, before and after the shrink.
+3. *Slingshot in true low precision* (scope "full"): every scheme trains
+   phase 1, shrink and phase 2 (slingshot and control) with the weights
+   stored in its dtype, no master copy.
+4. *Manifold*: a small over-parameterised float64 network trained to
+   interpolation; the singular values of its Jacobian at the training points,
+   the manifold dimension each dtype's spacing reads, and continued training
+   in each storage dtype split into motion along and across the manifold.
+
+Every seed trains alone in effect: members of a batched ensemble stop at their
+own threshold crossing, and a stopped member's weights and optimiser state do
+not move, so a seed's numbers do not depend on how many seeds run.
 """
 
 from __future__ import annotations
@@ -28,15 +36,17 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from ._claim import Case, Trainer, config_digest, repeat_members, train_mse
+from ._claim import Case, config_digest, repeat_members, train_mse
 from ._config import case_id, parse_case_id
-from ._io import read_json, save_figure, write_json
 from ._format import mean_sd, number
+from ._io import read_json, save_figure, write_json
+from ._precision_config import SCHEME_NAMES
 from ._shrink import shrink_
-from ._spectrum import fourier, frequency_axes, radial_profile
-from ._stats import paired_verdict
-from .ensemble import MLPEnsemble
-from .minima import displacement_split, jacobian, manifold_dimension, parameter_vector
+from ._stats import verdict
+from .ensemble import BatchedLinear, MLPEnsemble
+from .minima import displacement_split, jacobian, manifold_dimension, parameter_vector, relative_spacing, singular_values
+from .models import mlp
+from .precision import ratio, register_floor
 
 __all__ = ["PRECISION_UNITS", "SCHEMES", "StoredTrainer", "precision_figures", "precision_inputs", "precision_markdown",
            "round_to", "run_precision"]
@@ -50,25 +60,35 @@ class Scheme:
     storage: torch.dtype
 
 
+def _dtype(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
 #: The precision schemes: a dtype name alone stores the weights in it (no master copy).
-SCHEMES = {
-    "float32": Scheme(torch.float32, torch.float32),
-    "bfloat16": Scheme(torch.bfloat16, torch.bfloat16),
-    "float16": Scheme(torch.float16, torch.float16),
-    "bfloat16+master": Scheme(torch.bfloat16, torch.float32),
-}
+SCHEMES = {name: Scheme(_dtype(name.split("+")[0]), torch.float32 if name.endswith("+master") else _dtype(name))
+           for name in SCHEME_NAMES}
 #: The scheme every other one is compared with.
 REFERENCE = "float32"
-#: Dtypes the float32 network is evaluated in for the quantisation noise floor.
-NOISE_DTYPES = ("bfloat16", "float16")
-#: Calls of ``progress`` per run: one per known scheme (configured or not), one for noise floor and manifold.
-PRECISION_UNITS = len(SCHEMES) + 1
+#: Formats whose register floor is measured.
+REGISTER_DTYPES = ("float32", "bfloat16", "float16")
+#: Formats whose lost updates are measured in function space (float32 swallows nothing measurable there).
+BAND_DTYPES = ("bfloat16", "float16")
+#: Formats whose spacing reads the manifold dimension, and which store the weights of continued training.
+MANIFOLD_DTYPES = ("float64", "float32", "bfloat16", "float16")
+#: Optimisers whose steps are measured in function space: Adam (normalised steps) and plain SGD (steps ~ gradient).
+OPTIMIZERS = ("adam", "sgd")
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
+#: Calls of ``progress`` per run: float32 phase 1, register, lost updates by band, manifold, and one per other scheme.
+PRECISION_UNITS = 4 + len(SCHEME_NAMES) - 1
 #: Most points of a lost-update curve in the result.
 CURVE_POINTS = 200
 #: File names of the figures, in the folder given to :func:`precision_figures`.
-FIGURES = {"lost_updates": "precision-lost-updates.png", "noise_floor": "precision-noise-floor.png"}
+FIGURES = {"register": "precision-register-floor.png", "singular_values": "precision-singular-values.png",
+           "lost_updates": "precision-lost-updates.png"}
 #: Relative path from report.md to that folder.
 FIGURE_FOLDER = "figures"
+#: Why the slow predictions have no verdict at the default scope.
+FULL_ONLY = 'runs only with scope "full" (spectral run --scope full)'
 
 
 def round_to(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -100,8 +120,8 @@ def round_to(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _flatten(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
-    """Ensemble parameters (leading member axis) as one ``(members, P)`` float32 matrix."""
-    return torch.cat([t.detach().reshape(t.shape[0], -1).to(torch.float32) for t in tensors], dim=1)
+    """Ensemble parameters (leading member axis) as one ``(members, P)`` float64 matrix."""
+    return torch.cat([t.detach().reshape(t.shape[0], -1).to(torch.float64) for t in tensors], dim=1)
 
 
 def _load(parameters: list[torch.Tensor], theta: torch.Tensor) -> None:
@@ -112,32 +132,45 @@ def _load(parameters: list[torch.Tensor], theta: torch.Tensor) -> None:
             parameter.copy_(chunk.reshape(parameter.shape))
 
 
-class _Adam:
-    """The update :class:`torch.optim.Adam` would add, computed in float32 but not added."""
+class _Optimizer:
+    """Per-member Adam or plain SGD in float64: the intended update, computed but not added.
 
-    def __init__(self, like: torch.Tensor, learning_rate: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.learning_rate, self.betas, self.eps = learning_rate, betas, eps
-        self.average, self.square, self.steps = torch.zeros_like(like), torch.zeros_like(like), 0
+    Row ``e`` of every tensor is member ``e``; an inactive member's state does
+    not change and its update is zero. Adam's bias correction counts each
+    member's own steps.
+    """
 
-    def update(self, gradient: torch.Tensor) -> torch.Tensor:
-        beta1, beta2 = self.betas
-        self.steps += 1
-        self.average.lerp_(gradient, 1 - beta1)
-        self.square.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-        denominator = (self.square.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.eps)
-        return self.average / denominator * (-self.learning_rate / (1 - beta1**self.steps))
+    def __init__(self, kind: str, like: torch.Tensor, learning_rate: float) -> None:
+        self.kind, self.learning_rate = kind, learning_rate
+        self.average, self.square = torch.zeros_like(like), torch.zeros_like(like)
+        self.steps = torch.zeros(like.shape[0], 1, dtype=like.dtype, device=like.device)
+
+    def update(self, gradient: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        mask = active[:, None]
+        if self.kind == "sgd":
+            return torch.where(mask, -self.learning_rate * gradient, 0.0)
+        beta1, beta2 = ADAM_BETAS
+        self.steps = self.steps + mask
+        self.average = torch.where(mask, self.average.lerp(gradient, 1 - beta1), self.average)
+        self.square = torch.where(mask, self.square * beta2 + (1 - beta2) * gradient.square(), self.square)
+        denominator = (self.square / (1 - beta2**self.steps)).sqrt() + ADAM_EPSILON
+        return torch.where(mask, -self.learning_rate * self.average / (1 - beta1**self.steps) / denominator, 0.0)
+
+    def take(self, other: _Optimizer, rows: slice) -> None:
+        """Give members ``rows`` the state of ``other``'s members (as many, in order)."""
+        for name in ("average", "square", "steps"):
+            getattr(self, name)[rows] = getattr(other, name)
 
 
 class StoredTrainer:
-    """Full-batch Adam on an ensemble whose weights are stored in ``scheme.storage``.
+    """Full-batch training of an ensemble whose weights are stored in ``scheme.storage``.
 
     Each step runs forward and backward on a copy of the ensemble in
     ``scheme.compute`` (the loss, the sum of per-member mean squared errors,
-    is reduced in float32), casts the gradient to float32, lets a float32
-    Adam compute the intended update ``u`` and stores
-    ``w.to(storage) + u.to(storage)``: an update smaller than about half the
-    spacing of the stored weight is lost, as in real storage in that dtype.
+    is reduced in at least float32), lets a float64 optimiser compute the
+    intended update ``u`` and stores ``w.to(storage) + u.to(storage)`` in
+    storage arithmetic: an update smaller than about half the spacing of the
+    stored weight is lost, as in real storage in that dtype.
 
     Parameters
     ----------
@@ -145,56 +178,68 @@ class StoredTrainer:
         Initial weights; rounded to ``scheme.storage`` (this is where a shrink
         done before happens "in" the storage dtype). Not changed.
     x, y : torch.Tensor
-        ``(members, N, d)`` inputs and ``(members, N)`` float32 targets.
+        ``(members, N, d)`` inputs and ``(members, N)`` targets.
     learning_rate : float
-        Adam's learning rate.
+        The optimiser's learning rate.
     scheme : Scheme
         Compute and storage dtypes.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Adam, or plain SGD (no momentum).
 
     Attributes
     ----------
     theta : torch.Tensor
-        ``(members, P)`` float32 stored weights (values of ``scheme.storage``).
+        ``(members, P)`` float64 stored weights (values of ``scheme.storage``).
+    optimizer : _Optimizer
+        Its state (moments, per-member step counts).
     changed, lost : list of torch.Tensor
         Per step, ``(members,)`` counts of non-zero intended updates and of
         those the storage swallowed (the stored weight did not change).
     """
 
     def __init__(self, ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, learning_rate: float,
-                 scheme: Scheme) -> None:
+                 scheme: Scheme, *, optimizer: str = "adam") -> None:
         self.scheme = scheme
         self.model = copy.deepcopy(ensemble).to(scheme.compute)
         self.parameters = list(self.model.parameters())
         self.theta = round_to(_flatten(ensemble.parameters()), scheme.storage)
-        self.x, self.y = x, y
-        self.adam = _Adam(self.theta, learning_rate)
+        loss_dtype = torch.promote_types(scheme.compute, torch.float32)
+        self.x, self.y = x.to(scheme.compute), y.to(loss_dtype)
+        self.optimizer = _Optimizer(optimizer, self.theta, learning_rate)
         self.changed: list[torch.Tensor] = []
         self.lost: list[torch.Tensor] = []
         _load(self.parameters, self.theta)
 
-    def run(self, steps: int) -> None:
+    def run(self, steps: int, active: torch.Tensor | None = None) -> None:
+        """``steps`` steps of the ``active`` members (all when None); the others do not move."""
         for _ in range(steps):
-            self.step()
+            self.step(active)
 
-    def step(self) -> None:
+    def step(self, active: torch.Tensor | None = None) -> None:
         for parameter in self.parameters:
             parameter.grad = None
-        loss = (self.model(self.x.to(self.scheme.compute)).to(torch.float32) - self.y).pow(2).mean(dim=1).sum()
+        loss = (self.model(self.x).to(self.y.dtype) - self.y).pow(2).mean(dim=1).sum()
         loss.backward()
-        update = self.adam.update(_flatten(p.grad for p in self.parameters))
+        active = torch.ones(self.theta.shape[0], dtype=torch.bool) if active is None else active
+        update = self.optimizer.update(_flatten(p.grad for p in self.parameters), active)
         stored = self.theta.to(self.scheme.storage)
         new = stored + update.to(self.scheme.storage)
         changed = update != 0
         self.changed.append(changed.sum(dim=1))
         self.lost.append((changed & (new == stored)).sum(dim=1))
-        self.theta = new.to(torch.float32)
+        self.theta = new.to(torch.float64)
         _load(self.parameters, self.theta)
 
     def ensemble(self) -> MLPEnsemble:
-        """The stored weights as a float32 ensemble (exact: every storage dtype here fits in float32)."""
-        ensemble = copy.deepcopy(self.model).to(torch.float32)
+        """The stored weights as an ensemble in float32 (float64 for float64 storage): exact either way."""
+        ensemble = copy.deepcopy(self.model).to(torch.promote_types(self.scheme.storage, torch.float32))
         _load(list(ensemble.parameters()), self.theta)
         return ensemble
+
+    def train_mse(self) -> np.ndarray:
+        ensemble = self.ensemble()
+        dtype = next(ensemble.parameters()).dtype
+        return train_mse(ensemble, self.x.to(dtype), self.y.to(dtype))
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lost, changed)``, each ``(steps, members)`` int64."""
@@ -204,29 +249,24 @@ class StoredTrainer:
         return torch.stack(self.lost).cpu().numpy(), torch.stack(self.changed).cpu().numpy()
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` as floats, NaN where the denominator is not positive."""
-    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    return np.divide(numerator, denominator, out=out, where=denominator > 0)
-
-
-def _arms(seeds: int) -> dict[str, slice]:
-    """Members of the phase-2 ensemble per arm: the shrunk copies first, then the controls."""
-    return {"slingshot": slice(0, seeds), "control": slice(seeds, None)}
-
-
-def _overfit(trainer: StoredTrainer, case: Case, steps: int | None) -> int:
-    """Phase 1: ``steps`` steps, or (``None``) the claim check's rule: until every seed is below threshold."""
-    if steps is not None:
-        trainer.run(steps)
-        return steps
-    training, step = case.config["training"], 0
-    while (step < training["overfit_max_steps"]
-           and not np.all(train_mse(trainer.ensemble(), case.x, case.y) < case.overfit_threshold)):
-        trainer.run(training["check_every"])
+def _overfit(trainer: StoredTrainer, case: Case) -> np.ndarray:
+    """Phase 1: each member trains until its own training MSE is below the threshold; return its steps."""
+    training = case.config["training"]
+    members = trainer.theta.shape[0]
+    active, stops, step = np.ones(members, dtype=bool), np.zeros(members, dtype=np.int64), 0
+    while True:
+        active &= ~(trainer.train_mse() < case.overfit_threshold)
+        if step >= training["overfit_max_steps"] or not active.any():
+            return stops
+        trainer.run(training["check_every"], torch.as_tensor(active))
         step += training["check_every"]
-    return step
+        stops[active] = step
+
+
+def _pooled(counts: tuple[np.ndarray, np.ndarray], rows: Callable[[int], slice], columns: range) -> list[float]:
+    """Per member ``e`` of ``columns``, the lost fraction pooled over the steps ``rows(e)``."""
+    lost, changed = counts
+    return [float(ratio(lost[rows(e), c].sum(), changed[rows(e), c].sum())) for e, c in enumerate(columns)]
 
 
 def _downsample(lost: np.ndarray, changed: np.ndarray, width: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,147 +275,393 @@ def _downsample(lost: np.ndarray, changed: np.ndarray, width: int, offset: int) 
         return np.zeros(0), np.zeros(0)
     starts = np.arange(0, len(lost), width)
     centres = offset + (starts + np.minimum(starts + width, len(lost)) - 1) / 2
-    return centres, _ratio(np.add.reduceat(lost, starts), np.add.reduceat(changed, starts))
+    return centres, ratio(np.add.reduceat(lost, starts), np.add.reduceat(changed, starts))
 
 
 def _curve(phase1: tuple[np.ndarray, np.ndarray], phase2: tuple[np.ndarray, np.ndarray], seeds: int) -> dict[str, Any]:
-    """Lost fraction over training per arm (phase 1 shared), pooled over seeds, at most :data:`CURVE_POINTS` points."""
+    """Lost fraction over training per arm, pooled over seeds (phase 1 until the last seed stopped)."""
     steps1, steps2 = len(phase1[0]), len(phase2[0])
     width = max(1, math.ceil((steps1 + steps2) / (CURVE_POINTS - 2)))  # blocks never straddle the shrink
     before = _downsample(phase1[0].sum(axis=1), phase1[1].sum(axis=1), width, 0)
     arms = {arm: _downsample(phase2[0][:, part].sum(axis=1), phase2[1][:, part].sum(axis=1), width, steps1)
-            for arm, part in _arms(seeds).items()}
+            for arm, part in (("slingshot", slice(0, seeds)), ("control", slice(seeds, None)))}
     return {"steps": np.concatenate([before[0], arms["slingshot"][0]]).tolist(), "shrink_step": steps1,
             **{arm: np.concatenate([before[1], values[1]]).tolist() for arm, values in arms.items()}}
 
 
-def _window(counts: tuple[np.ndarray, np.ndarray], rows: slice, columns: slice) -> list[float]:
-    """Per seed, the lost fraction pooled over the steps ``rows``."""
-    lost, changed = counts
-    return _ratio(lost[rows, columns].sum(axis=0), changed[rows, columns].sum(axis=0)).tolist()
+def _phase1(case: Case, scheme: Scheme) -> tuple[StoredTrainer, np.ndarray]:
+    trainer = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme)
+    return trainer, _overfit(trainer, case)
 
 
-def _run_scheme(case: Case, scheme: Scheme, steps: int | None) -> tuple[dict[str, Any], MLPEnsemble]:
-    """One scheme: overfit, shrink in storage, retrain (slingshot and control); its result and overfit weights."""
-    config = case.config
-    training, window, seeds = config["training"], config["precision"]["window_steps"], len(case.seeds)
-    phase1 = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme)
-    steps = _overfit(phase1, case, steps)
+def _run_scheme(case: Case, scheme: Scheme, phase1: StoredTrainer, stops: np.ndarray) -> dict[str, Any]:
+    """Shrink in storage and retrain: slingshot (fresh optimiser) and control (the overfit run's optimiser)."""
+    config, window, seeds = case.config, case.config["precision"]["window_steps"], len(case.seeds)
     overfit = phase1.ensemble()
     both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config["shrink_factor"]), overfit])
     phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate, scheme)
-    before, shrunk = case.measure(overfit), case.measure(phase2.ensemble())
-    phase2.run(training["retrain_steps"])
-    after = case.measure(phase2.ensemble())
-    counts1, counts2, arms = phase1.counts(), phase2.counts(), _arms(seeds)
-    mse = train_mse(overfit, case.x, case.y)
-    result = {
+    phase2.optimizer.take(phase1.optimizer, slice(seeds, None))
+    before = case.measure(overfit)["test_mse"]
+    phase2.run(config["training"]["retrain_steps"])
+    after = case.measure(phase2.ensemble())["test_mse"]
+    counts1, counts2 = phase1.counts(), phase2.counts()
+    mse = phase1.train_mse()
+    return {
         "compute": str(scheme.compute).removeprefix("torch."), "storage": str(scheme.storage).removeprefix("torch."),
-        "phase1_steps": steps, "train_mse": mse.tolist(), "reached": (mse < case.overfit_threshold).tolist(),
-        "lost_fraction": {"before_shrink": _window(counts1, slice(-window, None), slice(None)),
-                          **{arm: _window(counts2, slice(0, window), part) for arm, part in arms.items()}},
-        "hf_fraction": {"overfit": before["hf_fraction"].tolist(), "shrunk": shrunk["hf_fraction"][:seeds].tolist(),
-                        **{arm: after["hf_fraction"][part].tolist() for arm, part in arms.items()}},
-        "test_mse": {"overfit": before["test_mse"].tolist(),
-                     **{arm: after["test_mse"][part].tolist() for arm, part in arms.items()}},
-        "hf_shrink_ratio": _ratio(shrunk["hf_fraction"][:seeds], before["hf_fraction"]).tolist(),
+        "phase1_steps": stops.tolist(), "train_mse": mse.tolist(), "reached": (mse < case.overfit_threshold).tolist(),
+        "lost_fraction": {"before_shrink": _pooled(counts1, lambda e: slice(max(0, stops[e] - window), stops[e]),
+                                                   range(seeds)),
+                          "slingshot": _pooled(counts2, lambda e: slice(0, window), range(seeds)),
+                          "control": _pooled(counts2, lambda e: slice(0, window), range(seeds, 2 * seeds))},
+        "test_mse": {"overfit": before.tolist(), "slingshot": after[:seeds].tolist(), "control": after[seeds:].tolist()},
+        "gain": (after[seeds:] - after[:seeds]).tolist(),
         "curve": _curve(counts1, counts2, seeds),
     }
-    return result, overfit
 
 
-def _verdicts(schemes: dict[str, dict[str, Any]], config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per low-precision scheme: is HF shrunk / HF overfit lower than in float32, seed by seed?"""
-    reference = np.array(schemes[REFERENCE]["hf_shrink_ratio"], dtype=float)
-    verdicts = {}
-    for index, name in enumerate(name for name in schemes if name != REFERENCE):
-        verdicts[name] = paired_verdict(np.array(schemes[name]["hf_shrink_ratio"], dtype=float), reference,
-                                        alpha=config["alpha"], min_relative_effect=config["min_relative_effect"],
-                                        resamples=config["bootstrap_resamples"], seed=index)
-        verdicts[name].update(metric="hf_shrink_ratio", claim=name, reference=REFERENCE)
-    return verdicts
+# --- 1. The register floor before and after the shrink ----------------------------------------------------------
 
 
-def _frequency_amplitude(case: Case, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Frequencies and ``sqrt(2 * power)`` per frequency (2D: per ring), mean over the rows of ``values``."""
-    grid = case.grid
-    power = fourier(values.reshape(-1, *grid.shape), grid.ndim, case.measure.window)[1].numpy()
-    if grid.ndim == 1:
-        frequencies = frequency_axes(grid.shape, grid.extent)[0]
+def _scale_breaks(ensemble: MLPEnsemble, points: torch.Tensor) -> dict[str, list[float]]:
+    """Per member, where a uniform shrink is not a uniform rescaling of every rounding.
+
+    For each biased linear layer on the grid, with ``t = |W_i a_i|`` the
+    magnitudes of the summed terms: ``bias_share``, the median over units and
+    points of ``|b| / (sum t + |b|)``, and ``cancellation``, the median of
+    ``(sum t + |b|) / |z|`` (the factor by which rounding the sum is worse
+    than rounding ``z`` itself; large where pre-activations sit near zero).
+    """
+    result: dict[str, list[float]] = {}
+    activation = points.to(next(ensemble.parameters()).dtype).expand(ensemble.members, *points.shape)
+    linears = [m for m in ensemble.layers if isinstance(m, BatchedLinear)]
+    with torch.no_grad():
+        for module in ensemble.layers:
+            if isinstance(module, BatchedLinear) and module.bias is not None:
+                terms = torch.bmm(activation.abs(), module.weight.abs())
+                bias = module.bias.abs().expand_as(terms)
+                total = module(activation)
+                index = linears.index(module)
+                result[f"bias_share:{index}"] = (bias / (terms + bias)).flatten(1).median(dim=1).values.tolist()
+                result[f"cancellation:{index}"] = ((terms + bias) / total.abs()).flatten(1).median(dim=1).values.tolist()
+            activation = module(activation)
+    return result
+
+
+def _subnormal(ensemble: MLPEnsemble, dtype: str) -> list[float]:
+    """Per member, the fraction of non-zero weights that ``dtype`` stores as a subnormal or as zero."""
+    theta = _flatten(ensemble.parameters())
+    stored = round_to(theta, _dtype(dtype)).abs()
+    nonzero = theta != 0
+    small = nonzero & (stored < torch.finfo(_dtype(dtype)).tiny)
+    return ratio(small.sum(dim=1).numpy(), nonzero.sum(dim=1).numpy()).tolist()
+
+
+def _register(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
+    """Per dtype and seed, the HF power at or below the register floor, before and after the shrink."""
+    config = case.config
+    shrunk = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
+    states = {"overfit": overfit, "shrunk": shrunk}
+    nets = {state: [ensemble.member(i) for i in range(ensemble.members)] for state, ensemble in states.items()}
+    result: dict[str, Any] = {"dtypes": {}, "spectra": {}}
+    for dtype in REGISTER_DTYPES:
+        entry: dict[str, Any] = {}
+        for state, members in nets.items():
+            floors = [register_floor(net, case.grid, dtype, config["window"]) for net in members]
+            alternating = [floor.freqs != 0 if case.grid.ndim == 1 else slice(None) for floor in floors]
+            entry[state] = {
+                "fraction_below": [floor.fraction_below(case.cutoff) for floor in floors],
+                "relative_floor": [float(ratio(f.floor[a].sum(), f.power[a].sum())) for f, a in zip(floors, alternating)],
+                "subnormal_weights": _subnormal(states[state], dtype),
+            }
+            result["spectra"].setdefault(state, {"power": floors[0].power.tolist()})[dtype] = floors[0].floor.tolist()
+        entry["shift"] = (np.array(entry["shrunk"]["fraction_below"]) - entry["overfit"]["fraction_below"]).tolist()
+        result["dtypes"][dtype] = entry
+    points = torch.as_tensor(case.grid.points, dtype=torch.float32)
+    result["scale"] = {state: _scale_breaks(ensemble, points) for state, ensemble in states.items()}
+    if case.grid.ndim == 1:
+        result["spectra"]["frequencies"] = floors[0].freqs.tolist()
+    return result
+
+
+# --- 2. Lost updates in function space, by band ------------------------------------------------------------------
+
+
+def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: int) -> dict[str, Any]:
+    """Along ``steps`` float64 steps from ``start``: per dtype, each band's intended change the storage swallowed.
+
+    At every step the intended update ``u`` (float64) is stored in dtype D as
+    ``s = (w_D + u_D)`` in D arithmetic minus ``w_D``, ``w_D`` the weights
+    rounded to D. The function changes ``f(w_D + u) - f(w_D)`` (intended) and
+    ``f(w_D + u) - f(w_D + s)`` (swallowed) are evaluated in float64 on the
+    grid; their band powers are summed over the steps.
+    """
+    model = copy.deepcopy(start).to(torch.float64)
+    parameters = list(model.parameters())
+    theta = _flatten(parameters)
+    x, y = case.x.to(torch.float64), case.y.to(torch.float64)
+    points = torch.as_tensor(case.grid.points, dtype=torch.float64)
+    members = theta.shape[0]
+    active = torch.ones(members, dtype=torch.bool)
+    sums = {dtype: np.zeros((6, members)) for dtype in BAND_DTYPES}  # intended LF, HF, swallowed LF, HF, lost, changed
+    relative_step, step_over_lr = [], []
+
+    def function(weights: torch.Tensor) -> torch.Tensor:
+        _load(parameters, weights)
+        with torch.no_grad():
+            return model(points)
+
+    for _ in range(steps):
+        _load(parameters, theta)
+        for parameter in parameters:
+            parameter.grad = None
+        (model(x) - y).pow(2).mean(dim=1).sum().backward()
+        update = optimizer.update(_flatten(p.grad for p in parameters), active)
+        relative_step.append(torch.nanmedian((update / theta).abs(), dim=1).values.numpy())
+        step_over_lr.append((update.abs() / optimizer.learning_rate).median(dim=1).values.numpy())
+        for dtype in BAND_DTYPES:
+            storage = _dtype(dtype)
+            rounded = round_to(theta, storage)
+            stored = (rounded.to(storage) + update.to(storage)).to(torch.float64) - rounded
+            base, intended, kept = function(rounded), function(rounded + update), function(rounded + stored)
+            window = case.measure.window
+            sums[dtype][0:2] += np.stack(case.measure.bands(intended - base, window))
+            sums[dtype][2:4] += np.stack(case.measure.bands(intended - kept, window))
+            changed = update != 0
+            sums[dtype][4] += (changed & (stored == 0)).sum(dim=1).numpy()
+            sums[dtype][5] += changed.sum(dim=1).numpy()
+        theta = theta + update
+    result: dict[str, Any] = {"relative_step": np.mean(relative_step, axis=0).tolist(),
+                              "step_over_lr": np.mean(step_over_lr, axis=0).tolist()}
+    for dtype, total in sums.items():
+        result[dtype] = {"swallowed_low": ratio(total[2], total[0]).tolist(),
+                         "swallowed_high": ratio(total[3], total[1]).tolist(),
+                         "lost_weights": ratio(total[4], total[5]).tolist()}
+    return result
+
+
+def _bands(case: Case, overfit: MLPEnsemble, adam_state: _Optimizer) -> dict[str, Any]:
+    """Lost updates by band before the shrink (the overfit run's Adam state) and after it (fresh), Adam and SGD."""
+    config = case.config
+    shrunk = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
+    rates = {"adam": case.learning_rate, "sgd": config["training"]["sgd_learning_rate"][case.case["activation"]]}
+    steps = config["precision"]["window_steps"]
+    result: dict[str, Any] = {"learning_rate": rates, "steps": steps}
+    for kind in OPTIMIZERS:
+        fresh = _Optimizer(kind, _flatten(overfit.parameters()), rates[kind])
+        before = copy.deepcopy(adam_state) if kind == "adam" else copy.deepcopy(fresh)
+        result[kind] = {"overfit": _band_losses(case, overfit, before, steps),
+                        "shrunk": _band_losses(case, shrunk, fresh, steps)}
+    return result
+
+
+# --- 4. The manifold at a real minimum ---------------------------------------------------------------------------
+
+
+def _interpolate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: float, iterations: int) -> int:
+    """Levenberg-Marquardt in float64 until the training MSE is below ``target``; return the iterations used.
+
+    The damped minimum-norm step ``-J^T (J J^T + lambda s I)^-1 r`` (``s`` the
+    mean of ``diag(J J^T)``) of an over-parameterised net reaches an
+    interpolating point in tens of iterations, where Adam would need tens of
+    thousands. Stops early when no damping up to ``1e10`` lowers the error.
+    """
+    parameters, damping = list(net.parameters()), 1.0
+
+    def error() -> torch.Tensor:
+        with torch.no_grad():
+            return net(x)[:, 0] - y
+
+    for iteration in range(iterations):
+        residual = error()
+        mse = float(residual.pow(2).mean())
+        if mse < target:
+            return iteration
+        matrix, theta = jacobian(net, x), parameter_vector(net)
+        gram = matrix @ matrix.T
+        identity = float(gram.diagonal().mean()) * torch.eye(len(residual), dtype=gram.dtype)
+        while True:
+            step = -matrix.T @ torch.linalg.solve(gram + damping * identity, residual)
+            torch.nn.utils.vector_to_parameters(theta + step, parameters)
+            if float(error().pow(2).mean()) < mse:
+                damping = max(damping / 10, 1e-15)
+                break
+            damping *= 10
+            if damping > 1e10:
+                torch.nn.utils.vector_to_parameters(theta, parameters)
+                return iteration
+    return iterations
+
+
+def _interpolation_data(case: Case, points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per seed, ``points`` evenly spaced inputs (cell centres) and the signal there plus that seed's noise.
+
+    Evenly spaced, because two random points closer than the signal's detail
+    with independent noise need weights far larger than a small net's to be
+    interpolated, and Levenberg-Marquardt then crawls.
+    """
+    spec = case.config["signals"][case.case["signal"]]
+    if case.grid.ndim == 1:
+        x = (np.arange(points) + 0.5) / points
     else:
-        frequencies, power = radial_profile(power, grid.extent)
-    return frequencies, np.sqrt(2 * power).mean(axis=0)
+        side = math.ceil(math.sqrt(points))
+        x = np.stack(np.meshgrid(*[(np.arange(side) + 0.5) / side] * 2, indexing="ij"), axis=-1).reshape(-1, 2)[:points]
+    x = x.reshape(points, -1) * case.grid.extent
+    noise = [np.random.default_rng(seed).standard_normal(points) * spec["noise"] for seed in case.seeds]
+    y = np.stack([case.signal(x) + n for n in noise])
+    return torch.as_tensor(x).expand(len(case.seeds), *x.shape), torch.as_tensor(y)
 
 
-def _noise_floor(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
-    """Spectrum of ``f_D - f_float32`` for the float32 network evaluated (weights and inputs) in each dtype D."""
-    reference = case.measure.outputs(overfit)
-    frequencies, signal = _frequency_amplitude(case, reference)
-    alternating = frequencies > 0
-    result: dict[str, Any] = {"frequencies": frequencies.tolist(), "float32": signal.tolist(),
-                              "float32_rms": float(reference.pow(2).mean().sqrt())}
-    for name in NOISE_DTYPES:
-        difference = case.measure.outputs(copy.deepcopy(overfit).to(getattr(torch, name))) - reference
-        floor = _frequency_amplitude(case, difference)[1]
-        below = alternating & (signal < floor)
-        result[name] = {
-            "amplitude": floor.tolist(), "rms": float(difference.pow(2).mean().sqrt()),
-            "median_amplitude": float(np.median(floor[alternating])), "max_amplitude": float(floor[alternating].max()),
-            "float32_median_amplitude": float(np.median(signal[alternating])),
-            "bins_below_floor": int(below.sum()), "bins": int(alternating.sum()),
-            "lowest_frequency_below_floor": float(frequencies[below].min()) if below.any() else math.nan,
+def _manifold(case: Case) -> dict[str, Any]:
+    """Interpolating float64 nets (one per seed): Jacobian spectrum, dimension per dtype, drift per storage dtype.
+
+    Seeds that did not reach interpolation read NaN in the per-seed numbers the verdicts use.
+    """
+    config, spec = case.config, case.config["precision"]["manifold"]
+    points = spec["points"]
+    x, y = _interpolation_data(case, points)
+    nets, iterations, mse, targets = [], [], [], []
+    for index, seed in enumerate(case.seeds):
+        net = mlp(case.grid.ndim, width=spec["width"], depth=spec["depth"], activation=case.case["activation"],
+                  bias=case.case["bias"], constant_feature=not case.case["bias"], omega_0=config["training"]["omega_0"],
+                  seed=seed).to(torch.float64)
+        target = spec["mse_ratio"] * float(y[index].var(unbiased=False))
+        iterations.append(_interpolate(net, x[index], y[index], target, spec["max_iterations"]))
+        with torch.no_grad():
+            mse.append(float((net(x[index])[:, 0] - y[index]).pow(2).mean()))
+        nets.append(net)
+        targets.append(target)
+    reached = np.array([m < t for m, t in zip(mse, targets)])
+
+    def at_minimum(values: Iterable[float]) -> list[float]:
+        return np.where(reached, np.asarray(list(values), dtype=float), np.nan).tolist()
+
+    parameters = sum(p.numel() for p in nets[0].parameters())
+    result: dict[str, Any] = {
+        "parameters": parameters, "points": points, "parameters_minus_points": parameters - points,
+        "width": spec["width"], "depth": spec["depth"], "iterations": iterations, "train_mse": mse,
+        "target_mse": targets, "interpolated": reached.tolist(),
+        "singular_values": [singular_values(net, x[i]).tolist() for i, net in enumerate(nets)],
+        "relative_spacing": {dtype: relative_spacing(dtype) for dtype in MANIFOLD_DTYPES},
+        "dimension": {dtype: at_minimum(manifold_dimension(net, x[i], dtype) for i, net in enumerate(nets))
+                      for dtype in MANIFOLD_DTYPES},
+        "continue_steps": config["precision"]["continue_steps"], "drift": {},
+    }
+    ensemble = MLPEnsemble.from_models(nets)
+    matrices = [jacobian(net, x[i]) for i, net in enumerate(nets)]
+    for dtype in MANIFOLD_DTYPES:
+        storage = _dtype(dtype)
+        trainer = StoredTrainer(ensemble, x, y, case.learning_rate, Scheme(storage, storage))
+        start, start_mse = trainer.theta.clone(), trainer.train_mse()
+        trainer.run(config["precision"]["continue_steps"])
+        splits = [displacement_split(matrix, trainer.theta[i] - start[i]) for i, matrix in enumerate(matrices)]
+        lost, changed = trainer.counts()
+        result["drift"][dtype] = {
+            "moved": at_minimum(math.hypot(s["along"], s["across"]) for s in splits),
+            "along": [s["along"] for s in splits], "across": [s["across"] for s in splits],
+            "fraction_along": [s["fraction_along"] for s in splits],
+            "lost_fraction": ratio(lost.sum(axis=0), changed.sum(axis=0)).tolist(),
+            "stalled_steps": ((lost == changed) & (changed > 0)).mean(axis=0).tolist(),
+            "train_mse_start": start_mse.tolist(), "train_mse_end": trainer.train_mse().tolist(),
         }
     return result
 
 
-def _manifold(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
-    """Minima-manifold dimension at seed 0's float32 fit, and where continued training moves the weights."""
-    net = overfit.member(0)
-    x, y = case.x[0], case.y[0]
-    parameters = sum(p.numel() for p in net.parameters())
-    points = int(torch.unique(x, dim=0).shape[0])
-    dimension = manifold_dimension(net, x)
-    single = MLPEnsemble.from_models([net])
-    trainer = Trainer(single, x.unsqueeze(0), y.unsqueeze(0), case.learning_rate)
-    mse_before = float(trainer.train_mse()[0])
-    steps = case.config["precision"]["continue_steps"]
-    trainer.run(steps)
-    split = displacement_split(jacobian(net, x), parameter_vector(single.member(0)) - parameter_vector(net))
-    return {"parameters": parameters, "points": points, "parameters_minus_points": parameters - points,
-            "rank": parameters - dimension, "manifold_dimension": dimension, "continue_steps": steps,
-            "train_mse_before": mse_before, "train_mse_after": float(trainer.train_mse()[0]),
-            "along": split["along"], "across": split["across"], "fraction_along": split["fraction_along"],
-            "random_fraction_along": dimension / parameters}
+# --- Verdicts ------------------------------------------------------------------------------------------------------
+
+
+def _named(claim: Any, reference: Any, config: dict[str, Any], metric: str, claim_name: str, reference_name: str,
+           reason: str | None = None) -> dict[str, Any]:
+    result = verdict(np.asarray(claim, dtype=float), np.asarray(reference, dtype=float), config, reason=reason)
+    result.update(metric=metric, claim=claim_name, reference=reference_name)
+    return result
+
+
+def _verdicts(result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every verdict of the precision study, each "claim < reference" paired by seed."""
+    register, bands, manifold, schemes = result["register"]["dtypes"], result["bands"], result["manifold"], result["schemes"]
+    verdicts = {}
+    for dtype in REGISTER_DTYPES:
+        verdicts[f"shrink_pushes_hf_below_floor_{dtype}"] = _named(
+            register[dtype]["overfit"]["fraction_below"], register[dtype]["shrunk"]["fraction_below"], config,
+            f"HF power at or below the {dtype} floor", "overfit", "shrunk")
+    for dtype in REGISTER_DTYPES[1:]:
+        verdicts[f"floor_shift_larger_than_float32_{dtype}"] = _named(
+            register[REFERENCE]["shift"], register[dtype]["shift"], config,
+            "increase through the shrink of the HF power at or below the floor", REFERENCE, dtype)
+    for kind in OPTIMIZERS:
+        for dtype in BAND_DTYPES:
+            verdicts[f"high_band_loses_more_after_shrink_{kind}_{dtype}"] = _named(
+                bands[kind]["overfit"][dtype]["swallowed_high"], bands[kind]["shrunk"][dtype]["swallowed_high"],
+                config, f"HF change swallowed by {dtype} storage ({kind})", "overfit", "shrunk")
+    for name in SCHEMES:
+        if name == REFERENCE or SCHEMES[name].storage == torch.float32:
+            continue
+        ran = name in schemes and "gain" in schemes[name]
+        empty: list[float] = []
+        verdicts[f"slingshot_gain_larger_than_float32_{name}"] = _named(
+            schemes[REFERENCE]["gain"] if ran else empty, schemes[name]["gain"] if ran else empty, config,
+            "slingshot gain (control test MSE - slingshot test MSE)", REFERENCE, name,
+            None if ran else (FULL_ONLY if name in config["precision"]["schemes"] else "scheme not configured"))
+    for dtype in MANIFOLD_DTYPES[1:]:
+        verdicts[f"manifold_grows_as_precision_drops_{dtype}"] = _named(
+            manifold["dimension"]["float64"], manifold["dimension"][dtype], config,
+            "manifold dimension P - rank(J) at the dtype's spacing", "float64", dtype)
+        verdicts[f"drift_stalls_{dtype}"] = _named(
+            manifold["drift"][dtype]["moved"], manifold["drift"]["float64"]["moved"], config,
+            "distance moved by continued training at the minimum", dtype, "float64")
+    return verdicts
+
+
+# --- Running and caching -------------------------------------------------------------------------------------------
 
 
 def precision_inputs(config: dict[str, Any]) -> dict[str, Any]:
     """What the precision experiment's result depends on (its cached file is reused only when this matches)."""
     case = parse_case_id(config["precision"]["case"])
     return {"case": case, "seeds": list(range(config["seeds"])), "signal": config["signals"][case["signal"]],
+            "scope": config.get("scope", "default"),
             "precision": {k: v for k, v in config["precision"].items() if k != "enabled"},
-            "config": {k: config[k] for k in ("alpha", "min_relative_effect", "bootstrap_resamples", "shrink_factor",
-                                              "window", "training")}}
+            "config": {k: config[k] for k in ("alpha", "min_relative_effect", "shrink_factor", "window", "training")}}
 
 
 def _compute(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and the numbers cannot depend on the thread count
+    try:
+        return _measure(config, inputs, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
+    full = inputs["scope"] == "full"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # nothing below should draw from it; this makes sure nothing leaks in
         case = Case(inputs["case"], config, inputs["seeds"])
-        schemes: dict[str, dict[str, Any]] = {}
-        steps, reference = None, None
-        for name, scheme in SCHEMES.items():  # the reference first: it fixes every scheme's phase-1 steps
-            if name in config["precision"]["schemes"]:
-                schemes[name], overfit = _run_scheme(case, scheme, steps)
-                if name == REFERENCE:
-                    steps, reference = schemes[name]["phase1_steps"], overfit
-            progress()
-        noise_floor, manifold = _noise_floor(case, reference), _manifold(case, reference)
+        phase1, stops = _phase1(case, SCHEMES[REFERENCE])
+        overfit = phase1.ensemble()
+        schemes = {REFERENCE: _run_scheme(case, SCHEMES[REFERENCE], phase1, stops) if full else
+                   {"phase1_steps": stops.tolist(), "train_mse": phase1.train_mse().tolist()}}
         progress()
-    return {"case": case_id(case.case), "seeds": case.seeds, "shrink_factor": config["shrink_factor"],
-            "window_steps": config["precision"]["window_steps"], "retrain_steps": config["training"]["retrain_steps"],
-            "learning_rate": case.learning_rate, "threshold": case.overfit_threshold, "cutoff": case.cutoff,
-            "schemes": schemes, "verdicts": _verdicts(schemes, config), "noise_floor": noise_floor,
-            "manifold": manifold}
+        register = _register(case, overfit)
+        progress()
+        bands = _bands(case, overfit, phase1.optimizer)
+        progress()
+        manifold = _manifold(case)
+        progress()
+        for name, scheme in SCHEMES.items():
+            if name == REFERENCE:
+                continue
+            if full and name in config["precision"]["schemes"]:
+                schemes[name] = _run_scheme(case, scheme, *_phase1(case, scheme))
+            progress()
+    result = {"case": case_id(case.case), "seeds": case.seeds, "scope": inputs["scope"],
+              "shrink_factor": config["shrink_factor"], "window_steps": config["precision"]["window_steps"],
+              "retrain_steps": config["training"]["retrain_steps"], "learning_rate": case.learning_rate,
+              "threshold": case.overfit_threshold, "cutoff": case.cutoff, "schemes": schemes, "register": register,
+              "bands": bands, "manifold": manifold}
+    result["verdicts"] = _verdicts(result, config)
+    return result
 
 
 def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None] = lambda: None) -> dict[str, Any]:
@@ -385,7 +671,8 @@ def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None
     ----------
     config : dict
         A validated configuration (:func:`spectral._config.load_config`); its
-        ``precision`` table picks the case and the schemes.
+        ``precision`` table picks the case and the schemes, and ``scope``
+        ("default" or "full") whether the schemes train in their own dtype.
     out : pathlib.Path
         Output folder; the result is written atomically to ``out/precision.json``
         and reused from there when its inputs are unchanged.
@@ -396,10 +683,13 @@ def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None
     -------
     dict
         JSON-able result, exactly as read back from ``precision.json`` (NaN as
-        None): ``schemes`` (per scheme: lost-update fractions per seed before
-        and after the shrink, high-frequency fractions, test errors, the
-        lost-update curve), ``verdicts`` (per low-precision scheme, from
-        :func:`spectral._stats.paired_verdict`), ``noise_floor`` and ``manifold``.
+        None): ``register`` (per dtype and seed, the HF power at or below the
+        register floor before and after the shrink; where scale invariance
+        breaks), ``bands`` (lost updates by band, Adam and SGD), ``schemes``
+        (per scheme trained in its dtype: lost updates, test errors, slingshot
+        gain; float32's phase-1 steps only at the default scope), ``manifold``
+        and ``verdicts`` (flat, name -> :func:`spectral._stats.verdict` with
+        ``metric``, ``claim`` and ``reference``).
     """
     inputs = precision_inputs(config)
     digest = config_digest(inputs)
@@ -412,6 +702,9 @@ def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None
     result = _compute(config, inputs, progress)
     write_json(path, {"digest": digest, "inputs": inputs, "result": result})
     return read_json(path)["result"]  # exactly what a resumed run reads back
+
+
+# --- Report --------------------------------------------------------------------------------------------------------
 
 
 def _value(value: Any) -> float:
@@ -427,134 +720,174 @@ def _percent(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.3g}%"
 
 
-def _scheme_table(result: dict[str, Any]) -> list[str]:
-    lines = ["| scheme | compute | storage | lost before shrink | lost after shrink | lost, control | "
-             "HF overfit | HF shrunk | HF slingshot | HF control | test MSE overfit | test MSE slingshot | "
-             "test MSE control | seeds below threshold |",
-             "|" + "---|" * 14]
-    for name, scheme in result["schemes"].items():
-        lost, hf, test = scheme["lost_fraction"], scheme["hf_fraction"], scheme["test_mse"]
-        cells = [name, scheme["compute"], scheme["storage"]]
-        cells += [mean_sd(lost[key]) for key in ("before_shrink", "slingshot", "control")]
-        cells += [mean_sd(hf[key]) for key in ("overfit", "shrunk", "slingshot", "control")]
-        cells += [mean_sd(test[key]) for key in ("overfit", "slingshot", "control")]
-        cells.append(f"{sum(scheme['reached'])}/{len(scheme['reached'])}")
-        lines.append("| " + " | ".join(cells) + " |")
+def _holds(item: dict[str, Any]) -> str:
+    """``true``/``false``, or ``untestable (reason)``: read at rendering, after the family correction."""
+    if item["holds"] is None:
+        return f"untestable ({item['reason']})"
+    return "true" if item["holds"] else "false"
+
+
+def _verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str]) -> list[str]:
+    lines = ["| verdict | claim < reference | holds | effect (HL) | 95% CI | p | q | relative effect | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        item = verdicts[name]
+        low, high = item["ci"]
+        lines.append(f"| {name} | {item['metric']}: {item['claim']} < {item['reference']} | {_holds(item)} | "
+                     f"{number(item['effect'])} | [{number(low)}, {number(high)}] | {number(item['p_value'])} | "
+                     f"{number(item['q_value'])} | {number(item['relative_effect'], 2)} | {item['n']} |")
     return lines
 
 
-def _verdict_table(result: dict[str, Any]) -> list[str]:
-    lines = ["| scheme | holds | effect | 95% CI | p | relative effect | seeds |", "|---|---|---|---|---|---|---|"]
-    for name, verdict in result["verdicts"].items():
-        low, high = verdict["ci"]
-        lines.append(f"| {name} | {'yes' if verdict['holds'] else 'no'} | {number(verdict['effect'])} | "
-                     f"[{number(low)}, {number(high)}] | {number(verdict['p_value'])} | "
-                     f"{number(verdict['relative_effect'], 2)} | {verdict['n']} |")
+def _prefixed(result: dict[str, Any], prefix: str) -> list[str]:
+    return [name for name in result["verdicts"] if name.startswith(prefix)]
+
+
+def _register_section(result: dict[str, Any]) -> list[str]:
+    register = result["register"]
+    lines = ["### Prediction 1: the shrink pushes high frequencies below the data type's register", "",
+             "Each overfit float32 network and its shrunk copy (x "
+             f"{result['shrink_factor']}) are evaluated with weights, inputs and activations in each dtype and in "
+             "float64 (`spectral.precision.register_floor`). The register floor is the power spectrum of the "
+             "difference; a bin of the function lies *below the register* when its power is at or below the floor. "
+             f"Cells: fraction of the power above {number(result['cutoff'])} cycles below the floor (mean ± sd "
+             "over seeds), and the floor's total power relative to the function's.", "",
+             "| dtype | HF below floor, overfit | HF below floor, shrunk | floor / power, overfit | floor / power, shrunk "
+             "| weights subnormal or zero after the shrink |", "|---|---|---|---|---|---|"]
+    for dtype, entry in register["dtypes"].items():
+        before, after = entry["overfit"], entry["shrunk"]
+        lines.append(f"| {dtype} | {mean_sd(before['fraction_below'])} | {mean_sd(after['fraction_below'])} | "
+                     f"{mean_sd(before['relative_floor'])} | {mean_sd(after['relative_floor'])} | "
+                     f"{mean_sd(after['subnormal_weights'])} |")
+    scale = register["scale"]
+    layers = sorted({key.split(":")[1] for key in scale["overfit"]}, key=int)
+    lines += ["", "Floating point is scale-invariant to first order: a uniform shrink multiplies every weight's "
+              "spacing by the same factor, so it does not change relative rounding. It breaks where the sum a layer "
+              "rounds is not scaled uniformly: an additive bias shrinks once while the product of shrunk weights and "
+              "shrunk activations shrinks twice, so after the shrink the bias makes up more of each pre-activation "
+              "and the smaller, input-dependent part is rounded against it; pre-activations near zero are sums whose "
+              "terms cancel, so their rounding is relatively coarser (cancellation = sum of |terms| / |sum|); and "
+              "weights that fall into the subnormal range lose relative precision (last column above). Medians over "
+              "units and grid points, mean ± sd over seeds:", "",
+              "| linear layer | bias share, overfit | bias share, shrunk | cancellation, overfit | cancellation, shrunk |",
+              "|---|---|---|---|---|"]
+    for layer in layers:
+        cells = [mean_sd(scale[state][f"{kind}:{layer}"]) for kind in ("bias_share", "cancellation")
+                 for state in ("overfit", "shrunk")]
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    lines += ["", "Verdicts: per dtype, the HF fraction below the floor is lower before the shrink than after it; "
+              "and its increase is larger in low precision than in float32.", "",
+              *_verdict_rows(result["verdicts"], _prefixed(result, "shrink_pushes") + _prefixed(result, "floor_shift")),
+              "", f"![register floor]({FIGURE_FOLDER}/{FIGURES['register']})", ""]
     return lines
 
 
-def _noise_table(noise: dict[str, Any]) -> list[str]:
-    lines = ["| evaluated in | rms of f_D - f_32 | median amplitude | max amplitude | float32 median amplitude | "
-             "bins below floor | lowest frequency below floor |", "|---|---|---|---|---|---|---|"]
-    for name in NOISE_DTYPES:
-        floor = noise[name]
-        lines.append(f"| {name} | {number(floor['rms'])} | {number(floor['median_amplitude'])} | "
-                     f"{number(floor['max_amplitude'])} | {number(floor['float32_median_amplitude'])} | "
-                     f"{floor['bins_below_floor']}/{floor['bins']} | "
-                     f"{number(floor['lowest_frequency_below_floor'])} |")
+def _bands_section(result: dict[str, Any]) -> list[str]:
+    bands = result["bands"]
+    lines = ["### Prediction 2: after the shrink the data type swallows more of the high band's updates", "",
+             f"Along {bands['steps']} float64 steps from the overfit weights (Adam with the overfit run's own moments; "
+             "plain SGD) and from the shrunk weights (fresh optimiser, as the slingshot restarts), each intended "
+             "update u is stored in the dtype (w_D + u_D in D arithmetic). The function change it was meant to make, "
+             "f(w_D + u) - f(w_D), and the part that did not arrive, f(w_D + u) - f(w_D + stored), are evaluated in "
+             f"float64 on the grid and split at {number(result['cutoff'])} cycles; swallowed = power of the part that "
+             "did not arrive over the power of the intended change, pooled over the steps. Learning rates: "
+             + ", ".join(f"{kind} {rate}" for kind, rate in bands["learning_rate"].items()) + ".", "",
+             "| optimiser | weights | median step / lr | median step / weight | dtype | weights' updates lost | "
+             "LF swallowed | HF swallowed |", "|---|---|---|---|---|---|---|---|"]
+    for kind in OPTIMIZERS:
+        for state in ("overfit", "shrunk"):
+            entry = bands[kind][state]
+            for dtype in BAND_DTYPES:
+                cells = [mean_sd(entry[dtype][key]) for key in ("lost_weights", "swallowed_low", "swallowed_high")]
+                lines.append(f"| {kind} | {state} | {mean_sd(entry['step_over_lr'])} | "
+                             f"{mean_sd(entry['relative_step'])} | {dtype} | " + " | ".join(cells) + " |")
+    adam = bands["adam"]
+    lines += ["", "Why bfloat16 loses most updates near the overfit minimum: Adam's step is lr x m / sqrt(v), and "
+              "where the gradient's sign flips from step to step the first moment averages out while the second "
+              f"does not, so the step collapses to {number(_seed_mean(adam['overfit']['step_over_lr']))} x lr "
+              "(median) - below half a bfloat16 spacing of most weights. After the shrink the gradient signs are "
+              f"consistent again and the step is back to {number(_seed_mean(adam['shrunk']['step_over_lr']))} x lr: "
+              "fewer updates are lost because the *signs* agree, not because the gradients are large. SGD's step "
+              "scales with the gradient itself.", "",
+              *_verdict_rows(result["verdicts"], _prefixed(result, "high_band")), ""]
     return lines
 
 
-def _manifold_table(manifold: dict[str, Any]) -> list[str]:
-    keys = ("parameters", "points", "parameters_minus_points", "rank", "manifold_dimension", "along", "across",
-            "fraction_along", "random_fraction_along")
-    header = ("P", "N", "P - N", "rank of J", "manifold dimension", "moved along", "moved across",
-              "fraction along", "fraction along, random direction")
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(keys),
-            "| " + " | ".join(str(v) if isinstance(v, int) else number(v, 4) for v in map(manifold.get, keys)) + " |"]
+def _scheme_section(result: dict[str, Any]) -> list[str]:
+    lines = ["### Prediction 3: the slingshot gains more in low precision than in float32", ""]
+    schemes = {name: scheme for name, scheme in result["schemes"].items() if "gain" in scheme}
+    if not schemes:
+        lines += [f"Training every scheme in its storage dtype {FULL_ONLY}: this run used scope "
+                  f"\"{result['scope']}\".", ""]
+    else:
+        lines += ["Each scheme trains the same seeds from the same initialisation and data with its weights stored "
+                  "in the storage dtype (no master copy unless the storage is float32): a float64 optimiser computes "
+                  "each update and the stored weight takes it only if the sum rounds to a new value. Each seed stops "
+                  "phase 1 at its own threshold crossing; the shrink is rounded to the storage dtype; the slingshot "
+                  "retrains with a fresh Adam, the control continues with the overfit run's. Gain = control test "
+                  f"MSE - slingshot test MSE after {result['retrain_steps']} steps. Lost updates pooled over "
+                  f"{result['window_steps']} steps before and after the shrink.", "",
+                  "| scheme | compute | storage | lost before shrink | lost after shrink | lost, control | test MSE "
+                  "overfit | test MSE slingshot | test MSE control | gain | seeds below threshold |",
+                  "|" + "---|" * 11]
+        for name, scheme in schemes.items():
+            lost, test = scheme["lost_fraction"], scheme["test_mse"]
+            cells = [name, scheme["compute"], scheme["storage"]]
+            cells += [mean_sd(lost[key]) for key in ("before_shrink", "slingshot", "control")]
+            cells += [mean_sd(test[key]) for key in ("overfit", "slingshot", "control")] + [mean_sd(scheme["gain"])]
+            cells.append(f"{sum(scheme['reached'])}/{len(scheme['reached'])}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"![lost-update fraction over training]({FIGURE_FOLDER}/{FIGURES['lost_updates']})", ""]
+    return lines + [*_verdict_rows(result["verdicts"], _prefixed(result, "slingshot_gain")), ""]
 
 
-def _lost_sentences(result: dict[str, Any]) -> list[str]:
-    window, means = result["window_steps"], {}
-    for name, scheme in result["schemes"].items():
-        means[name] = [_seed_mean(scheme["lost_fraction"][key]) for key in ("before_shrink", "slingshot", "control")]
-    cells = "; ".join(f"{name} {_percent(before)} → {_percent(after)} ({_percent(control)})"
-                      for name, (before, after, control) in means.items())
-    lower = [name for name, (_, after, control) in means.items() if after < control]
-    higher = [name for name, (_, after, control) in means.items() if after > control]
-    sentences = [f"Updates lost in the last {window} steps before the shrink → the first {window} after it (without "
-                 f"the shrink, the control, in parentheses), mean over seeds: {cells}."]
-    if lower:
-        sentences.append(f"Right after the shrink fewer updates were lost than in the control in {', '.join(lower)}.")
-    if higher:
-        sentences.append(f"Right after the shrink more updates were lost than in the control in {', '.join(higher)}.")
-    return sentences
-
-
-def _verdict_sentences(result: dict[str, Any]) -> list[str]:
-    verdicts = result["verdicts"]
-    holds = [name for name, verdict in verdicts.items() if verdict["holds"]]
-    fails = [f"{name} ({number(verdict['relative_effect'], 2)})" for name, verdict in verdicts.items()
-             if not verdict["holds"]]
-    sentences = []
-    if holds:
-        sentences.append(f"The shrink removed relatively more high frequency than in float32 for {', '.join(holds)}.")
-    if fails:
-        sentences.append(f"By the verdict's criteria the shrink did not remove relatively more high frequency than in "
-                         f"float32 for {', '.join(fails)} (in parentheses the relative effect, positive where it "
-                         "removed relatively less).")
-    return sentences
-
-
-def _noise_sentence(noise: dict[str, Any]) -> str:
-    cells = "; ".join(f"in {name} by {number(noise[name]['rms'])} rms, its spectrum below this floor in "
-                      f"{noise[name]['bins_below_floor']} of {noise[name]['bins']} frequency bins"
-                      for name in NOISE_DTYPES)
-    return f"In low precision the float32 network (output rms {number(noise['float32_rms'])}) moved {cells}."
-
-
-def _manifold_sentence(manifold: dict[str, Any]) -> str:
-    return (f"At the float32 fit of seed 0 the Jacobian on N = {manifold['points']} points has numerical rank "
-            f"{manifold['rank']} (P - N = {manifold['parameters_minus_points']}). {manifold['continue_steps']} more "
-            f"Adam steps moved the weights by {number(manifold['along'])} along the flat directions and "
-            f"{number(manifold['across'])} across them: {_percent(_value(manifold['fraction_along']))} of the "
-            f"squared displacement along, where a random direction has "
-            f"{_percent(_value(manifold['random_fraction_along']))}.")
+def _manifold_section(result: dict[str, Any]) -> list[str]:
+    manifold = result["manifold"]
+    reached = sum(manifold["interpolated"])
+    lines = ["### Prediction 4: the data type makes the global minimum a manifold", "",
+             f"A {manifold['depth']}-hidden-layer, width-{manifold['width']} network (P = {manifold['parameters']}) "
+             f"trained in float64 by Levenberg-Marquardt on N = {manifold['points']} evenly spaced noisy samples per "
+             f"seed; {reached}/{len(manifold['interpolated'])} seeds reached interpolation (training MSE below "
+             "1e-10 x the target variance; the others are left out). In exact arithmetic the minima near such a point "
+             f"form a manifold of dimension P - N = {manifold['parameters_minus_points']}; a dtype sees the singular "
+             "values of the Jacobian below its relative spacing x the largest as zero, so its dimension is "
+             "P - (number above). Then each seed continues "
+             f"{manifold['continue_steps']} Adam steps with its weights stored in each dtype (rounded from the float64 "
+             "minimum), and the displacement is split along / across the manifold (the float64 null space of the "
+             "Jacobian).", "",
+             "| dtype | relative spacing | manifold dimension | moved | along | across | fraction along | updates lost "
+             "| steps with every update lost | train MSE start → end |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for dtype in MANIFOLD_DTYPES:
+        drift = manifold["drift"][dtype]
+        cells = [mean_sd(drift[key]) for key in ("moved", "along", "across", "fraction_along", "lost_fraction",
+                                                 "stalled_steps")]
+        lines.append(f"| {dtype} | {number(manifold['relative_spacing'][dtype])} | "
+                     f"{mean_sd(manifold['dimension'][dtype])} | " + " | ".join(cells) + " | "
+                     f"{number(_seed_mean(drift['train_mse_start']))} → {number(_seed_mean(drift['train_mse_end']))} |")
+    lines += ["", "The dimension is monotone in the tolerance by construction; the verdicts ask whether lower "
+              "precision reads a larger manifold seed by seed, and whether continued training moves less where "
+              "updates are lost (a stall).", "",
+              *_verdict_rows(result["verdicts"], _prefixed(result, "manifold_grows") + _prefixed(result, "drift")),
+              "", f"![singular values]({FIGURE_FOLDER}/{FIGURES['singular_values']})", ""]
+    return lines
 
 
 def precision_markdown(result: dict[str, Any]) -> str:
-    """The precision section of report.md: tables, verdicts and plain statements generated from ``result``.
+    """The precision section of report.md: one subsection per prediction of the essay, verdicts and numbers.
 
-    Figures are linked as ``figures/<name>``, the folder :func:`precision_figures` writes when given ``out/figures``.
+    Read after the family correction: ``holds`` and ``q_value`` come from the
+    verdict dicts as they are when this runs. Figures are linked as
+    ``figures/<name>``, the folder :func:`precision_figures` writes when given ``out/figures``.
     """
-    seeds, manifold = len(result["seeds"]), result["manifold"]
-    lines = [f"## Low-precision weights ({result['case']})", "",
-             f"Each scheme trains the same {seeds} seeds from the same initialisation and data. Weights are stored "
-             "in the storage dtype (no master copy unless the storage is float32): a float32 Adam computes each "
-             "update, and the stored weight takes it only if the sum rounds to a new value. Phase 1 runs "
-             f"{result['schemes'][REFERENCE]['phase1_steps']} steps in every scheme: what float32 needed under the "
-             f"claim check's overfit rule (train MSE below {number(result['threshold'])} for every seed, or the step "
-             f"limit). The shrink by {result['shrink_factor']} is "
-             f"rounded to the storage dtype; retraining runs {result['retrain_steps']} steps with a fresh optimiser. "
-             f"Lost fractions are pooled over {result['window_steps']} steps before and after the shrink. "
-             "Cells are mean ± sd over seeds; HF is the high-frequency fraction above "
-             f"{number(result['cutoff'])} cycles, measured in float32 on the stored weights.", "",
-             *_scheme_table(result), "",
-             "### Verdict: low precision removes more high frequency through the shrink than float32", "",
-             "Per seed, r = HF shrunk / HF overfit; the claim is r(scheme) < r(float32), paired over seeds, with the "
-             "criteria of the other verdicts.", "", *_verdict_table(result), "",
-             f"![lost-update fraction over training]({FIGURE_FOLDER}/{FIGURES['lost_updates']})", "",
-             "### Quantisation noise floor", "",
-             "The overfit float32 network evaluated with weights and inputs in each dtype; amplitude is "
-             "sqrt(2 * power) of f_D - f_32 per frequency, mean over seeds.", "", *_noise_table(result["noise_floor"]),
-             "", f"![quantisation noise floor]({FIGURE_FOLDER}/{FIGURES['noise_floor']})", "",
-             "### Minima manifold at the float32 fit (seed 0)", "",
-             f"Continued training: {manifold['continue_steps']} steps of Adam (fresh optimiser), train MSE "
-             f"{number(manifold['train_mse_before'])} → {number(manifold['train_mse_after'])}.", "",
-             *_manifold_table(manifold), "",
-             "### What was measured", "",
-             *(f"- {sentence}" for sentence in _lost_sentences(result) + _verdict_sentences(result)
-               + [_noise_sentence(result["noise_floor"]), _manifold_sentence(manifold)]), ""]
+    steps = result["schemes"][REFERENCE]["phase1_steps"]
+    lines = [f"## The essay's mechanism: data types ({result['case']}, {len(result['seeds'])} seeds)", "",
+             "Every seed's float32 network trains until its own training MSE is below "
+             f"{number(result['threshold'])} ({min(steps)}-{max(steps)} steps), with its own Adam state. "
+             f"Scope \"{result['scope']}\": the slingshot in true low precision (prediction 3) "
+             + ("ran." if result["scope"] == "full" else f"{FULL_ONLY}.") + " Verdicts are paired by seed and "
+             "belong to the run's multiplicity-corrected family; holds None reads untestable.", "",
+             *_register_section(result), *_bands_section(result), *_scheme_section(result),
+             *_manifold_section(result)]
     return "\n".join(lines)
 
 
@@ -569,50 +902,69 @@ def _positive(values: list[Any]) -> np.ndarray:
     return np.where(array > 0, array, np.nan)
 
 
+def _register_figure(result: dict[str, Any]) -> Any:
+    spectra = result["register"]["spectra"]
+    fig = _figure(figsize=(11, 4.5))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, state in zip(axes, ("overfit", "shrunk")):
+        power = np.array([_value(v) for v in np.ravel(spectra[state]["power"])])
+        x = np.array(spectra["frequencies"]) if "frequencies" in spectra else np.arange(power.size)
+        ax.semilogy(x, _positive(power), color="black", label="function (float64)")
+        for dtype in REGISTER_DTYPES:
+            ax.semilogy(x, _positive(list(np.ravel(spectra[state][dtype]))), label=f"{dtype} floor")
+        if "frequencies" in spectra:
+            ax.axvline(result["cutoff"], color="grey", linestyle=":", label="high-frequency cutoff")
+        ax.set_xlabel("frequency (cycles per unit length)" if "frequencies" in spectra else "bin")
+        ax.set_title(f"{state} (seed {result['seeds'][0]})")
+    axes[0].set_ylabel("power per bin")
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"{result['case']}: the function's spectrum and each dtype's register floor")
+    return fig
+
+
+def _singular_figure(result: dict[str, Any]) -> Any:
+    manifold = result["manifold"]
+    fig = _figure(figsize=(9, 4.5))
+    ax = fig.add_subplot()
+    for index, values in enumerate(manifold["singular_values"]):
+        values = np.array(values)
+        ax.semilogy(np.arange(1, values.size + 1), values / values[0], color="C0", alpha=0.4,
+                    label="seeds" if index == 0 else None)
+    for index, dtype in enumerate(MANIFOLD_DTYPES):
+        ax.axhline(manifold["relative_spacing"][dtype], color=f"C{index + 1}", linestyle="--",
+                   label=f"{dtype} spacing")
+    ax.set_xlabel("index of singular value")
+    ax.set_ylabel("singular value / largest")
+    ax.set_title(f"Jacobian at the interpolating minimum (P = {manifold['parameters']}, N = {manifold['points']})")
+    ax.legend(fontsize="small")
+    return fig
+
+
 def _lost_figure(result: dict[str, Any]) -> Any:
     fig = _figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
-    shown = False
-    for index, (name, scheme) in enumerate(result["schemes"].items()):
+    for index, (name, scheme) in enumerate((n, s) for n, s in result["schemes"].items() if "curve" in s):
         curve, colour = scheme["curve"], f"C{index}"
         split = int(np.searchsorted(curve["steps"], curve["shrink_step"]))
-        slingshot, control = _positive(curve["slingshot"]), _positive(curve["control"])
-        empty = not (np.isfinite(slingshot).any() or np.isfinite(control).any())
-        ax.plot(curve["steps"], slingshot, color=colour, label=f"{name}" + (" (no update lost)" if empty else ""))
-        ax.plot(curve["steps"][split:], control[split:], color=colour, linestyle="--")
-        shown = shown or not empty
+        ax.plot(curve["steps"], _positive(curve["slingshot"]), color=colour, label=name)
+        ax.plot(curve["steps"][split:], _positive(curve["control"])[split:], color=colour, linestyle="--")
         ax.axvline(curve["shrink_step"], color="black", linestyle=":", linewidth=1)
     ax.plot([], [], color="grey", linestyle="--", label="control (no shrink)")
-    ax.plot([], [], color="black", linestyle=":", label=f"shrink by {result['shrink_factor']}")
-    if shown:
-        ax.set_yscale("log")
-    ax.set_xlabel("training step")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (phase 1 until the last seed stopped, then retraining)")
     ax.set_ylabel("fraction of non-zero updates lost (zeros not shown)")
     ax.set_title(f"{result['case']}: updates lost to the storage dtype (pooled over seeds)")
     ax.legend(fontsize="small")
     return fig
 
 
-def _noise_figure(result: dict[str, Any]) -> Any:
-    noise = result["noise_floor"]
-    fig = _figure(figsize=(9, 4.5))
-    ax = fig.add_subplot()
-    frequencies = np.array(noise["frequencies"])
-    ax.semilogy(frequencies, _positive(noise["float32"]), color="black", marker=".", label="float32 network")
-    for name in NOISE_DTYPES:
-        ax.semilogy(frequencies, _positive(noise[name]["amplitude"]), marker=".", label=f"{name} - float32")
-    ax.axvline(result["cutoff"], color="grey", linestyle=":", label="high-frequency cutoff")
-    ax.set_xlabel("frequency (cycles per unit length)")
-    ax.set_ylabel("amplitude, sqrt(2 power), mean over seeds")
-    ax.set_title(f"{result['case']}: quantisation noise floor of the overfit float32 network")
-    ax.legend(fontsize="small")
-    return fig
-
-
 def precision_figures(result: dict[str, Any], out: Path) -> list[Path]:
-    """Write the lost-update and noise-floor figures (PNG, atomically) into ``out``; return their paths."""
+    """Write the figures (PNG, atomically) into ``out``; return their paths.
+
+    The register floor and the singular values always; the lost-update curves when the schemes ran (scope "full").
+    """
     out = Path(out)
-    paths = []
-    for key, make in (("lost_updates", _lost_figure), ("noise_floor", _noise_figure)):
-        paths.append(save_figure(make(result), out / FIGURES[key]))
-    return paths
+    made = [("register", _register_figure), ("singular_values", _singular_figure)]
+    if any("curve" in scheme for scheme in result["schemes"].values()):
+        made.append(("lost_updates", _lost_figure))
+    return [save_figure(make(result), out / FIGURES[key]) for key, make in made]

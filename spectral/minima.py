@@ -6,6 +6,12 @@ the training loss near the weights form a manifold of dimension ``P - rank(J)``,
 parameters: ``P - N`` in the generic case (Cooper, 2018). Weight changes in
 the null space of ``J`` move along the manifold and leave the outputs fixed to
 first order; changes in its row space move across it.
+
+Which singular values of ``J`` count as zero is a matter of precision: with
+weights stored in a float format, a direction whose singular value is below
+that format's relative spacing times the largest one changes the outputs by
+less than the format can resolve. :func:`manifold_dimension` with ``dtype``
+reads the dimension a format sees.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import torch
 from torch.func import functional_call, jacrev, vmap
 
 from ._validation import non_negative_finite, real_tensor
+from .precision import _float_dtype
 
-__all__ = ["displacement_split", "jacobian", "manifold_dimension", "parameter_vector"]
+__all__ = ["displacement_split", "jacobian", "manifold_dimension", "parameter_vector", "relative_spacing",
+           "singular_values"]
 
 
 def _parameters(model: Any) -> list[torch.Tensor]:
@@ -33,6 +41,23 @@ def _parameters(model: Any) -> list[torch.Tensor]:
 
 def _check_rtol(rtol: Any) -> float | None:
     return None if rtol is None else non_negative_finite(rtol, "rtol")
+
+
+def relative_spacing(dtype: Any) -> float:
+    """Spacing of a float format's values relative to their size: ``ulp(1)``, ``torch.finfo(dtype).eps``.
+
+    Parameters
+    ----------
+    dtype : torch.dtype or str
+        ``float16``, ``bfloat16``, ``float32`` or ``float64``.
+
+    Examples
+    --------
+    >>> from spectral.minima import relative_spacing
+    >>> relative_spacing("bfloat16") == 2**-7, relative_spacing("float16") == 2**-10
+    (True, True)
+    """
+    return float(torch.finfo(_float_dtype(dtype)).eps)
 
 
 def _rank(singular_values: torch.Tensor, shape: tuple[int, ...], rtol: float | None) -> int:
@@ -101,7 +126,46 @@ def jacobian(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
     return torch.cat([rows[name].reshape(-1, p.numel()) for name, p in parameters.items()], dim=1)
 
 
-def manifold_dimension(model: torch.nn.Module, inputs: Any, *, rtol: float | None = None) -> int:
+def singular_values(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
+    """Singular values of the Jacobian of the outputs at ``inputs``, largest first.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network. Not changed.
+    inputs : torch.Tensor or array_like
+        ``(N, ...)`` points, e.g. the training points at a minimum.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(min(N * outputs, P),)`` float64, descending, of :func:`jacobian`.
+
+    Raises
+    ------
+    ValueError
+        If the model has NaN or inf derivatives at ``inputs``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.minima import singular_values
+    >>> layer = torch.nn.Linear(2, 1, bias=False)  # J is the input matrix
+    >>> singular_values(layer, torch.tensor([[3.0, 0.0], [0.0, 0.5]]))
+    tensor([3.0000, 0.5000], dtype=torch.float64)
+    """
+    return _singular_values(model, inputs)[0]
+
+
+def _singular_values(model: torch.nn.Module, inputs: Any) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Singular values of :func:`jacobian`, descending, and the Jacobian's shape."""
+    matrix = jacobian(model, inputs)
+    if not torch.isfinite(matrix).all():
+        raise ValueError("model has NaN or inf derivatives at inputs: no singular values to measure")
+    return torch.linalg.svdvals(matrix), tuple(matrix.shape)
+
+
+def manifold_dimension(model: torch.nn.Module, inputs: Any, dtype: Any = None, *, rtol: float | None = None) -> int:
     """Dimension of the set of global minima near the current weights, ``P - rank(J)``.
 
     Parameters
@@ -110,15 +174,25 @@ def manifold_dimension(model: torch.nn.Module, inputs: Any, *, rtol: float | Non
         The network; ``P`` counts all its parameters. Not changed.
     inputs : torch.Tensor or array_like
         ``(N, ...)`` training points; duplicates add no rank.
+    dtype : torch.dtype or str, optional
+        Read the rank as this float format sees it: singular values at most
+        :func:`relative_spacing` of ``dtype`` (its ``eps``) times the largest
+        count as zero.
     rtol : float, optional
         Singular values of ``J`` at most ``rtol`` times the largest count as
         zero. Default: ``torch.linalg.matrix_rank``'s ``max(N, P) * eps``.
+        Not together with ``dtype``.
 
     Returns
     -------
     int
         ``P - rank(J)``, ``J`` from :func:`jacobian`: ``P - N`` for a generic
         network on ``N`` distinct points, 0 when ``P <= N``.
+
+    Raises
+    ------
+    ValueError
+        If both ``dtype`` and ``rtol`` are given, or the derivatives are not finite.
 
     Notes
     -----
@@ -134,12 +208,21 @@ def manifold_dimension(model: torch.nn.Module, inputs: Any, *, rtol: float | Non
     >>> net = mlp(1, width=8, depth=1, activation="tanh", seed=0)  # P = 25
     >>> manifold_dimension(net, torch.linspace(-1, 1, 5).reshape(-1, 1))
     20
+
+    A bias-free linear layer's Jacobian is its input matrix; singular values
+    1 and 1e-3 are both above float16's spacing ``2**-10`` but not bfloat16's
+    ``2**-7``:
+
+    >>> layer = torch.nn.Linear(2, 1, bias=False)
+    >>> inputs = torch.tensor([[1.0, 0.0], [0.0, 1e-3]], dtype=torch.float64)
+    >>> manifold_dimension(layer, inputs, "float16"), manifold_dimension(layer, inputs, "bfloat16")
+    (0, 1)
     """
-    rtol = _check_rtol(rtol)
-    matrix = jacobian(model, inputs)
-    if not torch.isfinite(matrix).all():
-        raise ValueError("model has NaN or inf derivatives at inputs: no rank to measure")
-    return matrix.shape[1] - _rank(torch.linalg.svdvals(matrix.mT), tuple(matrix.shape), rtol)
+    if dtype is not None and rtol is not None:
+        raise ValueError(f"give dtype or rtol, not both: got dtype={dtype!r}, rtol={rtol!r}")
+    rtol = relative_spacing(dtype) if dtype is not None else _check_rtol(rtol)
+    values, shape = _singular_values(model, inputs)
+    return shape[1] - _rank(values, shape, rtol)
 
 
 def displacement_split(jacobian: Any, displacement: Any, *, rtol: float | None = None) -> dict[str, float]:

@@ -1,22 +1,32 @@
-"""Floating-point precision of weights: unit in the last place and lost updates.
+"""Floating-point precision of weights: unit in the last place, lost updates, the register floor.
 
 An update ``u`` to a weight ``w`` stored in a floating-point format survives
 only if ``w + u`` rounds to a value other than ``w``, roughly when ``|u|`` is at
 least half the spacing :func:`ulp` of ``w``. :class:`LostUpdateProbe` measures,
 during training, how many updates each low-precision format would swallow.
+:func:`register_floor` measures which frequencies of a network's function a
+format can still carry: the spectrum of the rounding error next to the spectrum
+of the function.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import numbers
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 import torch
 
-from ._validation import integer, positive_int, real_tensor
+from ._evaluate import PointEvaluator
+from ._grid import Grid
+from ._spectrum import Window, fourier, frequency_axes, window_array
+from ._validation import integer, non_negative_finite, positive_int, real_tensor
 
-__all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "lost_update_fraction", "ulp"]
+__all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "RegisterFloor", "lost_update_fraction",
+           "ratio", "register_floor", "ulp"]
 
 #: Float formats by name, with the same-width integer type :func:`ulp` views them as.
 _FORMATS = {
@@ -151,8 +161,16 @@ def lost_update_fraction(weights: Any, updates: Any, dtype: Any) -> float:
     return int(lost.sum()) / count if count else float("nan")
 
 
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` as floats, NaN where the denominator is 0."""
+def ratio(numerator: Any, denominator: Any) -> np.ndarray:
+    """``numerator / denominator`` as float64, NaN where the denominator is not positive.
+
+    Examples
+    --------
+    >>> from spectral.precision import ratio
+    >>> ratio([1, 3], [2, 0]).tolist()
+    [0.5, nan]
+    """
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
@@ -216,14 +234,14 @@ class LostUpdateHistory:
     def layer_fraction(self) -> dict[str, np.ndarray]:
         """``{dtype: (R, layers)}`` fraction of non-zero updates lost; NaN where none changed."""
         counts = self._counts()
-        fraction = _ratio(counts[:, :, 1:], counts[:, :, :1])
+        fraction = ratio(counts[:, :, 1:], counts[:, :, :1])
         return {name: fraction[:, :, k] for k, name in enumerate(self.dtypes)}
 
     @property
     def fraction(self) -> dict[str, np.ndarray]:
         """``{dtype: (R,)}`` fraction lost over all layers (element-weighted); NaN where none changed."""
         counts = self._counts().sum(axis=1)
-        fraction = _ratio(counts[:, 1:], counts[:, :1])
+        fraction = ratio(counts[:, 1:], counts[:, :1])
         return {name: fraction[:, k] for k, name in enumerate(self.dtypes)}
 
     @property
@@ -418,3 +436,137 @@ class LostUpdateProbe:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
+
+
+@dataclass(frozen=True)
+class RegisterFloor:
+    """A function's spectrum next to the spectrum of its rounding error in one float format.
+
+    Built by :func:`register_floor`.
+
+    Attributes
+    ----------
+    freqs : ndarray, or tuple of two ndarrays in 2D
+        Cycles per unit length, as in :class:`spectral.Spectrum`.
+    power : ndarray
+        Power per bin of the float64 function, its mean removed.
+    floor : ndarray
+        Power per bin of the rounding error ``f_dtype - f_float64``, its mean
+        removed: the register floor. Zero where ``dtype`` represents the
+        function exactly; ``inf`` or NaN where its evaluation overflowed.
+    dtype : str
+        The format, e.g. ``"bfloat16"``.
+    """
+
+    freqs: Any
+    power: np.ndarray
+    floor: np.ndarray
+    dtype: str
+
+    def fraction_below(self, cutoff: float) -> float:
+        """Fraction of the function's power above ``cutoff`` that lies at or below the floor, bin by bin.
+
+        Parameters
+        ----------
+        cutoff : float
+            Cycles per unit length; bins with ``|f| > cutoff`` count.
+
+        Returns
+        -------
+        float
+            ``sum(power[high & (power <= floor)]) / sum(power[high])``; NaN
+            when the function has no power above ``cutoff``.
+        """
+        cutoff = non_negative_finite(cutoff, "cutoff")
+        if isinstance(self.freqs, tuple):
+            magnitude = np.hypot(*np.meshgrid(*self.freqs, indexing="ij"))
+        else:
+            magnitude = self.freqs
+        high = magnitude > cutoff
+        total = float(self.power[high].sum())
+        if not total > 0:
+            return math.nan
+        return float(self.power[high & (self.power <= self.floor)].sum()) / total
+
+
+def register_floor(model: torch.nn.Module, grid: Grid, dtype: Any, window: Window = None) -> RegisterFloor:
+    """The quantisation noise floor of ``model`` in ``dtype``, per frequency, next to its function's spectrum.
+
+    The model is evaluated on ``grid`` twice, on copies: with weights, inputs
+    and every activation in float64, and with all of them in ``dtype``. The
+    spectrum of the float64 outputs is the function's; the spectrum of the
+    difference is the floor below which ``dtype`` cannot carry a component.
+    Each is taken after removing its mean (so an offset cannot leak through
+    the window into the lowest bins).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(N, d)`` points to ``(N,)`` or ``(N, 1)`` values. Not changed.
+    grid : Grid
+        Uniform periodic grid of the points (1D or 2D).
+    dtype : torch.dtype or str
+        ``float16``, ``bfloat16``, ``float32`` or ``float64``.
+    window : str or tuple, optional
+        Any window ``scipy.signal.get_window`` knows, applied to both spectra.
+
+    Returns
+    -------
+    RegisterFloor
+        ``freqs``, ``power``, ``floor`` and :meth:`RegisterFloor.fraction_below`.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a torch module, ``grid`` not a :class:`Grid` or
+        ``dtype`` not a float dtype.
+    ValueError
+        For an unknown float dtype or window.
+
+    Notes
+    -----
+    With ``f`` the float64 outputs and ``g`` those in ``dtype``, both after
+    removing their means: ``power = P(f)`` and ``floor = P(g - f)``, ``P`` the
+    power of :func:`spectral.spectrum` (``|X_k|^2 / (N sum(w^2))``, one-sided
+    in 1D). Rounding is relative, so a component whose amplitude is far below
+    ``ulp`` of the values it rides on is erased: its power equals the floor.
+
+    Examples
+    --------
+    One plus an alternating component of ``2**-12`` on 8 points: bfloat16
+    (spacing ``2**-7`` above 1, ``2**-8`` below) rounds every value to 1, so
+    the component lies on the floor; float32 keeps it exactly.
+
+    >>> import torch
+    >>> from spectral import Grid
+    >>> from spectral.precision import register_floor
+    >>> class Alternating(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.amplitude = torch.nn.Parameter(torch.tensor(2.0**-12))
+    ...     def forward(self, x):
+    ...         sign = 1 - 2 * torch.remainder(torch.round(8 * x[:, 0]), 2)
+    ...         return 1 + self.amplitude * sign
+    >>> grid = Grid.uniform(8)
+    >>> register_floor(Alternating(), grid, "bfloat16").fraction_below(cutoff=3)
+    1.0
+    >>> register_floor(Alternating(), grid, "float32").fraction_below(cutoff=3)
+    0.0
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (it is evaluated in another dtype), got {type(model).__name__}")
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a spectral.Grid, got {type(grid).__name__}")
+    dtype = _float_dtype(dtype)
+    window_np = window_array(window, grid.shape)
+    window_t = None if window_np is None else torch.as_tensor(window_np)
+    evaluate = PointEvaluator(grid.points)
+    exact = evaluate(copy.deepcopy(model).to(torch.float64)).to(torch.float64).cpu().reshape(grid.shape)
+    rounded = evaluate(copy.deepcopy(model).to(dtype)).to(torch.float64).cpu().reshape(grid.shape)
+
+    def power(values: torch.Tensor) -> np.ndarray:
+        return fourier(values - values.mean(), grid.ndim, window_t)[1].numpy()
+
+    axes = frequency_axes(grid.shape, grid.extent)
+    return RegisterFloor(freqs=axes[0] if grid.ndim == 1 else tuple(axes), power=power(exact),
+                         floor=power(rounded - exact), dtype=_NAMES[dtype])
