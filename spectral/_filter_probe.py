@@ -9,8 +9,16 @@ import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE
-from ._samples import (RecordHistory, SampleEvaluator, as_inputs, as_targets, check_history, figure_axes, ratio,
-                       root_mean_square)
+from ._samples import (
+    RecordHistory,
+    SampleEvaluator,
+    as_inputs,
+    as_targets,
+    check_history,
+    figure_axes,
+    ratio,
+    root_mean_square,
+)
 from ._validation import integer, positive_finite, positive_int
 
 #: Largest ``(rows, N)`` kernel block formed at once when ``chunk_size`` is not given (elements).

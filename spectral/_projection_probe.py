@@ -8,7 +8,15 @@ import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE
-from ._samples import (RecordHistory, SampleEvaluator, as_inputs, as_targets, check_history, figure_axes, ratio)
+from ._samples import (
+    RecordHistory,
+    SampleEvaluator,
+    as_inputs,
+    as_targets,
+    check_history,
+    figure_axes,
+    ratio,
+)
 from ._validation import integer, positive_int
 
 #: Largest deviation of a given direction's norm from 1.

@@ -28,6 +28,9 @@ from ._validation import optional_seed, positive_int
 REPRODUCTIONS = ("f-principle", "spectral-bias", "filtering")
 #: A frequency has "converged" once its relative error first falls below this (Xu et al.'s heat-map floor).
 CONVERGED = 0.1
+#: A frequency is "half learned" once its relative error first falls below this: the spectral-bias
+#: verdict's threshold, since the default trains 6,000 steps where Rahaman et al. trained 80,000.
+HALF_LEARNED = 0.5
 DATA_MISSING = ('the "filtering" reproduction needs scikit-learn for its bundled digits data set: '
                 'pip install "spectral-probes[data]"')
 XU = ("Xu, Zhang, Luo, Xiao, Ma, \"Frequency Principle: Fourier Analysis Sheds Light on Deep Neural Networks\", "
@@ -151,7 +154,7 @@ def _f_principle(steps: int | None, seed: int, device: torch.device, quiet: bool
 
 
 def _spectral_bias(steps: int | None, seed: int, device: torch.device, quiet: bool) -> tuple[dict, Any]:
-    steps = 4000 if steps is None else steps
+    steps = 6000 if steps is None else steps
     cycles = np.arange(5, 55, 5)
     phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=len(cycles))
     grid = Grid.uniform(200)
@@ -166,7 +169,8 @@ def _spectral_bias(steps: int | None, seed: int, device: torch.device, quiet: bo
     errors = history.relative_error()[:, _columns(history.target_freqs, cycles)]
     learned = history.amplitude[:, cycles]  # amplitude 1 each: the learned amplitude is already normalised
     converged = first_step_below(errors, history.steps)
-    correlation = rank_correlation(cycles, converged)
+    half_learned = first_step_below(errors, history.steps, HALF_LEARNED)
+    correlation = rank_correlation(cycles, half_learned)
     fig, ax = figure_axes(None, figsize=(7, 3.5))
     image = ax.pcolormesh(history.steps, cycles, learned.T, cmap="viridis", vmin=0, vmax=1, shading="nearest")
     ax.set_xlabel("step")
@@ -185,9 +189,13 @@ def _spectral_bias(steps: int | None, seed: int, device: torch.device, quiet: bo
         "setup": {"inputs": "200 points on [0, 1)", "target": "sum of sin(2 pi k z + phi_k), k = 5, 10, ..., 50",
                   "network": "1-256x6-1 ReLU (PyTorch default init)", "optimizer": "Adam lr 1e-3, full batch, MSE",
                   "steps": steps, "record_every": 25, "seed": seed},
-        "ours": {"frequencies": cycles.tolist(), "step_error_below_0.1": converged,
-                 "rank_correlation": correlation, "final_learned_amplitude": learned[-1].tolist()},
-        "criterion": "Spearman correlation of convergence step with frequency >= 0.9",
+        "ours": {"frequencies": cycles.tolist(), "step_error_below_0.5": half_learned,
+                 "rank_correlation": correlation, "step_error_below_0.1": converged,
+                 "rank_correlation_error_below_0.1": rank_correlation(cycles, converged),
+                 "final_learned_amplitude": learned[-1].tolist()},
+        "criterion": ("Spearman correlation with frequency of the step at which each frequency's relative error "
+                      "first falls below 0.5 (half learned) >= 0.9; the stricter 0.1 is reported beside it, "
+                      "but 6,000 steps (80,000 published) leave the highest frequencies short of it"),
         "agrees": bool(correlation >= 0.9),
     }
     return report, fig

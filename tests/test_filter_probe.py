@@ -3,7 +3,12 @@ import pytest
 import torch
 from scipy.special import ive
 
-from spectral._filter_probe import FilterHistory, FilterProbe, low_pass, plot_filter_history
+from spectral._filter_probe import (
+    FilterHistory,
+    FilterProbe,
+    low_pass,
+    plot_filter_history,
+)
 
 
 def kept_fraction(width, k):

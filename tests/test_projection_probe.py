@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from spectral._projection_probe import ProjectionHistory, ProjectionProbe, plot_projection_history
+from spectral._projection_probe import (
+    ProjectionHistory,
+    ProjectionProbe,
+    plot_projection_history,
+)
 
 
 def one_direction_data(count=512, dimension=6, seed=0):

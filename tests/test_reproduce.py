@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from spectral._reproduce import REPRODUCTIONS, first_step_below, rank_correlation, run_reproduction
+from spectral._reproduce import (
+    REPRODUCTIONS,
+    first_step_below,
+    rank_correlation,
+    run_reproduction,
+)
 
 
 def read(folder):
