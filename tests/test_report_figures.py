@@ -1,11 +1,11 @@
 import numpy as np
-import pytest
 from matplotlib.container import ErrorbarContainer
 
-from spectral import Grid, SpectrumProbe
+from spectral import Grid, SpectrumHistory, SpectrumProbe
 from spectral._report_figures import (
     curves_figure,
     mean_sem,
+    spectra_figure,
     sweep_figure,
     write_figures,
 )
@@ -93,15 +93,21 @@ def test_sweep_figure_has_error_bars_seeds_and_markers():
     assert "8 cycles" in hf.get_title() and "3 seeds" in fig._suptitle.get_text()
 
 
-@pytest.mark.parametrize("ndim", [1, 2])
-def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path, ndim):
-    case = make_case(f"{ndim}d-tanh", seeds=(4, 5), sweep=ndim == 1)
+def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path):
+    case = make_case("2d-tanh", seeds=(4, 5))
     (tmp_path / "cases").mkdir()
-    save_history(tmp_path, case["id"], ndim)
+    save_history(tmp_path, case["id"], 2)
     written = write_figures([case], tmp_path)
     names = written[case["id"]]
     assert set(names) == {"spectra before/after shrink (seed 4)", "relative error over training (seed 4)",
                           "retraining curves"}
-    assert ("sweep" in written) == (ndim == 1)
-    for path in list(names.values()) + list(written.get("sweep", {}).values()):
+    for path in list(names.values()) + list(written["sweep"].values()):
         assert path.startswith("figures/") and (tmp_path / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spectra_figure_names_case_seed_and_cutoff_in_1d(tmp_path):
+    (tmp_path / "cases").mkdir()
+    save_history(tmp_path, "1d-tanh", 1)
+    fig = spectra_figure(make_case(seeds=(7, 8)), SpectrumHistory.load(tmp_path / "cases" / "1d-tanh.history.npz"))
+    assert fig._suptitle.get_text().startswith("1d-tanh, seed 7:")
+    assert all(any(line.get_label().startswith("HF cutoff 8") for line in ax.get_lines()) for ax in fig.axes)
