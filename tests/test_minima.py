@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from spectral.minima import displacement_split, jacobian, manifold_dimension, parameter_vector
+from spectral.minima import (displacement_split, jacobian, manifold_dimension, parameter_vector, relative_spacing,
+                             singular_values)
 from spectral.models import mlp
 
 
@@ -115,3 +116,31 @@ def test_displacement_split_of_a_network():
     split = displacement_split(matrix, along + across)
     assert split["along"] == pytest.approx(1.0) and split["across"] == pytest.approx(float(across.norm()))
     assert split["rank"] == parameter_vector(net).numel() - manifold_dimension(net, inputs)
+
+
+def test_manifold_dimension_per_dtype_by_hand():
+    # J of a bias-free linear map on these inputs is diag(1, 1e-3, 1e-6, 1e-9); a dtype drops the singular values
+    # at most its eps: float64 2**-52 none, float32 2**-23 (1.2e-7) one, float16 2**-10 (9.8e-4, below 1e-3) two,
+    # bfloat16 2**-7 (7.8e-3) three.
+    layer = torch.nn.Linear(4, 1, bias=False)
+    inputs = torch.diag(torch.tensor([1.0, 1e-3, 1e-6, 1e-9], dtype=torch.float64))
+    assert singular_values(layer, inputs).tolist() == [1.0, 1e-3, 1e-6, 1e-9]
+    dims = {dtype: manifold_dimension(layer, inputs, dtype) for dtype in ("float64", "float32", "float16", "bfloat16")}
+    assert dims == {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
+    assert manifold_dimension(layer, inputs, torch.bfloat16) == 3
+    assert relative_spacing("float16") == 2.0**-10 and relative_spacing(torch.float32) == 2.0**-23
+    with pytest.raises(ValueError, match="not both"):
+        manifold_dimension(layer, inputs, "float16", rtol=1e-3)
+    with pytest.raises(ValueError, match="dtype"):
+        manifold_dimension(layer, inputs, "float8")
+
+
+def test_singular_values_of_a_network_match_the_jacobian():
+    net = mlp(1, width=8, depth=2, activation="tanh", seed=0)
+    inputs = points(6)
+    values = singular_values(net, inputs)
+    assert values.dtype == torch.float64 and values.shape == (6,)
+    torch.testing.assert_close(values, torch.linalg.svdvals(jacobian(net, inputs)))
+    assert torch.all(values[:-1] >= values[1:])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        singular_values(torch.nn.Linear(1, 1), [[float("inf")]])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from spectral import shrink_
-from spectral.precision import DEFAULT_RATIO_BINS, LostUpdateProbe, lost_update_fraction, ulp
+from spectral import Grid, shrink_
+from spectral.precision import DEFAULT_RATIO_BINS, LostUpdateProbe, lost_update_fraction, ratio, register_floor, ulp
 
 # dtype: (ulp(1) = 2**(1 - precision), smallest subnormal, smallest normal)
 FORMATS = {
@@ -251,3 +252,78 @@ def test_probe_without_optimizer_and_a_step_without_updates():
 def test_probe_refuses_bad_arguments(kwargs, match):
     with pytest.raises((TypeError, ValueError), match=match):
         LostUpdateProbe(tanh_net(), **kwargs)
+
+
+class Alternating(torch.nn.Module):
+    """``offset + amplitude * (-1)**i`` on the points ``i / n`` of an ``n``-point grid: a Nyquist component."""
+
+    def __init__(self, offset: float, amplitude: float, n: int) -> None:
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.tensor(offset))
+        self.amplitude = torch.nn.Parameter(torch.tensor(amplitude))
+        self.n = n
+
+    def forward(self, x):
+        sign = 1 - 2 * torch.remainder(torch.round(self.n * x[:, 0]), 2)
+        return self.offset + self.amplitude * sign
+
+
+def test_a_component_far_below_bfloat16_resolution_lies_on_its_floor_and_above_float32s():
+    # 1 +- 2**-12: bfloat16's spacing is 2**-7 above 1 and 2**-8 below, so both round to 1 and the error is the
+    # whole component (power equal to the function's, bit for bit); float32 and float64 hold 1 +- 2**-12 exactly.
+    grid = Grid.uniform(8)
+    model = Alternating(1.0, 2.0**-12, 8)
+    low = register_floor(model, grid, "bfloat16")
+    assert low.dtype == "bfloat16" and low.freqs.tolist() == [0, 1, 2, 3, 4]
+    assert low.power[4] == low.floor[4] == 2.0**-24 and low.power[:4].tolist() == [0, 0, 0, 0]
+    assert low.fraction_below(3) == 1.0
+    for dtype in ("float32", torch.float64):
+        exact = register_floor(model, grid, dtype)
+        assert exact.floor.tolist() == [0.0] * 5 and exact.fraction_below(3) == 0.0
+    assert math.isnan(low.fraction_below(4))  # no power above the Nyquist frequency
+
+
+def test_a_tie_rounds_to_even_and_leaves_a_ninth_of_the_power():
+    # 1 + 3 * 2**-9 rounds up to 1 + 2**-7 (error +2**-9); 1 - 3 * 2**-9 is halfway between 1 - 2**-8 (odd) and
+    # 1 - 2**-7 (even) and rounds to the even one (error -2**-9): the error is a third of the component.
+    floor = register_floor(Alternating(1.0, 3 * 2.0**-9, 8), Grid.uniform(8), torch.bfloat16)
+    assert floor.power[4] == 9 * 2.0**-18 and floor.floor[4] == 2.0**-18
+    assert floor.fraction_below(3) == 0.0
+
+
+def test_the_floor_of_an_exactly_representable_function_is_zero():
+    layer = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+        layer.bias.fill_(0.25)
+    for dtype in ("bfloat16", "float16", "float32"):
+        floor = register_floor(layer, Grid.uniform(16), dtype, window="hann")  # i / 32 + 1 / 4: exact in 8 bits
+        assert not floor.floor.any() and floor.power[1:].all()
+
+
+def test_register_floor_in_2d_and_leaves_the_model_alone():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    before = [p.detach().clone() for p in net.parameters()]
+    floor = register_floor(net, Grid.uniform((8, 8)), "float16", window="hann")
+    assert isinstance(floor.freqs, tuple) and floor.power.shape == floor.floor.shape == (8, 8)
+    assert 0 < floor.floor.sum() < floor.power.sum()
+    assert all(torch.equal(a, p) and p.dtype == torch.float32 for a, p in zip(before, net.parameters()))
+    assert 0.0 <= floor.fraction_below(1.0) <= 1.0
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((lambda p: p, Grid.uniform(8), "float16"), TypeError, "model"),
+    ((torch.nn.Linear(1, 1), 8, "float16"), TypeError, "grid"),
+    ((torch.nn.Linear(1, 1), Grid.uniform(8), "float8"), ValueError, "dtype"),
+    ((torch.nn.Linear(1, 1), Grid.uniform(8), torch.int32), ValueError, "dtype"),
+])
+def test_register_floor_refuses_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        register_floor(*args)
+    with pytest.raises(ValueError, match="cutoff"):
+        register_floor(torch.nn.Linear(1, 1), Grid.uniform(8), "float16").fraction_below(-1.0)
+
+
+def test_ratio_is_nan_where_the_denominator_is_not_positive():
+    assert ratio([1, 3, 2], [2, 0, -1]).tolist()[0] == 0.5
+    assert np.isnan(ratio([1, 3, 2], [2, 0, -1])[1:]).all()
