@@ -35,13 +35,16 @@ def validate_precision(config: dict[str, Any]) -> None:
     >>> import copy
     >>> from spectral._config import DEFAULT_CONFIG
     >>> config = copy.deepcopy(DEFAULT_CONFIG)
-    >>> config["precision"]["window_steps"] = 0
+    >>> config["precision"] = {**copy.deepcopy(PRECISION_DEFAULTS), "window_steps": 0}
     >>> validate_precision(config)
     Traceback (most recent call last):
     ...
     spectral._config.ConfigError: config key 'precision.window_steps' must be a positive integer, got 0
     """
-    from ._config import ConfigError, parse_case_id  # here, not at import: _config imports this module
+    from ._config import (  # here, not at import: _config imports this module
+        ConfigError,
+        parse_case_id,
+    )
 
     def require(condition: bool, key: str, expected: str, value: Any) -> None:
         if not condition:

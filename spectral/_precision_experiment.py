@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,14 @@ from ._precision_config import SCHEME_NAMES
 from ._shrink import shrink_
 from ._stats import verdict
 from .ensemble import BatchedLinear, MLPEnsemble
-from .minima import displacement_split, jacobian, manifold_dimension, parameter_vector, relative_spacing, singular_values
+from .minima import (
+    displacement_split,
+    jacobian,
+    manifold_dimension,
+    parameter_vector,
+    relative_spacing,
+    singular_values,
+)
 from .models import mlp
 from .precision import ratio, register_floor
 
@@ -593,8 +601,8 @@ def _verdicts(result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[
             verdicts[f"high_band_loses_more_after_shrink_{kind}_{dtype}"] = _named(
                 bands[kind]["overfit"][dtype]["swallowed_high"], bands[kind]["shrunk"][dtype]["swallowed_high"],
                 config, f"HF change swallowed by {dtype} storage ({kind})", "overfit", "shrunk")
-    for name in SCHEMES:
-        if name == REFERENCE or SCHEMES[name].storage == torch.float32:
+    for name, scheme in SCHEMES.items():
+        if name == REFERENCE or scheme.storage == torch.float32:
             continue
         ran = name in schemes and "gain" in schemes[name]
         empty: list[float] = []

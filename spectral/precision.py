@@ -14,8 +14,9 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -434,7 +435,7 @@ class LostUpdateProbe:
     def __enter__(self) -> LostUpdateProbe:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 

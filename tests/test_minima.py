@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from spectral.minima import (displacement_split, jacobian, manifold_dimension, parameter_vector, relative_spacing,
-                             singular_values)
+from spectral.minima import (
+    displacement_split,
+    jacobian,
+    manifold_dimension,
+    parameter_vector,
+    relative_spacing,
+    singular_values,
+)
 from spectral.models import mlp
 
 

@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from spectral import Grid, shrink_
-from spectral.precision import DEFAULT_RATIO_BINS, LostUpdateProbe, lost_update_fraction, ratio, register_floor, ulp
+from spectral.precision import (
+    DEFAULT_RATIO_BINS,
+    LostUpdateProbe,
+    lost_update_fraction,
+    ratio,
+    register_floor,
+    ulp,
+)
 
 # dtype: (ulp(1) = 2**(1 - precision), smallest subnormal, smallest normal)
 FORMATS = {

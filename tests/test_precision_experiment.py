@@ -11,9 +11,20 @@ import torch
 from spectral import _precision_experiment as experiment
 from spectral._claim import Case
 from spectral._config import ConfigError, load_config
-from spectral._precision_config import PRECISION_DEFAULTS, SCHEME_NAMES, validate_precision
-from spectral._precision_experiment import (PRECISION_UNITS, SCHEMES, StoredTrainer, precision_figures,
-                                            precision_markdown, round_to, run_precision)
+from spectral._precision_config import (
+    PRECISION_DEFAULTS,
+    SCHEME_NAMES,
+    validate_precision,
+)
+from spectral._precision_experiment import (
+    PRECISION_UNITS,
+    SCHEMES,
+    StoredTrainer,
+    precision_figures,
+    precision_markdown,
+    round_to,
+    run_precision,
+)
 from spectral.precision import lost_update_fraction
 
 CASE = {"signal": "1d", "activation": "tanh", "bias": True}
