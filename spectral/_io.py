@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -69,6 +70,10 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write(path, lambda file: fig.savefig(file, format=format, dpi=dpi))
 
 
+#: The names :func:`atomic_write` gives its temporaries: ``.NAME.RANDOM.tmp`` (``tempfile.mkstemp``).
+_TEMPORARY = re.compile(r"\..+\.\w+\.tmp")
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, older_than: float | None = None) -> list[Path]:
     """Delete the hidden ``.NAME.*.tmp`` files that :func:`atomic_write` leaves when a process is killed.
 
@@ -98,7 +103,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, older_than: float | None
     newest = None if older_than is None else time.time() - older_than
     removed = []
     for entry in os.scandir(folder):
-        if not (entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False)):
+        if not (_TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
             continue
         if newest is not None and entry.stat(follow_symlinks=False).st_mtime > newest:
             continue
@@ -161,7 +166,7 @@ def read_json(path: str | os.PathLike, name: str = "path") -> Any:
             text = file.read().decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"{where} is not a JSON file: {error}") from None
-    return loads_json(text, f"{where} (a JSON file)")
+    return loads_json(text, where)
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> Path:

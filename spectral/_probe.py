@@ -158,7 +158,8 @@ class SpectrumProbe:
             errors = None if self._target_mask is None else np.full(int(self._target_mask.sum()), np.nan)
             self.history.append(step, label, nan, nan.copy(), False, errors)
             return
-        self.history.append(step, label, *spectra[:2], True, spectra[2])
+        amplitude, power, errors = spectra
+        self.history.append(step, label, amplitude, power, True, errors)
 
     def _spectra(self, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """Amplitude, power and relative errors of finite values; None when any of them overflows."""

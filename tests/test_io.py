@@ -57,7 +57,7 @@ def test_sigkilled_write_leaves_a_temporary_that_remove_stale_temporaries_delete
     assert os.waitpid(child, 0)[1] == signal.SIGKILL
     (left,) = figures.iterdir()
     assert left.name.startswith(".a.png.") and left.name.endswith(".tmp")
-    keep = [figures / "b.png", figures / "notes.tmp", figures / ".hidden"]
+    keep = [figures / "b.png", figures / "notes.tmp", figures / ".hidden", figures / ".tmp", figures / ".a.tmp"]
     for path in keep:
         path.write_text("x")
     assert remove_stale_temporaries(figures, older_than=3600) == []  # still fresh: maybe another writer's
