@@ -565,8 +565,8 @@ def _manifold(case: Case) -> dict[str, Any]:
         lost, changed = trainer.counts()
         result["drift"][dtype] = {
             "moved": at_minimum(math.hypot(s["along"], s["across"]) for s in splits),
-            "along": [s["along"] for s in splits], "across": [s["across"] for s in splits],
-            "fraction_along": [s["fraction_along"] for s in splits],
+            "along": at_minimum(s["along"] for s in splits), "across": at_minimum(s["across"] for s in splits),
+            "fraction_along": at_minimum(s["fraction_along"] for s in splits),
             "lost_fraction": ratio(lost.sum(axis=0), changed.sum(axis=0)).tolist(),
             "stalled_steps": ((lost == changed) & (changed > 0)).mean(axis=0).tolist(),
             "train_mse_start": start_mse.tolist(), "train_mse_end": trainer.train_mse().tolist(),
