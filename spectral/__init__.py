@@ -11,10 +11,12 @@ check); submodules hold the rest: ``signals``, ``models``, ``plot``,
 from __future__ import annotations
 
 from ._batch_probe import BatchSpectrumHistory, BatchSpectrumProbe
+from ._filter_probe import FilterHistory, FilterProbe
 from ._grid import Grid
 from ._history import SpectrumHistory
 from ._nudft import nudft
 from ._probe import SpectrumProbe
+from ._projection_probe import ProjectionHistory, ProjectionProbe
 from ._shrink import shrink_
 from ._spectrum import Spectrum, spectrum
 
@@ -32,7 +34,11 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BatchSpectrumHistory",
     "BatchSpectrumProbe",
+    "FilterHistory",
+    "FilterProbe",
     "Grid",
+    "ProjectionHistory",
+    "ProjectionProbe",
     "Spectrum",
     "SpectrumHistory",
     "SpectrumProbe",

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._precision_config import PRECISION_DEFAULTS, validate_precision
 from ._spectrum import window_array
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -34,30 +35,29 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "depth": 3,
         "learning_rate": {"relu": 0.01, "tanh": 0.003, "gelu": 0.003, "sine": 0.0001},
         "sgd_learning_rate": {"relu": 0.05, "tanh": 0.05, "gelu": 0.05, "sine": 0.002},
-        "overfit_max_steps": 4000,
-        "overfit_ratio": 0.5,
+        "overfit_max_steps": 3000,
+        # Overfit: every training point fitted to a tenth of the noise variance (most of the noise memorised).
+        "overfit_ratio": 0.1,
         # A case counts as overfit when the median over seeds of (test MSE at the stop / phase-1 minimum) is this.
         "min_test_gap": 1.5,
-        "check_every": 100,
+        "check_every": 50,
         "retrain_steps": 400,
         "curve_points": 16,
         "omega_0": 30.0,
     },
     "signals": {
         "1d": {"frequencies": [1, 3, 5], "amplitudes": [1.0, 0.5, 0.25], "phases": [0.0, 0.7, 1.9],
-               "train_points": 24, "validation_points": 8, "noise": 0.3, "grid": 256, "cutoff_margin": 3.0},
+               "train_points": 24, "validation_points": 8, "noise": 0.5, "grid": 256, "cutoff_margin": 3.0},
         "2d": {"frequencies": [[1, 0], [1, 2], [-2, 1]], "amplitudes": [1.0, 0.5, 0.3], "phases": [0.0, 0.9, 2.1],
-               "train_points": 64, "validation_points": 16, "noise": 0.3, "grid": 32, "cutoff_margin": 3.0},
+               "train_points": 32, "validation_points": 16, "noise": 0.5, "grid": 32, "cutoff_margin": 3.0},
     },
     "cases": [
         {"signal": signal, "activation": activation, "bias": bias}
         for signal in ("1d", "2d")
         for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False))
     ],
-    # Weights stored in low precision: "float32", "bfloat16" and "float16" store the weights in that dtype (no
-    # master copy); "bfloat16+master" computes in bfloat16 on a float32 master copy. The default lists them all.
-    "precision": {"enabled": True, "case": "1d-tanh", "schemes": ["float32", "bfloat16", "float16", "bfloat16+master"],
-                  "window_steps": 20, "continue_steps": 200},
+    # The precision study (spectral._precision_config): which case, which storage dtypes, the manifold study.
+    "precision": PRECISION_DEFAULTS,
 }
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sine")
@@ -277,18 +277,50 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     _check_cases(config)
     _check_scope(config)
     _check_size(config)
-    precision = config["precision"]
-    for path in ("precision.window_steps", "precision.continue_steps"):
-        _check_positive(config, path, integer=True)
-    known, schemes = DEFAULT_CONFIG["precision"]["schemes"], precision["schemes"]
-    _require(isinstance(schemes, list) and all(s in known for s in schemes) and len(set(schemes)) == len(schemes)
-             and "float32" in schemes, "precision.schemes", f'a list of distinct schemes from {known} with "float32"',
-             schemes)
-    try:
-        parse_case_id(precision["case"])
-    except ConfigError as error:
-        raise ConfigError(f"config key 'precision.case': {error}") from None
+    validate_precision(config)
     return config
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with nested ``overrides`` applied, tables merged key by key (values are checked by :func:`load_config`)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Nested overrides from ``KEY=VALUE`` strings with dotted keys (``training.width=32``).
+
+    A value is read as JSON when it parses (numbers, ``true``, lists such as
+    ``[0.1,0.5]``, ``null``) and as a string otherwise (``window=hann``); the
+    config then checks its type like any other value. Later assignments win.
+
+    Examples
+    --------
+    >>> parse_assignments(["seeds=4", "training.width=32", "window=hann", "sweep.factors=[0.2,1.0]"])
+    {'seeds': 4, 'training': {'width': 32}, 'window': 'hann', 'sweep': {'factors': [0.2, 1.0]}}
+    """
+    overrides: dict[str, Any] = {}
+    for text in assignments:
+        key, separator, raw = text.partition("=")
+        parts = key.strip().split(".")
+        if not separator or not all(parts):
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted config key, got {text!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        table = overrides
+        for part in parts[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} was set to a value, not a table, by an earlier --set")
+        table[parts[-1]] = value
+    return overrides
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from ._filter_probe import FilterProbe, plot_filter_history
 from ._grid import Grid
@@ -80,6 +79,8 @@ def rank_correlation(frequencies: np.ndarray, converged: list[int | None]) -> fl
     ranked = np.array([np.inf if step is None else step for step in converged], dtype=np.float64)
     if np.unique(ranked).size < 2:
         return float("nan")
+    from scipy.stats import spearmanr  # here: scipy.stats is slow to import, and only a finished run needs it
+
     return float(spearmanr(frequencies, ranked).statistic)
 
 

@@ -26,7 +26,7 @@ def _window_1d(window: Window, n: int) -> np.ndarray:
     try:
         with np.errstate(all="ignore"):  # NaN or inf weights are refused just below, with the window named
             values = scipy.signal.get_window(window, n, fftbins=True)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, IndexError, KeyError) as error:  # scipy raises IndexError for an empty tuple
         raise ValueError(
             f"window={window!r} is not a window scipy.signal.get_window knows: {error}"
         ) from None

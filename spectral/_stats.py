@@ -16,7 +16,6 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
-import scipy.stats
 
 CORRECTIONS = ("bh", "holm", "none")
 CONFIDENCE = 0.95
@@ -93,6 +92,8 @@ def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[fl
 
 def signed_rank_less(differences: np.ndarray) -> float:
     """One-sided Wilcoxon signed-rank p-value for "the differences are centred below 0" (zeros dropped)."""
+    import scipy.stats  # here: slow to import, and only a finished case needs it
+
     if not np.any(differences):
         return 1.0  # no pair differs: no evidence for a decrease
     return float(scipy.stats.wilcoxon(differences, alternative="less").pvalue)

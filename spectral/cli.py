@@ -1,4 +1,4 @@
-"""Command line: ``spectral run``, ``spectral plot``, ``spectral sweep``.
+"""Command line: ``spectral run``, ``report``, ``plot``, ``sweep`` and ``reproduce``.
 
 Every error a user can cause exits with status 2 and one line on stderr.
 """
@@ -6,13 +6,17 @@ Every error a user can cause exits with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from ._config import ConfigError
+from . import __version__
+from ._config import ConfigError, parse_assignments
+from ._reproduce import REPRODUCTIONS
+from .experiment import DEVICES
 
 DEFAULT_OUT = "spectral-results"
 
@@ -40,25 +44,63 @@ def _positive_int(text: str) -> int:
     return value
 
 
+RUN_DESCRIPTION = """Test the slingshot claim: train MLPs on 1D and 2D signals until they overfit, shrink every
+weight, retrain, and compare with controls, seed by seed, every verdict corrected over the run's family. Writes
+report.json, report.md, report.html and figures to --out; an interrupted run resumes.
+
+Configuration, later sources winning: the built-in default, then --config, then each --set in order, then
+--seeds (a shorthand for --set seeds=N)."""
+SET_HELP = "override one config value, e.g. --set training.width=32 --set window=hann (repeatable; JSON values)"
+DEVICE_HELP = "where to train: auto (a GPU when there is one), cpu, cuda or mps (default: cpu)"
+
+
+def _run_parser(commands: Any) -> None:
+    run = commands.add_parser("run", help="test the slingshot claim with controls and statistics",
+                              description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--config", type=Path, help="TOML or JSON file overriding the built-in default")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    run.add_argument("--seeds", type=_positive_int, help="seeds per case (default: 16); applied after --set")
+    run.add_argument("--scope", choices=("default", "full"),
+                     help="full adds the data-size x width grid (same as --set scope=full)")
+    run.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
+    run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="spectral", description="Fourier spectral diagnostics for neural networks.")
+    parser.add_argument("--version", action="version", version=f"spectral-probes {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser("run", help="test the slingshot claim with controls and statistics")
-    run.add_argument("--config", type=Path, help="TOML or JSON file overriding the built-in default")
-    run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
-    run.add_argument("--seeds", type=_positive_int, help="seeds per case (default: 8)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
-    figure = commands.add_parser("plot", help="plot a saved SpectrumHistory (.npz)")
+    _run_parser(commands)
+    report = commands.add_parser("report", help="rebuild a finished run's reports and figures without training",
+                                 description="Rebuild report.md, report.html and the figures of a finished "
+                                 "`spectral run` from its report.json and case files, without training.")
+    report.add_argument("folder", type=Path, help="the --out folder of a finished run")
+    figure = commands.add_parser("plot", help="plot a saved SpectrumHistory (.npz)",
+                                 description="Plot a saved SpectrumHistory: the spectra of two labelled records, "
+                                 "or the relative-error heat map when the history has a target.")
     figure.add_argument("history", type=Path, help="a file written by SpectrumHistory.save")
     figure.add_argument("--out", type=Path, required=True, help="figure to write: .png, .pdf or .svg")
     figure.add_argument("--before", default="before shrink", help="label of the first record to compare")
     figure.add_argument("--after", default="after shrink", help="label of the second record to compare")
-    sweep = commands.add_parser("sweep", help="run a grid of configurations through an executor")
+    sweep = commands.add_parser("sweep", help="run a grid of configurations through an executor",
+                                description="Run every combination of a sweep file's grid as a claim check, "
+                                "one executor task each (local processes or a Dask cluster); finished runs are "
+                                "kept and skipped on rerun. --set overrides the file's base.")
     sweep.add_argument("config", type=Path, help="sweep file: {base: {...}, grid: {key: [values]}}")
     sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    sweep.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
     sweep.add_argument("--workers", type=_positive_int, help="local worker processes (default: CPU count)")
     sweep.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    reproduce = commands.add_parser("reproduce", help="rerun a published spectral-bias result and compare",
+                                    description="Rerun a published result on its embedded default and write "
+                                    "report.json (with \"agrees\"), report.md and a figure to --out.")
+    reproduce.add_argument("name", choices=REPRODUCTIONS, help="which result")
+    reproduce.add_argument("--out", type=Path, required=True, help="output folder")
+    reproduce.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -71,12 +113,34 @@ def _run(args: argparse.Namespace) -> None:
     from .experiment import run_claim_check
 
     _check_folder(args.out)
-    overrides = {"seeds": args.seeds} if args.seeds is not None else None
+    extra = [f"scope={json.dumps(args.scope)}"] if args.scope else []
+    extra += [f"seeds={args.seeds}"] if args.seeds is not None else []
+    overrides = parse_assignments(args.set + extra)
     started = time.perf_counter()
-    report, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet)
+    report, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet,
+                                    device=args.device)
     if not args.quiet:
         print(table)
-        print(f"\nreport: {args.out / 'report.md'} (and report.json, figures/) in {time.perf_counter() - started:.0f} s")
+        print(f"\nreport: {args.out / 'report.html'} (and report.md, report.json, figures/) in "
+              f"{time.perf_counter() - started:.0f} s")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from ._report import rebuild
+
+    if not (args.folder / "report.json").is_file():
+        raise UsageError(f"{str(args.folder)!r} holds no report.json of a finished `spectral run`")
+    rebuild(args.folder)
+    print(f"report: {args.folder / 'report.html'} (and report.md, figures/)")
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from ._reproduce import run_reproduction
+    from .experiment import resolve_device
+
+    _check_folder(args.out)
+    report = run_reproduction(args.name, args.out, quiet=args.quiet, device=resolve_device(args.device))
+    print(f"{args.name}: {'agrees' if report['agrees'] else 'does not agree'}; report: {args.out / 'report.md'}")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -103,10 +167,13 @@ def _sweep(args: argparse.Namespace) -> None:
     from .sweep import load_sweep, make_executor, run_sweep
 
     _check_folder(args.out)
-    runs = load_sweep(args.config)
+    from .experiment import resolve_device
+
+    runs = load_sweep(args.config, parse_assignments(args.set))
+    device = resolve_device(args.device)
     executor, close = make_executor(args.workers, args.scheduler)
     try:
-        run_sweep(runs, args.out, executor=executor, quiet=args.quiet)
+        run_sweep(runs, args.out, executor=executor, quiet=args.quiet, device=device)
     except RuntimeError as error:
         raise RunsFailed(str(error)) from error
     finally:
@@ -118,11 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spectral`` command; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-        {"run": _run, "plot": _plot, "sweep": _sweep}[args.command](args)
+        {"run": _run, "report": _report, "plot": _plot, "sweep": _sweep, "reproduce": _reproduce}[args.command](args)
     except (UsageError, ConfigError, ValueError, OSError, ImportError) as error:
         return _fail(error)
     except RunsFailed as error:
         return _fail(error, status=1)
+    except SystemExit as done:  # --help and --version
+        return int(done.code or 0)
     except KeyboardInterrupt:
         print("spectral: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130

@@ -34,16 +34,17 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ._claim import config_digest, run_cases
-from ._config import DEFAULT_CONFIG, ConfigError, read_config_file, load_config
+from ._config import DEFAULT_CONFIG, ConfigError, load_config, merge_overrides, read_config_file
 from ._io import atomic_write, read_json, write_json
 from ._progress import Progress
 from ._report import SHORT_NAMES, verdict_cell
+from ._stats import correct_family
 from ._validation import positive_int
 
 __all__ = ["expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_report"]
 
 FORMAT = "spectral.sweep"
-VERSION = 1
+VERSION = 2
 #: The verdicts of the sweep.md table.
 MAIN_VERDICTS = ("shrink_removes_high_frequencies", "slingshot_beats_control")
 DASK_MISSING = 'a Dask scheduler needs dask.distributed: pip install "spectral-probes[dask]"'
@@ -160,8 +161,11 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
     return list(runs.values())
 
 
-def load_sweep(path: str | os.PathLike) -> list[Run]:
+def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> list[Run]:
     """The runs of a sweep file (TOML or JSON); see :func:`expand_sweep`.
+
+    ``overrides`` (nested config keys, as ``spectral sweep --set`` gives
+    them) replace the file's ``base`` values before the grid is expanded.
 
     Raises
     ------
@@ -179,7 +183,10 @@ def load_sweep(path: str | os.PathLike) -> list[Run]:
     >>> [config["training"]["width"] for _, config in runs]
     [32, 64]
     """
-    return expand_sweep(read_config_file(Path(path)))
+    spec = read_config_file(Path(path))
+    if overrides and isinstance(spec, dict):
+        spec = {**spec, "base": merge_overrides(spec.get("base", {}), overrides)}
+    return expand_sweep(spec)
 
 
 def _check_runs(runs: Any) -> list[Run]:
@@ -207,7 +214,7 @@ def _finished(path: Path, digest: str) -> bool:
         return False
 
 
-def _run_task(run: str, config: dict[str, Any], runs_dir: str) -> str:
+def _run_task(run: str, config: dict[str, Any], runs_dir: str, device: str = "cpu") -> str:
     """One sweep task: run (or resume) every case of ``config``, then write ``runs_dir/<run>.json``.
 
     Computes with one torch thread, so results do not depend on the executor
@@ -216,7 +223,7 @@ def _run_task(run: str, config: dict[str, Any], runs_dir: str) -> str:
     torch.set_num_threads(1)
     directory = Path(runs_dir)
     with _RUN_LOCK:
-        cases = run_cases(config, directory / run)
+        cases = run_cases(config, directory / run, device=device)
     write_json(directory / f"{run}.json", {"format": FORMAT, "id": run, "digest": config_digest(config),
                                            "config": config, "cases": cases})
     return run
@@ -275,7 +282,8 @@ def make_executor(workers: int | None = None,
 
 
 def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *,
-              executor: concurrent.futures.Executor | None = None, quiet: bool = False) -> dict[str, Any]:
+              executor: concurrent.futures.Executor | None = None, quiet: bool = False,
+              device: str = "cpu") -> dict[str, Any]:
     """Run (or resume) every run of a sweep, one executor task each; write and return the combined report.
 
     Parameters
@@ -292,6 +300,9 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
         fresh processes, shut down at the end.
     quiet : bool, default False
         No progress bar.
+    device : {"cpu", "cuda", "mps"}, default "cpu"
+        Where every run trains (resolved by the caller: see
+        :func:`spectral.experiment.resolve_device`).
 
     Returns
     -------
@@ -320,7 +331,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     >>> import concurrent.futures, tempfile
     >>> from spectral.sweep import expand_sweep, run_sweep
     >>> base = {"cases": [{"signal": "1d", "activation": "tanh", "bias": True}], "seeds": 2,
-    ...         "bootstrap_resamples": 50, "sweep": {"case": ""}, "precision": {"enabled": False},
+    ...         "sweep": {"case": ""}, "precision": {"enabled": False},
     ...         "training": {"width": 8, "depth": 1, "overfit_max_steps": 10, "check_every": 10,
     ...                      "retrain_steps": 4, "curve_points": 1}}
     >>> runs = expand_sweep({"base": base, "grid": {"shrink_factor": [0.2, 0.5]}})
@@ -342,7 +353,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
         executor, close = make_executor()
     failures: dict[str, BaseException] = {}
     try:
-        futures = {executor.submit(_run_task, run, config, str(runs_dir)): run for run, config in pending}
+        futures = {executor.submit(_run_task, run, config, str(runs_dir), device): run for run, config in pending}
         for future in concurrent.futures.as_completed(futures):
             if future.exception() is not None:
                 failures[futures[future]] = future.exception()
@@ -370,17 +381,25 @@ def _leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _case_summary(case: dict[str, Any]) -> dict[str, Any]:
-    summary = {"id": case["id"], "verdicts": case["verdicts"], "transient": case["transient"]["kind"]}
+    summary = {"id": case["id"], "verdicts": case["verdicts"], "overfits": case["overfit"]["overfits"]}
     if "negative_control" in case:
         summary["negative_control"] = case["negative_control"]
     return summary
 
 
 def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sweep report from the run files' contents: per run, the varying config values and the verdicts."""
+    """The sweep report from the run files' contents: per run, the varying config values and the verdicts.
+
+    Every verdict of every run is corrected for multiplicity over the whole
+    sweep (one family), with the first run's ``correction`` and ``alpha``.
+    """
+    records = copy.deepcopy(records)
+    verdicts = [item for record in records for case in record["cases"] for item in case["verdicts"].values()]
+    verdicts += [item["alternate_window"] for item in verdicts if "alternate_window" in item]
+    family = correct_family(verdicts, records[0]["config"])
     leaves = [_leaves(record["config"]) for record in records]
     varying = [key for key in leaves[0] if len({json.dumps(leaf.get(key), sort_keys=True) for leaf in leaves}) > 1]
-    return {"format": FORMAT, "version": VERSION, "varying": varying,
+    return {"format": FORMAT, "version": VERSION, "varying": varying, "family": family,
             "runs": [{"id": record["id"], "digest": record["digest"], "grid": {key: leaf[key] for key in varying},
                       "cases": [_case_summary(case) for case in record["cases"]]}
                      for record, leaf in zip(records, leaves)]}
@@ -389,7 +408,9 @@ def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _report_markdown(report: dict[str, Any]) -> str:
     """``sweep.md``: one row per run and case, the two main verdicts as ``yes/no (relative effect)``."""
     lines = [f"# Sweep: {len(report['runs'])} runs", "",
-             f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`.", "",
+             f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`; every "
+             f"verdict is corrected over the sweep's {report['family']['size']} tests "
+             f"({report['family']['method']}).", "",
              "| run | grid values | case | " + " | ".join(SHORT_NAMES[name] for name in MAIN_VERDICTS) + " |",
              "|---|---|---|" + "---|" * len(MAIN_VERDICTS)]
     for run in report["runs"]:

@@ -93,8 +93,8 @@ def test_one_seed_and_a_diverged_case_are_untestable(config):
     case = config["cases"][0]
     single, _ = run_case(case, {**config, "sweep": {"case": "", "factors": [1.0]}}, [0])
     assert all(v["holds"] is None and v["reason"] for v in single["verdicts"].values())
-    exploded, _ = run_case(case, {**config, "shrink_factor": 1e30, "sweep": {"case": "", "factors": [1.0]}},
-                           list(range(5)))
+    exploded, _ = run_case(case, {**config, "shrink_factor": 1e30, "sweep": {"case": "", "factors": [1.0]},
+                                  "training": {**config["training"], "min_test_gap": 1.0}}, list(range(5)))
     verdict = exploded["verdicts"]["slingshot_beats_control"]
     assert verdict["holds"] is None and verdict["dropped"] == 5 and "non-finite" in verdict["reason"]
 

@@ -18,7 +18,6 @@ from spectral.sweep import expand_sweep, load_sweep, make_executor, run_sweep
 BASE = {
     "cases": [{"signal": "1d", "activation": "tanh", "bias": True}],
     "seeds": 2,
-    "bootstrap_resamples": 100,
     "sweep": {"case": ""},
     "precision": {"enabled": False},
     "training": {"width": 8, "depth": 1, "overfit_max_steps": 20, "check_every": 10, "retrain_steps": 10,
