@@ -45,7 +45,7 @@ from ._io import read_json, write_json
 from ._probe import SpectrumProbe
 from ._shrink import shrink_
 from ._spectrum import fourier, frequency_magnitude, window_array
-from ._stats import verdict
+from ._stats import smallest_testable_n, verdict
 from ._training import Trainer, mse, repeat_members
 from .ensemble import MLPEnsemble
 from .signals import PlaneWaveSum, SineSum
@@ -260,8 +260,9 @@ def _phase1_summary(case: Case, curves: dict[str, list], stop: np.ndarray, final
     test = np.stack(curves["test_mse"])  # (checks, seeds), NaN once a seed has stopped
     at_stop = test[np.searchsorted(curves["steps"], stop), np.arange(stop.size)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = at_stop / np.nanmin(np.where(np.isfinite(test), test, np.nan), axis=0)
+        gap = at_stop / np.where(np.isfinite(test), test, np.inf).min(axis=0)
     minimum = case.config["training"]["min_test_gap"]
+    gap = np.where(np.isfinite(gap) & (gap > 0), gap, np.nan)  # a seed with no finite test error has no gap
     finite_gap = gap[np.isfinite(gap)]
     overfits = bool(finite_gap.size and np.median(finite_gap) >= minimum)
     return {"steps": stop.tolist(), "train_mse": final_mse.tolist(), "threshold": case.overfit_threshold,
@@ -400,8 +401,19 @@ def _metrics(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict
 def _generalisation_reason(phase1: dict[str, Any]) -> str | None:
     if phase1["overfits"]:
         return None
-    return (f"case did not overfit (median test gap {np.nanmedian(np.array(phase1['test_gap'], dtype=float)):.2f} "
-            f"< {phase1['min_test_gap']})")
+    gap = np.array(phase1["test_gap"], dtype=float)
+    if not np.isfinite(gap).any():
+        return "non-finite: no seed has a finite test error in phase 1"
+    return f"case did not overfit (median test gap {np.median(gap[np.isfinite(gap)]):.2f} < {phase1['min_test_gap']})"
+
+
+def _unmatched_reason(values: dict[str, list], arms: tuple[str, str], config: dict[str, Any]) -> str | None:
+    """Why a matched-fit comparison cannot be tested: too few seeds got back to their overfit training error."""
+    matched = [np.isfinite(np.array(values[arm], dtype=float)) for arm in arms]
+    if np.sum(matched[0] & matched[1]) >= smallest_testable_n(config["alpha"]):
+        return None
+    counts = ", ".join(f"{arm} in {int(m.sum())}/{m.size} seeds" for arm, m in zip(arms, matched))
+    return f"too few seeds returned to their overfit training error within retraining ({counts})"
 
 
 def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -415,8 +427,10 @@ def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str,
             result = by_window["primary"]
             result["alternate_window"] = by_window["alternate"]
         else:
-            result = verdict(metrics[metric][claim], metrics[metric][reference], config,
-                             reason=_generalisation_reason(phase1))
+            reason = _generalisation_reason(phase1)
+            if reason is None and metric == "test_mse@matched_fit":
+                reason = _unmatched_reason(metrics[metric], (claim, reference), config)
+            result = verdict(metrics[metric][claim], metrics[metric][reference], config, reason=reason)
         result.update(metric=metric, claim=claim, reference=reference)
         verdicts[name] = result
     return verdicts

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._claim import ARMS, BASELINES, SPECTRAL_VERDICTS
 from ._format import mean_sd, number
+from ._html import write_html
 from ._io import atomic_write, read_json, save_figure, write_json
 from ._report_figures import write_figures
 from ._stats import correct_family, smallest_testable_n
@@ -162,7 +163,8 @@ def _overfit_sentence(case: dict[str, Any]) -> str:
     gap = np.array([np.nan if g is None else g for g in overfit["test_gap"]], dtype=float)
     verdict = ("overfits" if overfit["overfits"] else "DID NOT OVERFIT: its generalisation verdicts are untestable")
     return (f"Phase 1: each seed trained until its own training MSE fell below {number(overfit['threshold'])} "
-            f"(half the noise variance), {int(np.nanmin(steps))}-{int(np.nanmax(steps))} steps; {reached}/{seeds} "
+            f"({number(overfit['threshold'] / case['noise_variance'], 2)} x the noise variance), "
+            f"{int(steps.min())}-{int(steps.max())} steps; {reached}/{seeds} "
             f"seeds reached it. Test MSE at the stop over the seed's phase-1 minimum (test gap): median "
             f"{number(float(np.nanmedian(gap)) if np.isfinite(gap).any() else None)}, "
             f"{overfit['seeds_overfitting']}/{seeds} seeds >= {overfit['min_test_gap']}: the case {verdict}.")
@@ -320,6 +322,7 @@ def write_outputs(report: dict[str, Any], out: Path) -> None:
     text = report_markdown(report, figures, precision_text)
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", lambda file: file.write(text), binary=False)
+    write_html(report, out, figures, text)
 
 
 def rebuild(out: str | os.PathLike) -> dict[str, Any]:

@@ -28,12 +28,35 @@ def test_run_writes_report_and_figures(run_dir):
     tmp, _ = run_dir
     out = tmp / "out"
     report = json.loads((out / "report.json").read_text())
-    assert report["version"] == 1 and report["config"]["alpha"] == 0.05
-    assert report["cases"][0]["verdicts"]["slingshot_beats_control"]["holds"] in (True, False)
+    assert report["version"] == 2 and report["config"]["alpha"] == 0.05
+    assert report["cases"][0]["verdicts"]["shrink_removes_high_frequencies"]["holds"] in (True, False)
+    assert report["cases"][0]["verdicts"]["slingshot_beats_control"]["holds"] in (True, False, None)
+    assert (out / "report.html").is_file()
     text = (out / "report.md").read_text()
     assert text.index("## Verdicts") < text.index("## Case 1d-tanh")
     assert {p.name for p in (out / "figures").glob("*.png")} >= {
         "1d-tanh-spectra.png", "1d-tanh-heatmap.png", "1d-tanh-curves.png", "sweep.png"}
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("spectral-probes ")
+    for command in ("run", "report", "plot", "sweep", "reproduce"):
+        assert main([command, "--help"]) == 0
+        assert len(capsys.readouterr().out.splitlines()[2]) > 0  # a description after the usage line
+
+
+def test_set_overrides_and_report_rebuild(run_dir, capsys):
+    tmp, config = run_dir
+    out = tmp / "set"
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet", "--set", "shrink_factor=0.3",
+                 "--set", "window=hann", "--seeds", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["shrink_factor"] == 0.3 and report["config"]["seeds"] == 2
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+    assert main(["run", "--out", str(out), "--set", "training.width=wide"]) == 2
+    assert "training.width" in capsys.readouterr().err
 
 
 def test_seeds_option_and_printed_table(run_dir, capsys):

@@ -34,6 +34,7 @@ TINY = {
     "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30,
                  "learning_rate": {"tanh": 3e-3}},
     "signals": {"1d": {"train_points": 10, "grid": 64}},
+    "precision": {"manifold": {"points": 6}},
 }
 TINY_PRECISION = {"window_steps": 5, "continue_steps": 10,
                   "manifold": {"width": 8, "depth": 1, "points": 6, "mse_ratio": 1e-10, "max_iterations": 60}}

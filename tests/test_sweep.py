@@ -99,7 +99,7 @@ def test_rerun_skips_finished_runs_and_resumes_a_missing_one(local_run, tmp_path
     (out / "runs" / f"{missing}.json").unlink()
     shutil.rmtree(out / "runs" / missing)
     original = sweep.run_cases
-    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: computed.append(directory.name) or
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a, **k: computed.append(directory.name) or
                         original(config, directory, *a))
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         run_sweep(runs, out, executor=pool, quiet=True)
@@ -113,7 +113,7 @@ def test_stale_digest_is_recomputed(local_run, tmp_path, monkeypatch):
     record = read_json(tmp_path / "runs" / f"{run}.json")
     (tmp_path / "runs" / f"{run}.json").write_text(json.dumps(dict(record, digest="stale")))
     computed = []
-    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: computed.append(directory.name) or [])
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a, **k: computed.append(directory.name) or [])
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         report = run_sweep(expand_sweep(SPEC), tmp_path, executor=pool, quiet=True)
     assert computed == [run]
@@ -121,7 +121,7 @@ def test_stale_digest_is_recomputed(local_run, tmp_path, monkeypatch):
 
 
 def test_failed_run_raises_after_the_others(tmp_path, monkeypatch):
-    def fail_one(config, directory, *args):
+    def fail_one(config, directory, *args, **kwargs):
         if config["shrink_factor"] == 0.5:
             raise RuntimeError("boom")
         return []
@@ -208,7 +208,7 @@ def test_make_executor(monkeypatch):
 
 def test_tasks_compute_with_one_thread_and_the_caller_keeps_its_own(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a: seen.append(torch.get_num_threads()) or [])
+    monkeypatch.setattr(sweep, "run_cases", lambda config, directory, *a, **k: seen.append(torch.get_num_threads()) or [])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
