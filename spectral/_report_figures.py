@@ -45,7 +45,7 @@ def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     finite = np.isfinite(values)
     n = finite.sum(axis=-1)
     filled = np.where(finite, values, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # a diverged arm reads inf, not a warning
         mean = np.where(n > 0, filled.sum(axis=-1) / np.maximum(n, 1), np.nan)
         squares = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
         sd = np.sqrt(squares / np.maximum(n - 1, 1))

@@ -59,6 +59,8 @@ def test_mean_sem_leaves_out_non_finite_values_without_warnings():
     np.testing.assert_allclose(mean[:2], [2.0, 4.0])
     np.testing.assert_allclose(sem[:2], [1 / np.sqrt(3), 0.0])
     assert np.isnan(mean[2]) and np.isnan(sem[2]) and n.tolist() == [3, 1, 0]
+    mean, sem, _ = mean_sem(np.array([1e300, -1e300]))  # a diverging arm: the spread overflows, silently
+    assert mean == 0 and sem == np.inf
 
 
 def test_curves_figure_draws_every_arm_with_bands_and_the_overfit_level():
