@@ -63,7 +63,7 @@ def _target_magnitudes(history: SpectrumHistory) -> np.ndarray:
 
 def spectrum_figure(history: SpectrumHistory, row: int) -> Any:
     """Log-scale spectrum of one record: amplitude in 1D, radial power in 2D."""
-    fig, ax = _axes(None, figsize=(6, 4))
+    fig, (ax,) = _axes(None, 1, "the spectrum", figsize=(6, 4))
     if len(history.shape) == 1:
         freqs, values = history.freqs, history.amplitude[row]
         ax.set_xlabel("frequency (cycles per unit length)")
