@@ -57,19 +57,34 @@ def best_times(functions: dict[str, Callable[[], Any]], rounds: int, repeats: in
     return best
 
 
+#: Where models train and run: ``--device`` (the nudft figures are CPU-only, as the exact sum is numpy).
+DEVICE = torch.device("cpu")
+
+
+def _synchronise() -> None:
+    """Wait for queued GPU work, so a timing covers it."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def probe_cost(shape: tuple[int, ...], width: int, rounds: int) -> dict[str, Any]:
     """``probe.update`` against a bare ``no_grad`` forward pass plus FFT on the same grid."""
     grid = Grid.uniform(shape)
-    model = mlp(len(shape), width=width, depth=3, seed=0)
-    points = torch.as_tensor(grid.points, dtype=torch.float32)
+    model = mlp(len(shape), width=width, depth=3, seed=0).to(DEVICE)
+    points = torch.as_tensor(grid.points, dtype=torch.float32, device=DEVICE)
     probe = SpectrumProbe(grid)
 
     def bare() -> None:
         with torch.no_grad():
             out = model(points)
             torch.fft.rfft(out[:, 0]) if len(shape) == 1 else torch.fft.fft2(out.reshape(shape))
+        _synchronise()
 
-    times = best_times({"bare": bare, "probe": lambda: probe.update(model, 0)}, rounds, repeats=3)
+    def probed() -> None:
+        probe.update(model, 0)
+        _synchronise()
+
+    times = best_times({"bare": bare, "probe": probed}, rounds, repeats=3)
     return {"shape": list(shape), "width": width, "bare_s": times["bare"], "probe_s": times["probe"],
             "ratio": times["probe"] / times["bare"]}
 
@@ -77,7 +92,7 @@ def probe_cost(shape: tuple[int, ...], width: int, rounds: int) -> dict[str, Any
 def _ensemble_data(members: int, points: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.linspace(0, 1, points).unsqueeze(1)
     noise = torch.randn(members, points, generator=torch.Generator().manual_seed(0))
-    return x, torch.sin(2 * torch.pi * 3 * x[:, 0]) + 0.3 * noise
+    return x.to(DEVICE), (torch.sin(2 * torch.pi * 3 * x[:, 0]) + 0.3 * noise).to(DEVICE)
 
 
 def _fit(model: torch.nn.Module, predict: Callable[[], torch.Tensor], y: torch.Tensor, steps: int) -> torch.Tensor:
@@ -88,12 +103,14 @@ def _fit(model: torch.nn.Module, predict: Callable[[], torch.Tensor], y: torch.T
         (predict() - y).pow(2).mean(dim=-1).sum().backward()
         optimizer.step()
     with torch.no_grad():
-        return predict()
+        result = predict()
+    _synchronise()
+    return result
 
 
 def train_batched(members: int, steps: int, width: int = 64) -> torch.Tensor:
     x, y = _ensemble_data(members)
-    ensemble = MLPEnsemble(1, members=members, width=width, depth=3)
+    ensemble = MLPEnsemble(1, members=members, width=width, depth=3).to(DEVICE)
     return _fit(ensemble, lambda: ensemble(x), y, steps)
 
 
@@ -101,7 +118,7 @@ def train_sequential(members: int, steps: int, width: int = 64) -> torch.Tensor:
     x, y = _ensemble_data(members)
     outputs = []
     for e in range(members):
-        net = mlp(1, width=width, depth=3, seed=e)
+        net = mlp(1, width=width, depth=3, seed=e).to(DEVICE)
         outputs.append(_fit(net, lambda net=net: net(x)[:, 0], y[e], steps))
     return torch.stack(outputs)
 
@@ -133,7 +150,7 @@ def claim_check_cost(quick: bool, rounds: int) -> dict[str, Any]:
 
     def run(seeds: int) -> None:
         with tempfile.TemporaryDirectory() as out:  # a fresh directory: nothing cached to resume
-            run_cases(load_config(overrides=dict(overrides, seeds=seeds)), Path(out))
+            run_cases(load_config(overrides=dict(overrides, seeds=seeds)), Path(out), device=str(DEVICE))
 
     times = best_times({"seeds_8": lambda: run(8), "seeds_32": lambda: run(32)}, rounds)
     return {"config": overrides, "seeds_8_s": times["seeds_8"], "seeds_32_s": times["seeds_32"],
@@ -194,7 +211,8 @@ def default_run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "spectral", "run", "--quiet", "--out", out],
+        result = subprocess.run([sys.executable, "-m", "spectral", "run", "--quiet", "--out", out,
+                                 "--device", DEVICE.type],
                                 check=False, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         now = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -286,16 +304,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads (default 1: stable figures on a shared machine)")
     parser.add_argument("--claim-check", action="store_true",
                         help="also time a default `spectral run` end to end (minutes; torch's default threads)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"),
+                        help="where models run (default cpu); the nudft figures stay on the CPU")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     figures = measure(args.quick)
     if args.claim_check:
         figures["default_run"] = default_run()
         figures["default_run_seconds"] = figures["default_run"]["seconds"]
-    figures["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
+    figures["machine"] = {"python": platform.python_version(), "torch": torch.__version__, "device": args.device,
                           "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                           "platform": platform.platform(), "finufft": finufft_installed()}
     figures["quick"] = args.quick
