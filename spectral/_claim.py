@@ -190,7 +190,7 @@ class Case:
                                self.cutoff)
         self.probe = SpectrumProbe(self.grid, target=self.signal, window=config["window"])
 
-    def ensemble(self, seeds: list[int], width: int | None = None) -> MLPEnsemble:
+    def ensemble(self, seeds: list[int]) -> MLPEnsemble:
         training = self.config["training"]
         return MLPEnsemble(self.grid.ndim, members=len(seeds), width=training["width"], depth=training["depth"],
                            activation=self.case["activation"], bias=self.case["bias"],
@@ -372,7 +372,7 @@ def _test_at(curves: dict[str, np.ndarray], index: int, threshold: np.ndarray) -
             "best_validation": _read_at(test, np.where(np.isfinite(validation).any(axis=0), best, -1))}
 
 
-def _metrics(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
+def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
     """Every metric per arm, one value per seed."""
     curves, groups = phase2["curves"], phase2["groups"]
     index = {arm: groups.index(arm) for arm in ARMS}
@@ -386,9 +386,9 @@ def _metrics(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict
         metrics[name] = entry
     # 1e-6 relative slack: the same weights in a larger batched matmul may round a last bit differently
     fit = np.maximum(case.overfit_threshold, before["train_mse"]) * (1 + 1e-6)
+    at = {arm: _test_at(curves, index[arm], fit) for arm in ARMS}
     for comparison in COMPARISONS:
-        at = {arm: _test_at(curves, index[arm], fit)[comparison] for arm in ARMS}
-        metrics[f"test_mse@{comparison}"] = {**at, "early_stop": early["test_mse"]}
+        metrics[f"test_mse@{comparison}"] = {**{arm: at[arm][comparison] for arm in ARMS}, "early_stop": early["test_mse"]}
     for window in ("primary", "alternate"):
         after = {band: curves[f"{band}_power:{window}"][0, index["slingshot"]] for band in ("low", "high")}
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -460,7 +460,7 @@ def _negative_control(metrics: dict[str, dict[str, list]], config: dict[str, Any
 
 
 def _summarise(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict[str, Any]:
-    metrics = _metrics(case, phase1, phase2)
+    metrics = _metrics(case, phase2)
     curves, groups = phase2["curves"], phase2["groups"]
     arm_index = {arm: groups.index(arm) for arm in ARMS}
     result = {
