@@ -127,7 +127,7 @@ def verdict_table(cases: list[dict[str, Any]], names: list[str] | None = None) -
 
 def _comparison_table(cases: list[dict[str, Any]]) -> list[str]:
     """Slingshot vs every reference, at the end, at matched fit and at the best validation error."""
-    references = [arm for arm in ARMS + BASELINES if arm != "slingshot"]
+    references = ["overfit"] + [arm for arm in ARMS + BASELINES if arm != "slingshot"]
     lines = ["| case | comparison | " + " | ".join(references) + " |", "|---|---|" + "---|" * len(references)]
     for case in cases:
         for suffix, title in COMPARISON_TITLES.items():

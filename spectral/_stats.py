@@ -49,7 +49,7 @@ def signed_rank_null(n: int) -> np.ndarray:
     return counts / 2.0**n
 
 
-def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[float, list[float]]:
+def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[float, list[float], float]:
     """Hodges-Lehmann estimate of the centre of paired differences, with its exact signed-rank interval.
 
     Parameters
@@ -69,12 +69,19 @@ def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[fl
         ``[W_(d), W_(M+1-d)]`` of the sorted Walsh averages, with ``d - 1`` the
         largest ``t`` such that ``P(T+ <= t) <= (1 - confidence) / 2``; the
         whole range of the differences when ``n`` is too small for that.
+        Under a distribution symmetric about its centre it covers the centre;
+        in general it is an interval for the Hodges-Lehmann shift (the
+        pseudo-median of the differences), not for their mean.
+    level : float
+        The interval's exact coverage ``1 - 2 P(T+ <= d - 1)`` (at least
+        ``confidence``; for the whole range, ``1 - 2**(1 - n)``, e.g. 0.9375
+        at n = 5).
 
     Examples
     --------
-    >>> estimate, (low, high) = hodges_lehmann([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
-    >>> estimate, low, high
-    (4.5, 2.0, 7.0)
+    >>> estimate, (low, high), level = hodges_lehmann([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    >>> estimate, low, high, round(level, 4)
+    (4.5, 2.0, 7.0, 0.9609)
     """
     d = np.asarray(differences, dtype=np.float64)
     if d.ndim != 1 or d.size == 0 or not np.all(np.isfinite(d)):
@@ -86,8 +93,11 @@ def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[fl
     cumulative = np.cumsum(signed_rank_null(d.size))
     below = np.flatnonzero(cumulative <= (1 - confidence) / 2)
     depth = int(below[-1]) + 1 if below.size else 0  # d - 1 = the largest such t; 0: no finite interval
-    interval = [float(walsh[depth - 1]), float(walsh[walsh.size - depth])] if depth else [float(d.min()), float(d.max())]
-    return float(np.median(walsh)), interval
+    if depth:
+        interval, level = [float(walsh[depth - 1]), float(walsh[walsh.size - depth])], 1 - 2 * cumulative[depth - 1]
+    else:
+        interval, level = [float(d.min()), float(d.max())], 1 - 2.0 ** (1 - d.size)
+    return float(np.median(walsh)), interval, float(level)
 
 
 def signed_rank_less(differences: np.ndarray) -> float:
@@ -122,7 +132,9 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
     -------
     dict
         ``effect`` (Hodges-Lehmann estimate of the paired difference),
-        ``ci`` (its exact 95% signed-rank interval), ``p_value`` (one-sided
+        ``ci`` (its exact signed-rank interval, nominal 95%, for that shift:
+        the pseudo-median of the differences, which is their mean only when
+        they are symmetric), ``ci_level`` (its exact coverage), ``p_value`` (one-sided
         Wilcoxon signed-rank, ``alternative="less"``), ``relative_effect``
         (``mean(claim - reference) / |mean(reference)|``, i.e. the ratio of
         the means minus one, never below -1 for a positive metric; with
@@ -149,14 +161,14 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
     keep = np.isfinite(claim) & np.isfinite(reference)
     differences = claim[keep] - reference[keep]
     result: dict[str, Any] = {"holds": None, "reason": reason, "q_value": None, "p_value": None,
-                              "effect": None, "ci": [None, None], "relative_effect": None,
+                              "effect": None, "ci": [None, None], "ci_level": None, "relative_effect": None,
                               "n": int(keep.sum()), "dropped": int((~keep).sum())}
     if differences.size:
-        estimate, interval = hodges_lehmann(differences)
+        estimate, interval, level = hodges_lehmann(differences)
         mean, scale = float(differences.mean()), abs(float(reference[keep].mean()))
         relative = math.expm1(estimate) if log_scale else (
             mean / scale if scale > 0 else (0.0 if mean == 0 else math.nan))
-        result.update(effect=estimate, ci=interval, relative_effect=relative,
+        result.update(effect=estimate, ci=interval, ci_level=level, relative_effect=relative,
                       p_value=signed_rank_less(differences))
     needed = smallest_testable_n(config["alpha"])
     if result["reason"] is None and differences.size < needed:

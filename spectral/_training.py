@@ -29,10 +29,11 @@ class MemberOptimizer:
     Each parameter's leading axis is the member axis. Every member has its
     own moments and step count, and a member's update reads only its own
     gradient, state and hyperparameters: Adam's bias correction uses the
-    member's own step count. The update runs torch's own Adam (fused where
-    available) or SGD kernel over runs of consecutive members that are
-    active and share a step count, so it costs little more than one
-    optimiser over the whole ensemble. The weight decay is decoupled
+    member's own step count. The update runs torch's own multi-tensor Adam or
+    SGD kernel over runs of consecutive members that are active and share a
+    step count, so it costs little more than one optimiser over the whole
+    ensemble, and a member's result is bit for bit the same whichever
+    members run beside it. The weight decay is decoupled
     (``w *= 1 - lr * decay`` before the step, as in AdamW). Members outside
     ``active`` are not touched.
 
@@ -57,7 +58,6 @@ class MemberOptimizer:
         self.first_moment = [torch.zeros_like(p) for p in self.parameters]
         self.second_moment = [torch.zeros_like(p) for p in self.parameters] if kind == "adam" else []
         self.steps = np.zeros(self.members, dtype=np.int64)  # updates taken, per member
-        self._fused = kind == "adam"
         self._cache: tuple[Any, tuple[list[torch.Tensor], ...]] | None = None
 
     def _runs(self, active: np.ndarray) -> list[tuple[int, int]]:
@@ -113,17 +113,11 @@ class MemberOptimizer:
         return self._cache[1]
 
     def _adam(self, *tensors: list[torch.Tensor]) -> None:
-        arguments = dict(amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=self.learning_rate, weight_decay=0.0,
-                         eps=EPSILON, maximize=False)
+        # The multi-tensor (foreach) kernel, not the fused one: the fused CPU kernel rounds the vectorised part of
+        # a tensor and its tail differently, so a member's update would depend on how many members share a slice.
         params, grads, first, second, steps = tensors
-        if self._fused:
-            try:
-                adam(params, grads, first, second, [], steps, fused=True, **arguments)
-                return
-            except RuntimeError:  # no fused Adam for this device or torch (the CPU needs torch >= 2.4)
-                self._fused = False
-                torch._foreach_sub_(steps, 1)  # the failed call may have counted the step already
-        adam(params, grads, first, second, [], steps, foreach=True, **arguments)
+        adam(params, grads, first, second, [], steps, foreach=True, amsgrad=False, beta1=BETAS[0], beta2=BETAS[1],
+             lr=self.learning_rate, weight_decay=0.0, eps=EPSILON, maximize=False)
 
     def select(self, members: list[int]) -> dict[str, Any]:
         """A copy of the state of ``members`` (in that order), to start other members from."""

@@ -53,15 +53,20 @@ def test_a_frozen_member_does_not_move_at_all():
     assert after["steps"].tolist() == [5]
 
 
-def test_a_member_ignores_its_neighbours():
-    # The same seed beside 1 or 7 other members follows the same trajectory.
-    x, y = _data(members=8)
-    small = MLPEnsemble(1, members=2, width=16, depth=2, seeds=[0, 1])
-    large = MLPEnsemble(1, members=8, width=16, depth=2, seeds=list(range(8)))
-    Trainer(small, x[:2], y[:2], 0.01).run(50)
-    Trainer(large, x, y, 0.01).run(50)
-    for a, b in zip(small.member(1).parameters(), large.member(1).parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_a_member_ignores_its_neighbours_bit_for_bit(kind):
+    # The same seeds among 5 or 13 members (not multiples of a SIMD width), some frozen part of the way, follow
+    # exactly the same trajectory: a fused kernel that rounds a tensor's vector part and tail differently fails this.
+    x, y = _data(members=13)
+    runs = {}
+    for members in (5, 13):
+        ensemble = MLPEnsemble(1, members=members, width=16, depth=2, seeds=list(range(members)))
+        trainer = Trainer(ensemble, x[:members], y[:members], 0.01, kind=kind)
+        trainer.run(150)
+        trainer.run(150, torch.arange(members) % 3 != 1)
+        runs[members] = ensemble
+    for a, b in zip(runs[5].parameters(), runs[13].parameters()):
+        assert torch.equal(a, b[:5])
 
 
 def test_state_moves_between_optimisers():
