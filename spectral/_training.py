@@ -21,6 +21,24 @@ OPTIMIZERS = ("adam", "sgd")
 BETAS = (0.9, 0.999)
 EPSILON = 1e-8
 SGD_MOMENTUM = 0.9
+#: Torch's fused CPU Adam rounds a tensor's vectorised part and its tail differently; a parameter whose
+#: per-member size is a multiple of this (64 floats: any SIMD width up to 2048 bits) never puts a member in a tail.
+FUSED_ALIGNMENT = 64
+_FUSED: dict[str, bool] = {}
+
+
+def fused_adam_available(device: torch.device) -> bool:
+    """Whether this torch has a fused Adam kernel for ``device`` (the CPU needs torch >= 2.4); checked once."""
+    if device.type not in _FUSED:
+        probe = torch.zeros(1, device=device)
+        try:
+            adam([probe], [torch.zeros_like(probe)], [torch.zeros_like(probe)], [torch.zeros_like(probe)], [],
+                 [torch.zeros((), device=device)], fused=True, amsgrad=False, beta1=BETAS[0], beta2=BETAS[1], lr=0.0,
+                 weight_decay=0.0, eps=EPSILON, maximize=False)
+            _FUSED[device.type] = True
+        except RuntimeError:
+            _FUSED[device.type] = False
+    return _FUSED[device.type]
 
 
 class MemberOptimizer:
@@ -29,11 +47,12 @@ class MemberOptimizer:
     Each parameter's leading axis is the member axis. Every member has its
     own moments and step count, and a member's update reads only its own
     gradient, state and hyperparameters: Adam's bias correction uses the
-    member's own step count. The update runs torch's own multi-tensor Adam or
-    SGD kernel over runs of consecutive members that are active and share a
-    step count, so it costs little more than one optimiser over the whole
-    ensemble, and a member's result is bit for bit the same whichever
-    members run beside it. The weight decay is decoupled
+    member's own step count. The update runs torch's own Adam or SGD kernels
+    over runs of consecutive members that are active and share a step count,
+    so it costs little more than one optimiser over the whole ensemble; with
+    one torch thread a member's result is bit for bit the same whichever
+    members run beside it (the fused Adam kernel only takes parameters whose
+    per-member size is a multiple of :data:`FUSED_ALIGNMENT`). The weight decay is decoupled
     (``w *= 1 - lr * decay`` before the step, as in AdamW). Members outside
     ``active`` are not touched.
 
@@ -58,7 +77,8 @@ class MemberOptimizer:
         self.first_moment = [torch.zeros_like(p) for p in self.parameters]
         self.second_moment = [torch.zeros_like(p) for p in self.parameters] if kind == "adam" else []
         self.steps = np.zeros(self.members, dtype=np.int64)  # updates taken, per member
-        self._cache: tuple[Any, tuple[list[torch.Tensor], ...]] | None = None
+        self._fused = kind == "adam" and fused_adam_available(first.device)
+        self._cache: tuple[Any, list[tuple[Any, ...]]] | None = None
 
     def _runs(self, active: np.ndarray) -> list[tuple[int, int]]:
         """Maximal ``[start, stop)`` ranges of active members with equal step counts."""
@@ -83,19 +103,17 @@ class MemberOptimizer:
             for parameter in self.parameters:
                 parameter.mul_(factor.reshape(-1, *([1] * (parameter.ndim - 1))))
 
-        params, grads, first, second, steps = self._chunks(runs)
-        if self.kind == "sgd":
-            sgd(params, grads, first, momentum=SGD_MOMENTUM, lr=self.learning_rate, dampening=0.0, nesterov=False,
-                weight_decay=0.0, maximize=False, foreach=True)
-        else:
-            self._adam(params, grads, first, second, steps)
+        for group in self._chunks(runs):
+            self._update(*group)
         self.steps[active] += 1
 
-    def _chunks(self, runs: list[tuple[int, int]]) -> tuple[list[torch.Tensor], ...]:
-        """Views of every run of members in the parameters, gradients and moments, and the runs' step counters.
+    def _chunks(self, runs: list[tuple[int, int]]) -> list[tuple[bool, list[torch.Tensor], ...]]:
+        """Views of every run of members in the parameters, gradients and moments, with the runs' step counters.
 
-        Kept while the runs and the gradient tensors stay the same (the
-        kernels advance the step counters in place), rebuilt otherwise.
+        Two groups: parameters whose per-member size is a multiple of :data:`FUSED_ALIGNMENT` (every member's
+        elements then take the fused kernel's vectorised path, wherever its run starts) and the others (the
+        multi-tensor kernel, which rounds every element alike). Kept while the runs and the gradient tensors stay
+        the same (the kernels advance the step counters in place), rebuilt otherwise.
         """
         for parameter in self.parameters:
             if parameter.grad is None:
@@ -103,21 +121,30 @@ class MemberOptimizer:
         grads = [p.grad for p in self.parameters]
         key = (tuple(runs), tuple(id(g) for g in grads))
         if self._cache is None or self._cache[0] != key:
-            def chunks(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-                return [t.detach()[a:b] for a, b in runs for t in tensors]
-
             device = self.parameters[0].device
-            steps = [torch.tensor(float(self.steps[a]), device=device) for a, _ in runs for _ in self.parameters]
-            self._cache = (key, (chunks(self.parameters), chunks(grads), chunks(self.first_moment),
-                                 chunks(self.second_moment), steps))
+            groups = []
+            for fused in (True, False):
+                indices = [i for i, p in enumerate(self.parameters)
+                           if (p[0].numel() % FUSED_ALIGNMENT == 0 and self._fused) == fused]
+
+                def chunks(tensors: list[torch.Tensor], indices: list[int] = indices) -> list[torch.Tensor]:
+                    return [tensors[i].detach()[a:b] for a, b in runs for i in indices] if tensors else []
+
+                steps = [torch.tensor(float(self.steps[a]), device=device) for a, _ in runs for _ in indices]
+                groups.append((fused, chunks(self.parameters), chunks(grads), chunks(self.first_moment),
+                               chunks(self.second_moment), steps))
+            self._cache = (key, [group for group in groups if group[1]])
         return self._cache[1]
 
-    def _adam(self, *tensors: list[torch.Tensor]) -> None:
-        # The multi-tensor (foreach) kernel, not the fused one: the fused CPU kernel rounds the vectorised part of
-        # a tensor and its tail differently, so a member's update would depend on how many members share a slice.
-        params, grads, first, second, steps = tensors
-        adam(params, grads, first, second, [], steps, foreach=True, amsgrad=False, beta1=BETAS[0], beta2=BETAS[1],
-             lr=self.learning_rate, weight_decay=0.0, eps=EPSILON, maximize=False)
+    def _update(self, fused: bool, params: list[torch.Tensor], grads: list[torch.Tensor], first: list[torch.Tensor],
+                second: list[torch.Tensor], steps: list[torch.Tensor]) -> None:
+        if self.kind == "sgd":
+            sgd(params, grads, first, momentum=SGD_MOMENTUM, lr=self.learning_rate, dampening=0.0, nesterov=False,
+                weight_decay=0.0, maximize=False, foreach=True)
+            return
+        adam(params, grads, first, second, [], steps, amsgrad=False, beta1=BETAS[0], beta2=BETAS[1],
+             lr=self.learning_rate, weight_decay=0.0, eps=EPSILON, maximize=False,
+             **({"fused": True} if fused else {"foreach": True}))
 
     def select(self, members: list[int]) -> dict[str, Any]:
         """A copy of the state of ``members`` (in that order), to start other members from."""
