@@ -19,7 +19,7 @@ from ._samples import (
     ratio,
     root_mean_square,
 )
-from ._validation import integer, positive_finite, positive_int
+from ._validation import int64, positive_finite, positive_int
 
 #: Largest ``(rows, N)`` kernel block formed at once when ``chunk_size`` is not given (elements).
 DEFAULT_BLOCK_ELEMENTS = 1 << 24
@@ -252,7 +252,7 @@ class FilterProbe:
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the errors if ``step % every == 0``; return whether it did."""
-        step = integer(step, "step")
+        step = int64(step, "step")
         if step % self.every:
             return False
         self._record(model, step)

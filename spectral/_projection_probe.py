@@ -17,7 +17,7 @@ from ._samples import (
     figure_axes,
     ratio,
 )
-from ._validation import integer, positive_int
+from ._validation import int64, integer, positive_int
 
 #: Largest deviation of a given direction's norm from 1.
 UNIT_TOLERANCE = 1e-6
@@ -227,7 +227,7 @@ class ProjectionProbe:
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the transforms if ``step % every == 0``; return whether it did."""
-        step = integer(step, "step")
+        step = int64(step, "step")
         if step % self.every:
             return False
         outputs = self._evaluator(model).to(torch.float64)

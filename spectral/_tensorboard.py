@@ -9,7 +9,7 @@ import numpy as np
 
 from ._history import SpectrumHistory
 from ._spectrum import frequency_magnitude, radial_profile
-from ._validation import integer, non_negative_finite
+from ._validation import int64, non_negative_finite
 from .plot import _axes, _check_history, _flag_nonfinite, _log_curves
 
 INSTALL_HINT = 'pip install "spectral-probes[tensorboard]"'
@@ -47,7 +47,7 @@ def _band_edges(bands: Any, top: float) -> np.ndarray:
 def _rows(history: SpectrumHistory, step: Any) -> np.ndarray:
     if step is None:
         return np.arange(len(history))
-    step = integer(step, "step")
+    step = int64(step, "step")
     rows = np.flatnonzero(history.steps == step)
     if not len(rows):
         steps = history.steps

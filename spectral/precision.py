@@ -24,7 +24,7 @@ import torch
 from ._evaluate import PointEvaluator
 from ._grid import Grid
 from ._spectrum import Window, fourier, frequency_axes, window_array
-from ._validation import integer, non_negative_finite, positive_int, real_tensor
+from ._validation import int64, non_negative_finite, positive_int, real_tensor
 
 __all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "RegisterFloor", "lost_update_fraction",
            "ratio", "register_floor", "ulp"]
@@ -274,7 +274,7 @@ class LostUpdateHistory:
 
 
 def _check_step(step: Any) -> int:
-    step = integer(step, "step")
+    step = int64(step, "step")
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step!r}")
     return int(step)

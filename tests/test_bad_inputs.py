@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from spectral import BatchSpectrumProbe, Grid, SpectrumHistory, SpectrumProbe, nudft, shrink_, spectrum
+from spectral import (BatchSpectrumProbe, FilterProbe, Grid, ProjectionProbe, SpectrumHistory, SpectrumProbe, nudft,
+                      shrink_, spectrum)
 from spectral.cli import main
 from spectral.ensemble import MLPEnsemble
 from spectral.minima import displacement_split, manifold_dimension
@@ -117,6 +118,11 @@ CASES.update({
     "probe snapshot step beyond int64": (lambda s: s.probe.snapshot(s.net, "x", step=-(2**70)), ValueError, "step"),
     "batch probe step beyond int64": (lambda s: BatchSpectrumProbe([1]).update([0.5], [1.0], [1.0], 2**70),
                                       ValueError, "step"),
+    "filter probe step beyond int64": (lambda s: FilterProbe(np.linspace(0, 1, 8), np.zeros(8), [0.1]).update(
+        lambda p: np.zeros(len(p)), 2**70), ValueError, "step"),
+    "projection probe step beyond int64": (lambda s: ProjectionProbe(np.linspace(0, 1, 8), np.zeros(8), [1],
+                                                                     directions=[1.0]).update(
+        lambda p: np.zeros(len(p)), 2**70), ValueError, "step"),
     "batch probe NaN position": (lambda s: BatchSpectrumProbe([1]).update([0.1, NAN], [1.0, 2.0], [1.0, 2.0], 0),
                                  ValueError, "x"),
     "probe float64 callable given to a float32 net": (lambda s: s.probe.update(lambda p: s.net(p), 1), TypeError,
