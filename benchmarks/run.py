@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from spectral import Grid, SpectrumProbe, nudft
-from spectral._claim import run_cases
-from spectral._config import load_config
+from spectral.claim._check import run_cases
+from spectral.claim._config import load_config
 from spectral._nudft import finufft_installed
 from spectral.ensemble import MLPEnsemble
 from spectral.models import mlp

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from ._config import ConfigError, parse_assignments
+from .claim._config import ConfigError, parse_assignments
 from ._reproduce import REPRODUCTIONS
-from .experiment import DEVICES
+from .claim._run import DEVICES
 
 DEFAULT_OUT = "spectral-results"
 
@@ -110,7 +110,7 @@ def _check_folder(out: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .experiment import run_claim_check
+    from .claim._run import run_claim_check
 
     _check_folder(args.out)
     extra = [f"scope={json.dumps(args.scope)}"] if args.scope else []
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from ._report import rebuild
+    from .claim._report import rebuild
 
     if not (args.folder / "report.json").is_file():
         raise UsageError(f"{str(args.folder)!r} holds no report.json of a finished `spectral run`")
@@ -136,7 +136,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _reproduce(args: argparse.Namespace) -> None:
     from ._reproduce import run_reproduction
-    from .experiment import resolve_device
+    from .claim._run import resolve_device
 
     _check_folder(args.out)
     report = run_reproduction(args.name, args.out, quiet=args.quiet, device=resolve_device(args.device))
@@ -164,10 +164,10 @@ def _plot(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from .sweep import load_sweep, make_executor, run_sweep
+    from .claim._sweep import load_sweep, make_executor, run_sweep
 
     _check_folder(args.out)
-    from .experiment import resolve_device
+    from .claim._run import resolve_device
 
     runs = load_sweep(args.config, parse_assignments(args.set))
     device = resolve_device(args.device)

@@ -37,15 +37,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._claim import Case, config_digest, repeat_members, train_mse
+from ._check import Case, config_digest, repeat_members, train_mse
 from ._config import case_id, parse_case_id
 from ._format import mean_sd, number
-from ._io import read_json, save_figure, write_json
+from .._io import read_json, save_figure, write_json
 from ._precision_config import SCHEME_NAMES
-from ._shrink import shrink_
+from .._shrink import shrink_
 from ._stats import verdict
-from .ensemble import BatchedLinear, MLPEnsemble
-from .minima import (
+from ..ensemble import BatchedLinear, MLPEnsemble
+from ..minima import (
     displacement_split,
     jacobian,
     manifold_dimension,
@@ -53,8 +53,8 @@ from .minima import (
     relative_spacing,
     singular_values,
 )
-from .models import mlp
-from .precision import ratio, register_floor
+from ..models import mlp
+from ..precision import ratio, register_floor
 
 __all__ = ["PRECISION_UNITS", "SCHEMES", "StoredTrainer", "precision_figures", "precision_inputs", "precision_markdown",
            "round_to", "run_precision"]
@@ -678,7 +678,7 @@ def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None
     Parameters
     ----------
     config : dict
-        A validated configuration (:func:`spectral._config.load_config`); its
+        A validated configuration (:func:`spectral.claim._config.load_config`); its
         ``precision`` table picks the case and the schemes, and ``scope``
         ("default" or "full") whether the schemes train in their own dtype.
     out : pathlib.Path
@@ -696,7 +696,7 @@ def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None
         breaks), ``bands`` (lost updates by band, Adam and SGD), ``schemes``
         (per scheme trained in its dtype: lost updates, test errors, slingshot
         gain; float32's phase-1 steps only at the default scope), ``manifold``
-        and ``verdicts`` (flat, name -> :func:`spectral._stats.verdict` with
+        and ``verdicts`` (flat, name -> :func:`spectral.claim._stats.verdict` with
         ``metric``, ``claim`` and ``reference``).
     """
     inputs = precision_inputs(config)

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from spectral import _precision_experiment as experiment
-from spectral._claim import Case
-from spectral._config import ConfigError, load_config
-from spectral._precision_config import (
+from spectral.claim import _precision as experiment
+from spectral.claim._check import Case
+from spectral.claim._config import ConfigError, load_config
+from spectral.claim._precision_config import (
     PRECISION_DEFAULTS,
     SCHEME_NAMES,
     validate_precision,
 )
-from spectral._precision_experiment import (
+from spectral.claim._precision import (
     PRECISION_UNITS,
     SCHEMES,
     StoredTrainer,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._precision_config import PRECISION_DEFAULTS, validate_precision
-from ._spectrum import window_array
+from .._spectrum import window_array
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "seeds": 16,
@@ -57,7 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         for signal in ("1d", "2d")
         for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False))
     ],
-    # The precision study (spectral._precision_config): which case, which storage dtypes, the manifold study.
+    # The precision study (spectral.claim._precision_config): which case, which storage dtypes, the manifold study.
     "precision": PRECISION_DEFAULTS,
 }
 

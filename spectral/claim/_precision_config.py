@@ -1,7 +1,7 @@
 """The ``precision`` table of the claim check's configuration: its defaults and its checks.
 
-``spectral._config`` imports this module at import time, so nothing here
-imports ``spectral._config`` before a check runs.
+``spectral.claim._config`` imports this module at import time, so nothing here
+imports ``spectral.claim._config`` before a check runs.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ def validate_precision(config: dict[str, Any]) -> None:
     Examples
     --------
     >>> import copy
-    >>> from spectral._config import DEFAULT_CONFIG
+    >>> from spectral.claim._config import DEFAULT_CONFIG
     >>> config = copy.deepcopy(DEFAULT_CONFIG)
     >>> config["precision"] = {**copy.deepcopy(PRECISION_DEFAULTS), "window_steps": 0}
     >>> validate_precision(config)
     Traceback (most recent call last):
     ...
-    spectral._config.ConfigError: config key 'precision.window_steps' must be a positive integer, got 0
+    spectral.claim._config.ConfigError: config key 'precision.window_steps' must be a positive integer, got 0
     """
     from ._config import (  # here, not at import: _config imports this module
         ConfigError,

@@ -15,7 +15,7 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
-from .ensemble import MLPEnsemble
+from ..ensemble import MLPEnsemble
 
 OPTIMIZERS = ("adam", "sgd")
 BETAS = (0.9, 0.999)

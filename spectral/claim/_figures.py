@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import plot
-from ._history import SpectrumHistory
-from ._io import save_figure
+from .. import plot
+from .._history import SpectrumHistory
+from .._io import save_figure
 
 #: Curves of the retraining figure: metric key -> axis label.
 CURVE_METRICS = {"test_mse": "test MSE", "hf_fraction": "high-frequency fraction", "train_mse": "training MSE"}
@@ -37,7 +37,7 @@ def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> from spectral._report_figures import mean_sem
+    >>> from spectral.claim._figures import mean_sem
     >>> mean, sem, n = mean_sem(np.array([[1.0, 3.0], [2.0, np.nan]]))
     >>> mean.tolist(), sem.tolist(), n.tolist()
     ([2.0, 2.0], [1.0, 0.0], [2, 1])
@@ -84,7 +84,7 @@ def curves_figure(case: dict[str, Any]) -> Any:
 
     Examples
     --------
-    >>> from spectral._report_figures import curves_figure
+    >>> from spectral.claim._figures import curves_figure
     >>> curves = {"steps": [0, 50], "test_mse": {"slingshot": [[0.2, 0.3], [0.1, None]]},
     ...           "hf_fraction": {"slingshot": [[0.01, 0.02], [0.03, 0.04]]},
     ...           "train_mse": {"slingshot": [[0.5, 0.4], [0.1, 0.2]]}}
@@ -123,7 +123,7 @@ def sweep_figure(case: dict[str, Any]) -> Any:
 
     Examples
     --------
-    >>> from spectral._report_figures import sweep_figure
+    >>> from spectral.claim._figures import sweep_figure
     >>> sweep = {"factors": [0.2, 1.0], "hf_fraction_shrunk": [[1e-5, 2e-5], [0.01, 0.02]],
     ...          "hf_fraction": [[0.01, 0.02], [0.02, 0.02]], "test_mse": [[0.1, 0.2], [0.15, None]]}
     >>> fig = sweep_figure({"id": "1d-tanh", "seeds": [0, 1], "cutoff": 8, "sweep": sweep, "metrics": {}})

@@ -4,7 +4,7 @@ One *case* is a signal (1D or 2D), a network (activation, bias) and an
 optimiser. All seeds of a case train together as one
 :class:`~spectral.ensemble.MLPEnsemble`, and so do all arms of phase 2 and the
 shrink-factor sweep; every member has its own optimiser state and stopping
-point (:mod:`spectral._training`), so a seed's numbers never depend on the
+point (:mod:`spectral.claim._training`), so a seed's numbers never depend on the
 other seeds.
 
 Phase 1 trains every seed until its own training MSE is below the overfit
@@ -39,16 +39,16 @@ import numpy as np
 import torch
 
 from ._config import case_id
-from ._grid import Grid
-from ._history import SpectrumHistory
-from ._io import read_json, write_json
-from ._probe import SpectrumProbe
-from ._shrink import shrink_
-from ._spectrum import fourier, frequency_magnitude, window_array
+from .._grid import Grid
+from .._history import SpectrumHistory
+from .._io import read_json, write_json
+from .._probe import SpectrumProbe
+from .._shrink import shrink_
+from .._spectrum import fourier, frequency_magnitude, window_array
 from ._stats import smallest_testable_n, verdict
 from ._training import Trainer, mse, repeat_members
-from .ensemble import MLPEnsemble
-from .signals import PlaneWaveSum, SineSum
+from ..ensemble import MLPEnsemble
+from ..signals import PlaneWaveSum, SineSum
 
 __all__ = ["ARMS", "BASELINES", "Case", "Trainer", "VERDICTS", "config_digest", "repeat_members", "run_cases",
            "train_mse"]

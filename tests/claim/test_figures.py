@@ -2,7 +2,7 @@ import numpy as np
 from matplotlib.container import ErrorbarContainer
 
 from spectral import Grid, SpectrumHistory, SpectrumProbe
-from spectral._report_figures import (
+from spectral.claim._figures import (
     curves_figure,
     mean_sem,
     spectra_figure,

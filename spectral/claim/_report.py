@@ -1,7 +1,7 @@
 """The claim-check report: report.json, report.md, report.html and figures, built from the per-case result files.
 
 The report is where the run's whole family of verdicts is corrected for
-multiplicity (:func:`spectral._stats.correct_family`): the cached case files
+multiplicity (:func:`spectral.claim._stats.correct_family`): the cached case files
 keep the raw p-values, every q-value and final ``holds`` lives here.
 """
 
@@ -15,11 +15,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._claim import ARMS, BASELINES, SPECTRAL_VERDICTS
+from ._check import ARMS, BASELINES, SPECTRAL_VERDICTS
 from ._format import mean_sd, number
 from ._html import write_html
-from ._io import atomic_write, read_json, save_figure, write_json
-from ._report_figures import write_figures
+from .._io import atomic_write, read_json, save_figure, write_json
+from ._figures import write_figures
 from ._stats import correct_family, smallest_testable_n
 
 REPORT_VERSION = 2
@@ -75,7 +75,7 @@ def build_report(config: dict[str, Any], cases: list[dict[str, Any]], precision:
     Everything but ``provenance`` (versions, machine, date, wall times) is
     deterministic: the same config gives the same report on rerun.
     """
-    from ._provenance import provenance
+    from .._provenance import provenance
 
     report = copy.deepcopy({"version": REPORT_VERSION, "config": config, "cases": cases, "precision": precision,
                             "scope": scope or None})
@@ -315,7 +315,7 @@ def write_outputs(report: dict[str, Any], out: Path) -> None:
         figures["scope"] = {"scope": str(path.relative_to(out))}
     precision_text = ""
     if report.get("precision"):
-        from ._precision_experiment import precision_figures, precision_markdown
+        from ._precision import precision_figures, precision_markdown
 
         precision_figures(report["precision"], out / "figures")
         precision_text = precision_markdown(report["precision"])

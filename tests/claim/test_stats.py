@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from spectral._stats import adjust, correct_family, hodges_lehmann, signed_rank_null, smallest_testable_n, verdict
+from spectral.claim._stats import adjust, correct_family, hodges_lehmann, signed_rank_null, smallest_testable_n, verdict
 
 CONFIG = {"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"}
 

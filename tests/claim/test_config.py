@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral._config import DEFAULT_CONFIG, ConfigError, case_id, load_config, parse_case_id
+from spectral.claim._config import DEFAULT_CONFIG, ConfigError, case_id, load_config, parse_case_id
 
 
 def test_default_is_valid_and_has_required_cases():

@@ -10,10 +10,10 @@ import sys
 import pytest
 import torch
 
-from spectral import sweep
-from spectral._config import ConfigError
+from spectral.claim import _sweep as sweep
+from spectral.claim._config import ConfigError
 from spectral._io import read_json
-from spectral.sweep import expand_sweep, load_sweep, make_executor, run_sweep
+from spectral.claim._sweep import expand_sweep, load_sweep, make_executor, run_sweep
 
 BASE = {
     "cases": [{"signal": "1d", "activation": "tanh", "bias": True}],

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from claim_config import tiny
-from spectral._report import iter_verdicts, load_report, rebuild, verdict_cell, verdict_table
-from spectral.experiment import run_claim_check
+from spectral.claim._report import iter_verdicts, load_report, rebuild, verdict_cell, verdict_table
+from spectral.claim._run import run_claim_check
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import torch
 
 from claim_config import tiny
 from spectral import Grid
-from spectral._claim import ARMS, BASELINES, VERDICTS, Case, Measure, _arm_starts, _overfit, run_case, run_cases
-from spectral._config import load_config
+from spectral.claim._check import ARMS, BASELINES, VERDICTS, Case, Measure, _arm_starts, _overfit, run_case, run_cases
+from spectral.claim._config import load_config
 from spectral._spectrum import window_array
 
 
@@ -118,7 +118,7 @@ def test_resume_gives_the_same_result_without_recomputing(results, config, monke
     out, cases = results
     (out / "cases" / "2d-relu-nobias.json").unlink()
     calls = []
-    import spectral._claim as claim
+    import spectral.claim._check as claim
 
     original = claim.run_case
     monkeypatch.setattr(claim, "run_case", lambda case, *a, **k: calls.append(case) or original(case, *a, **k))
@@ -145,7 +145,7 @@ def test_damaged_cache_entries_are_recomputed(results, config, monkeypatch, caps
         history.write_bytes(history.read_bytes()[:200])
     else:  # a kill between the history and the JSON of a run with other inputs
         history.write_bytes((out / "cases" / "2d-relu-nobias.history.npz").read_bytes())
-    import spectral._claim as claim
+    import spectral.claim._check as claim
 
     calls = []
     original = claim.run_case
@@ -158,7 +158,7 @@ def test_damaged_cache_entries_are_recomputed(results, config, monkeypatch, caps
 
 def test_changed_config_is_not_served_from_cache(results, config, monkeypatch):
     out, _ = results
-    import spectral._claim as claim
+    import spectral.claim._check as claim
 
     def recompute(*args, **kwargs):
         raise RuntimeError("recomputed")

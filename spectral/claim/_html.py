@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._format import number
-from ._io import atomic_write
+from .._io import atomic_write
 
 #: Verdict states: ``holds`` value -> (CSS class, symbol, word). Colour, symbol and word all differ.
 STATES = {True: ("holds", "✓", "holds"), False: ("fails", "✗", "does not hold"),
@@ -284,7 +284,7 @@ def render_html(report: dict[str, Any], root: Path, markdown: str) -> str:
     Examples
     --------
     >>> from pathlib import Path
-    >>> from spectral._html import render_html
+    >>> from spectral.claim._html import render_html
     >>> report = {"cases": [{"id": "1d-tanh", "seeds": [0, 1], "verdicts": {"shrink_removes_high_frequencies": {
     ...     "holds": True, "reason": None, "q_value": 0.01, "p_value": 0.004, "effect": -0.2, "ci": [-0.3, -0.1],
     ...     "relative_effect": -0.9, "n": 8}}}], "family": {"size": 1, "method": "bh"}}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from spectral._training import MemberOptimizer, Trainer
+from spectral.claim._training import MemberOptimizer, Trainer
 from spectral.ensemble import MLPEnsemble
 
 
