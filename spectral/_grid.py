@@ -12,7 +12,7 @@ import numpy as np
 from ._validation import positive_finite, positive_int
 
 
-def _per_axis(value: Any, ndim: int, name: str) -> tuple[Any, ...]:
+def per_axis(value: Any, ndim: int, name: str = "extent") -> tuple[Any, ...]:
     """``value`` repeated over ``ndim`` axes, or ``value`` itself when it already has one entry per axis."""
     if isinstance(value, (tuple, list)):
         if len(value) != ndim:
@@ -92,8 +92,8 @@ class Grid:
                 f"shape must be a tuple of one or two ints, got {shape!r}; Grid.uniform also takes an int"
             )
         shape = tuple(positive_int(n, "shape") for n in shape)
-        extent = tuple(positive_finite(e, "extent") for e in _per_axis(self.extent, len(shape), "extent"))
-        origin = tuple(_finite(o, "origin") for o in _per_axis(self.origin, len(shape), "origin"))
+        extent = tuple(positive_finite(e, "extent") for e in per_axis(self.extent, len(shape), "extent"))
+        origin = tuple(_finite(o, "origin") for o in per_axis(self.origin, len(shape), "origin"))
         # Frozen: the normalised fields are written once, here.
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "extent", _collapse(extent))
@@ -160,12 +160,12 @@ class Grid:
     @property
     def lengths(self) -> tuple[float, ...]:
         """Domain length per axis."""
-        return _per_axis(self.extent, self.ndim, "extent")
+        return per_axis(self.extent, self.ndim, "extent")
 
     @property
     def lower(self) -> tuple[float, ...]:
         """Lower bound of the domain per axis."""
-        return _per_axis(self.origin, self.ndim, "origin")
+        return per_axis(self.origin, self.ndim, "origin")
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -10,20 +11,30 @@ import torch
 from ._evaluate import DEFAULT_BATCH_SIZE, PointEvaluator
 from ._grid import Grid
 from ._history import SpectrumHistory
-from ._spectrum import amplitude_weights, check_grid_values, fourier, frequency_axes, window_array
-from ._validation import int64, positive_int
+from ._protocol import Probe
+from ._spectrum import (
+    amplitude_weights,
+    check_grid_values,
+    fourier,
+    frequency_axes,
+    window_array,
+)
 
 #: A target bin "has power" when its amplitude exceeds this fraction of the largest.
 TARGET_POWER_THRESHOLD = 1e-6
 
 
-class SpectrumProbe:
+class SpectrumProbe(Probe):
     """Records the Fourier spectrum of a model's function on a grid.
+
+    A :class:`~spectral._protocol.Probe`: :meth:`update` on every training
+    step, :meth:`snapshot` for labelled records, :meth:`reset`, ``history``.
 
     Parameters
     ----------
     grid : Grid
-        Where the model is evaluated (1D or 2D).
+        Where the model is evaluated (1D or 2D, any bounds per axis:
+        frequencies are in cycles per unit length on each axis).
     every : int, default 1
         :meth:`update` records when ``step % every == 0``.
     target : callable or array_like, optional
@@ -33,7 +44,9 @@ class SpectrumProbe:
         at the frequencies where the target has power (read without the
         window, so one line is not smeared over its neighbours).
     window : str or tuple, optional
-        Window applied before the transform (see :func:`spectrum`).
+        Window applied before the transform (see :func:`spectrum`): the
+        history's ``amplitude`` is coherent-gain normalised, its ``power``
+        Parseval normalised (see :class:`SpectrumHistory`).
     batch_size : int, default 16384
         Points per forward pass, bounding activation memory.
 
@@ -71,7 +84,6 @@ class SpectrumProbe:
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a spectral.Grid, got {type(grid).__name__}")
         self.grid = grid
-        self.every = positive_int(every, "every")
         self.window = window
         self._window_np = window_array(window, grid.shape)
         self._window_tensors: dict[tuple[torch.device, torch.dtype], torch.Tensor | None] = {}
@@ -80,8 +92,7 @@ class SpectrumProbe:
         self._target_mask = None
         self._target_coefficients = None
         target_freqs = None if target is None else self._set_target(target)
-        self.history = SpectrumHistory(grid.shape, grid.extent, window, target_freqs)
-        self._last_step = 0
+        super().__init__(SpectrumHistory(grid.shape, grid.extent, window, target_freqs), every)
 
     def _set_target(self, target: Any) -> np.ndarray:
         if callable(target):
@@ -119,24 +130,14 @@ class SpectrumProbe:
 
         ``step`` is an integer in the int64 range (a ``ValueError`` names it otherwise).
         """
-        step = int64(step, "step")
-        recorded = step % self.every == 0
-        if recorded:
-            self._record(model, step, "")
-        self._last_step = step
-        return recorded
-
-    __call__ = update
-    probe = update
+        return self._update(step, functools.partial(self._record, model))
 
     def snapshot(self, model: Callable[..., Any], label: str, step: int | None = None) -> None:
         """Always record, with a ``label`` such as ``"before shrink"``.
 
         ``step`` defaults to the last step passed to :meth:`update` (0 before any).
         """
-        if not isinstance(label, str) or not label:
-            raise TypeError(f"label must be a non-empty str, got {label!r}")
-        self._record(model, self._last_step if step is None else int64(step, "step"), label)
+        self._snapshot(label, step, functools.partial(self._record, model))
 
     def log(self, writer: Any, step: int | None = None, **kwargs: Any) -> None:
         """Write the history to a TensorBoard ``SummaryWriter``.
@@ -154,15 +155,12 @@ class SpectrumProbe:
         values = self._evaluator(model)
         spectra = self._spectra(values) if bool(torch.isfinite(values).all()) else None
         if spectra is None:
-            nan = np.full(self.history._bins, np.nan)
-            errors = None if self._target_mask is None else np.full(int(self._target_mask.sum()), np.nan)
-            self.history.append(step, label, nan, nan.copy(), False, errors)
-            return
-        amplitude, power, errors = spectra
-        self.history.append(step, label, amplitude, power, True, errors)
+            self.history.append_nonfinite(step, label)
+        else:
+            self.history.append(step, label, True, **spectra)
 
-    def _spectra(self, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-        """Amplitude, power and relative errors of finite values; None when any of them overflows."""
+    def _spectra(self, values: torch.Tensor) -> dict[str, np.ndarray] | None:
+        """Amplitude, power and (with a target) relative errors of finite values; None when any of them overflows."""
         coefficients, power = self._transform(values.reshape(self.grid.shape))
         coefficients = coefficients.cpu().numpy()
         power = power.cpu().numpy().astype(np.float64)
@@ -172,5 +170,7 @@ class SpectrumProbe:
             if self._target_mask is not None:
                 errors = (np.abs(coefficients[self._target_mask] - self._target_coefficients)
                           / np.abs(self._target_coefficients))
-        parts = (amplitude, power) if errors is None else (amplitude, power, errors)
-        return (amplitude, power, errors) if all(np.isfinite(part).all() for part in parts) else None
+        parts = {"amplitude": amplitude, "power": power}
+        if errors is not None:
+            parts["relative_error"] = errors
+        return parts if all(np.isfinite(part).all() for part in parts.values()) else None

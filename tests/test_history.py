@@ -1,6 +1,7 @@
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def test_save_load_round_trip(tmp_path, ndim, target):
         np.testing.assert_array_equal(loaded.relative_error(), history.relative_error())
         np.testing.assert_array_equal(loaded.target_freqs, history.target_freqs)
     with np.load(path, allow_pickle=False) as archive:
-        assert json.loads(str(archive["metadata"]))["schema_version"] == 2
+        assert json.loads(str(archive["metadata"]))["schema_version"] == 3
 
 
 def test_high_frequency_fraction_per_record():
@@ -69,7 +70,7 @@ def test_refuses_files_that_are_not_histories(tmp_path):
     make_history().save(good)
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    wrong_version = tmp_path / "v3.npz"
+    wrong_version = tmp_path / "v4.npz"
     with zipfile.ZipFile(good) as source, zipfile.ZipFile(wrong_version, "w") as target:
         for item in source.namelist():
             data = source.read(item)
@@ -77,7 +78,7 @@ def test_refuses_files_that_are_not_histories(tmp_path):
                 continue
             target.writestr(item, data)
     arrays = dict(np.load(good, allow_pickle=False))
-    arrays["metadata"] = np.array(str(arrays["metadata"]).replace('"schema_version": 2', '"schema_version": 3'))
+    arrays["metadata"] = np.array(str(arrays["metadata"]).replace('"schema_version": 3', '"schema_version": 4'))
     np.savez(wrong_version, **arrays)
     inconsistent = tmp_path / "inconsistent.npz"
     arrays = dict(np.load(good, allow_pickle=False))
@@ -233,7 +234,8 @@ def test_text_file_is_refused_without_numpy_pickle_hint(tmp_path):
 
 def test_labels_keep_trailing_nul_characters(tmp_path):
     history = make_history()
-    history.append(99, "after\x00", history.amplitude[0], history.power[0], True, history.relative_error()[0])
+    history.append(99, "after\x00", True, amplitude=history.amplitude[0], power=history.power[0],
+                   relative_error=history.relative_error()[0])
     history.save(tmp_path / "h.npz")
     loaded = SpectrumHistory.load(tmp_path / "h.npz")
     assert loaded.labels[-1] == "after\x00" and loaded.index("after\x00") == len(loaded) - 1
@@ -256,3 +258,33 @@ def test_schema_version_1_files_still_load(tmp_path):
     loaded = SpectrumHistory.load(write(tmp_path / "v1.npz", old, {**metadata, "schema_version": 1}))
     assert loaded.labels.tolist() == history.labels.tolist()
     np.testing.assert_array_equal(loaded.power, history.power)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_files_written_by_the_version_2_layout_still_load(tmp_path):
+    # Written by spectral 0.1.0's SpectrumHistory.save (schema version 2), before histories shared one base; the
+    # same records taken now are equal, bit for bit.
+    sine = lambda x: np.sin(2 * np.pi * 3 * x[:, 0])
+    probe = SpectrumProbe(Grid.uniform(16), every=2, target=sine, window="hann")
+    for step in range(4):
+        probe.update(lambda x, s=step: (1 + s) / 4 * sine(x) + 0.1 * x[:, 0], step)
+    probe.snapshot(lambda x: np.full(len(x), np.nan), "diverged\x00")
+    wave = lambda x: np.cos(2 * np.pi * (x[:, 0] + x[:, 1] / 2))
+    square = SpectrumProbe(Grid.uniform((4, 6), extent=2.0))
+    square.snapshot(wave, "before shrink")
+    square.snapshot(lambda x: 0.5 * wave(x), "after shrink", step=7)
+    for name, now in (("1d", probe.history), ("2d", square.history)):
+        old = SpectrumHistory.load(DATA / f"spectrum_history_v2_{name}.npz")
+        assert (old.shape, old.extent, old.window) == (now.shape, now.extent, now.window)
+        assert old.labels.tolist() == now.labels.tolist()
+        for key in ("steps", "finite", "amplitude", "power"):
+            np.testing.assert_array_equal(getattr(old, key), getattr(now, key), err_msg=key)
+        again = SpectrumHistory.load(old.save(tmp_path / f"{name}.npz"))  # and it saves in the current layout
+        np.testing.assert_array_equal(again.power, old.power)
+    np.testing.assert_array_equal(old.power[:, 2, 1], [0.25, 0.0625])  # (1/2, 1/2) cycles per unit length
+    old = SpectrumHistory.load(DATA / "spectrum_history_v2_1d.npz")
+    assert old.labels.tolist() == ["", "", "diverged\x00"] and old.finite.tolist() == [True, True, False]
+    np.testing.assert_array_equal(old.target_freqs, [3.0])
+    np.testing.assert_array_equal(old.relative_error(), probe.history.relative_error())

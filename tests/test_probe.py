@@ -28,12 +28,13 @@ def test_update_records_every_and_snapshot_labels():
     recorded = [probe.update(net, step) for step in range(12)]
     assert recorded.count(True) == 3
     probe.snapshot(net, "before shrink")
-    probe(net, 15)
-    probe.probe(net, 20)
+    probe.update(net, 15)
+    probe.update(net, 20)
     probe.snapshot(net, "after shrink", step=99)
     np.testing.assert_array_equal(probe.history.steps, [0, 5, 10, 11, 15, 20, 99])
     assert list(probe.history.labels) == ["", "", "", "before shrink", "", "", "after shrink"]
     assert probe.history.index("before shrink") == 3
+    assert not hasattr(probe, "probe") and not callable(probe)  # one name per action: update
 
 
 def test_module_matches_direct_spectrum_and_training_mode_restored():

@@ -132,9 +132,11 @@ def histories(draw: st.DrawFn) -> SpectrumHistory:
         finite = draw(st.booleans())
         numbers = st.floats(0, 1e6) if finite else st.just(np.nan)
         errors = None if k is None else draw(hnp.arrays(np.float64, k, elements=numbers))
-        history.append(draw(st.integers(-2**63, 2**63 - 1)), draw(st.text(max_size=12)),
-                       draw(hnp.arrays(np.float64, bins, elements=numbers)),
-                       draw(hnp.arrays(np.float64, bins, elements=numbers)), finite, errors)
+        rows = {"amplitude": draw(hnp.arrays(np.float64, bins, elements=numbers)),
+                "power": draw(hnp.arrays(np.float64, bins, elements=numbers))}
+        if errors is not None:
+            rows["relative_error"] = errors
+        history.append(draw(st.integers(-2**63, 2**63 - 1)), draw(st.text(max_size=12)), finite, **rows)
     return history
 
 
