@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._config import case_id
+from ._config import CaseConfig, ClaimConfig, SignalConfig
 from .._grid import Grid
 from .._history import SpectrumHistory
 from .._io import read_json, write_json
@@ -63,6 +63,10 @@ UNCHANGED = ("control", "optimizer_reset", "weight_decay")
 #: Seed offsets for the fresh initialisations and the perturbations, so they never equal a member's own seed.
 FRESH_SEED_OFFSET = 1_000_003
 PERTURB_SEED_OFFSET = 2_000_003
+#: The two measurement choices every spectral number is taken under, and their config keys.
+WINDOW_KEYS = {"primary": "window", "alternate": "alternate_window"}
+#: Calls of ``progress`` per case: one after phase 1, one after phase 2 (both at once for a cached case).
+CASE_UNITS = 2
 #: Where along retraining each arm's test error is read.
 COMPARISONS = ("end", "matched_fit", "best_validation")
 
@@ -95,10 +99,10 @@ SPECTRAL_VERDICTS = _spectral_verdicts()
 VERDICTS = {**SPECTRAL_VERDICTS, **_generalisation_verdicts()}
 
 
-def make_signal(spec: dict[str, Any], name: str) -> SineSum | PlaneWaveSum:
+def make_signal(spec: SignalConfig) -> SineSum | PlaneWaveSum:
     """The signal a config's ``signals.<name>`` table describes."""
-    kind = SineSum if name == "1d" else PlaneWaveSum
-    return kind(spec["frequencies"], spec["amplitudes"], spec["phases"])
+    kind = SineSum if spec.dims == 1 else PlaneWaveSum
+    return kind(spec.frequencies, spec.amplitudes, spec.phases)
 
 
 def config_digest(data: Any) -> str:
@@ -170,36 +174,36 @@ class Measure:
 class Case:
     """Everything one case needs: data per seed (training and validation), the grid, the measure, the seed-0 probe."""
 
-    def __init__(self, case: dict[str, Any], config: dict[str, Any], seeds: list[int], device: str = "cpu") -> None:
+    def __init__(self, case: CaseConfig, config: ClaimConfig, seeds: list[int], device: str = "cpu") -> None:
         self.case, self.config, self.seeds, self.device = case, config, seeds, torch.device(device)
-        spec = config["signals"][case["signal"]]
-        self.signal = make_signal(spec, case["signal"])
-        self.noise_variance = spec["noise"] ** 2
-        self.overfit_threshold = config["training"]["overfit_ratio"] * self.noise_variance
-        self.optimizer = case.get("optimizer", "adam")
-        rates = config["training"]["learning_rate" if self.optimizer == "adam" else "sgd_learning_rate"]
-        self.learning_rate = rates[case["activation"]]
-        ndim = 1 if case["signal"] == "1d" else 2
-        self.grid = Grid.uniform(spec["grid"] if ndim == 1 else (spec["grid"], spec["grid"]))
-        self.cutoff = self.signal.max_frequency + spec["cutoff_margin"]
-        fitted = spec["train_points"]
-        samples = [self.signal.sample(fitted + spec["validation_points"], noise=spec["noise"], seed=s) for s in seeds]
+        spec = config.signals[case.signal]
+        self.signal = make_signal(spec)
+        self.noise_variance = spec.noise ** 2
+        self.overfit_threshold = config.training.overfit_ratio * self.noise_variance
+        self.optimizer = case.optimizer
+        rates = config.training.learning_rate if self.optimizer == "adam" else config.training.sgd_learning_rate
+        self.learning_rate = rates[case.activation]
+        ndim = 1 if case.signal == "1d" else 2
+        self.grid = Grid.uniform(spec.grid if ndim == 1 else (spec.grid, spec.grid))
+        self.cutoff = self.signal.max_frequency + spec.cutoff_margin
+        fitted = spec.train_points
+        samples = [self.signal.sample(fitted + spec.validation_points, noise=spec.noise, seed=s) for s in seeds]
         x = torch.tensor(np.stack([x for x, _ in samples]), dtype=torch.float32, device=self.device)
         y = torch.tensor(np.stack([y for _, y in samples]), dtype=torch.float32, device=self.device)
         self.x, self.y = x[:, :fitted], y[:, :fitted]
         self.x_validation, self.y_validation = x[:, fitted:], y[:, fitted:]
-        windows = {"primary": config["window"], "alternate": config["alternate_window"]}
+        windows = {name: getattr(config, key) for name, key in WINDOW_KEYS.items()}
         arrays = {name: window_array(window, self.grid.shape) for name, window in windows.items()}
         self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)),
                                {name: None if a is None else torch.as_tensor(a) for name, a in arrays.items()},
                                self.cutoff)
-        self.probe = SpectrumProbe(self.grid, target=self.signal, window=config["window"])
+        self.probe = SpectrumProbe(self.grid, target=self.signal, window=config.window)
 
     def ensemble(self, seeds: list[int]) -> MLPEnsemble:
-        training = self.config["training"]
-        return MLPEnsemble(self.grid.ndim, members=len(seeds), width=training["width"], depth=training["depth"],
-                           activation=self.case["activation"], bias=self.case["bias"],
-                           constant_feature=not self.case["bias"], omega_0=training["omega_0"],
+        training = self.config.training
+        return MLPEnsemble(self.grid.ndim, members=len(seeds), width=training.width, depth=training.depth,
+                           activation=self.case.activation, bias=self.case.bias,
+                           constant_feature=not self.case.bias, omega_0=training.omega_0,
                            seeds=seeds).to(self.device)
 
     def trainer(self, ensemble: MLPEnsemble, repeats: int = 1, weight_decay: Any = 0.0) -> Trainer:
@@ -229,13 +233,13 @@ def _keep_best(best: MLPEnsemble, current: MLPEnsemble, improved: np.ndarray) ->
 
 def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
     """Phase 1: each seed trains until its own training MSE is below the threshold, then freezes."""
-    training = case.config["training"]
+    training = case.config.training
     ensemble = case.ensemble(case.seeds)
     trainer = case.trainer(ensemble)
     best = copy.deepcopy(ensemble)
     members = len(case.seeds)
     active = np.ones(members, dtype=bool)
-    stop = np.full(members, training["overfit_max_steps"])
+    stop = np.full(members, training.overfit_max_steps)
     best_validation = np.full(members, np.inf)
     curves: dict[str, list] = {"steps": [], "train_mse": [], "validation_mse": [], "test_mse": []}
     step = 0
@@ -253,10 +257,10 @@ def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
         crossed = active & (measured["train_mse"] < case.overfit_threshold)
         stop[crossed] = step
         active &= ~crossed
-        if step >= training["overfit_max_steps"] or not active.any():
+        if step >= training.overfit_max_steps or not active.any():
             break
-        trainer.run(training["check_every"], torch.as_tensor(active, device=case.device))
-        step += training["check_every"]
+        trainer.run(training.check_every, torch.as_tensor(active, device=case.device))
+        step += training.check_every
     progress()
     return Overfit(ensemble, trainer, best, _phase1_summary(case, curves, stop, trainer.train_mse()))
 
@@ -266,7 +270,7 @@ def _phase1_summary(case: Case, curves: dict[str, list], stop: np.ndarray, final
     at_stop = test[np.searchsorted(curves["steps"], stop), np.arange(stop.size)]
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = at_stop / np.where(np.isfinite(test), test, np.inf).min(axis=0)
-    minimum = case.config["training"]["min_test_gap"]
+    minimum = case.config.training.min_test_gap
     gap = np.where(np.isfinite(gap) & (gap > 0), gap, np.nan)  # a seed with no finite test error has no gap
     finite_gap = gap[np.isfinite(gap)]
     overfits = bool(finite_gap.size and np.median(finite_gap) >= minimum)
@@ -281,12 +285,12 @@ def _phase1_summary(case: Case, curves: dict[str, list], stop: np.ndarray, final
 def _arm_starts(case: Case, overfit: MLPEnsemble, before: dict[str, np.ndarray]) -> dict[str, MLPEnsemble]:
     """The starting weights of every arm of phase 2, all from the same overfit weights."""
     config = case.config
-    slingshot = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
+    slingshot = shrink_(copy.deepcopy(overfit), config.shrink_factor)
     noise = case.ensemble([s + PERTURB_SEED_OFFSET for s in case.seeds])
-    perturbed = shrink_(copy.deepcopy(overfit), config["shrink_perturb"]["shrink"])
+    perturbed = shrink_(copy.deepcopy(overfit), config.shrink_perturb.shrink)
     with torch.no_grad():
         for parameter, fresh in zip(perturbed.parameters(), noise.parameters()):
-            parameter.add_(fresh, alpha=config["shrink_perturb"]["perturb"])
+            parameter.add_(fresh, alpha=config.shrink_perturb.perturb)
     factors = case.measure(slingshot)["rms"] / before["rms"]
     output_scale = copy.deepcopy(overfit).scale_output_(np.nan_to_num(factors, nan=1.0))
     starts = {arm: copy.deepcopy(overfit) for arm in ("control", "optimizer_reset", "weight_decay")}
@@ -294,34 +298,34 @@ def _arm_starts(case: Case, overfit: MLPEnsemble, before: dict[str, np.ndarray])
             "fresh": case.ensemble([s + FRESH_SEED_OFFSET for s in case.seeds]), "output_scale": output_scale}
 
 
-def _sweep_group(factor: float, config: dict[str, Any]) -> str:
+def _sweep_group(factor: float, config: ClaimConfig) -> str:
     """Which retrained group a sweep factor reads from."""
-    if factor == config["shrink_factor"]:
+    if factor == config.shrink_factor:
         return "slingshot"
     return "optimizer_reset" if factor == 1.0 else f"sweep:{factor:g}"
 
 
 def _checkpoints(training: dict[str, Any]) -> list[int]:
-    return sorted({round(i * training["retrain_steps"] / training["curve_points"])
-                   for i in range(training["curve_points"] + 1)})
+    return sorted({round(i * training.retrain_steps / training.curve_points)
+                   for i in range(training.curve_points + 1)})
 
 
 def _retrain(case: Case, phase1: Overfit, progress: Callable[[], None]) -> dict[str, Any]:
     """Phase 2: every arm (and the sweep) retrained together, each member with its own optimiser state."""
-    config, training = case.config, case.config["training"]
+    config, training = case.config, case.config.training
     seeds = len(case.seeds)
     overfit = phase1.ensemble
     before = case.measure(overfit)
     before.update(train_mse=phase1.trainer.train_mse(), validation_mse=case.validation_mse(overfit))
     starts = _arm_starts(case, overfit, before)
     # Sweep factors equal to the slingshot's or to 1 (no shrink) are those arms already: not trained twice.
-    sweep_factors = config["sweep"]["factors"] if config["sweep"]["case"] == case_id(case.case) else []
+    sweep_factors = config.sweep.factors if config.sweep.case == case.case.id else []
     new_factors = [f for f in dict.fromkeys(sweep_factors) if _sweep_group(f, config) not in ARMS]
     parts = [starts[arm] for arm in ARMS] + [shrink_(copy.deepcopy(overfit), f) for f in new_factors]
     groups = list(ARMS) + [_sweep_group(f, config) for f in new_factors]
     everything = MLPEnsemble.concatenate(parts)
     decay = torch.zeros(len(groups), seeds)
-    decay[groups.index("weight_decay")] = config["weight_decay"]
+    decay[groups.index("weight_decay")] = config.weight_decay
     trainer = case.trainer(everything, len(parts), weight_decay=decay.flatten())
     continued = phase1.trainer.optimizer.select(list(range(seeds)))
     for arm in CONTINUED:
@@ -413,10 +417,10 @@ def _generalisation_reason(phase1: dict[str, Any]) -> str | None:
     return f"case did not overfit (median test gap {np.median(gap[np.isfinite(gap)]):.2f} < {phase1['min_test_gap']})"
 
 
-def _unmatched_reason(values: dict[str, list], arms: tuple[str, str], config: dict[str, Any]) -> str | None:
+def _unmatched_reason(values: dict[str, list], arms: tuple[str, str], config: ClaimConfig) -> str | None:
     """Why a matched-fit comparison cannot be tested: too few seeds got back to their overfit training error."""
     matched = [np.isfinite(np.array(values[arm], dtype=float)) for arm in arms]
-    if np.sum(matched[0] & matched[1]) >= smallest_testable_n(config["alpha"]):
+    if np.sum(matched[0] & matched[1]) >= smallest_testable_n(config.alpha):
         return None
     counts = ", ".join(f"{arm} in {int(m.sum())}/{m.size} seeds" for arm, m in zip(arms, matched))
     return f"too few seeds returned to their overfit training error within retraining ({counts})"
@@ -444,16 +448,16 @@ def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str,
 
 def _sweep(case: Case, phase2: dict[str, Any]) -> dict[str, Any] | None:
     config, curves, groups = case.config, phase2["curves"], phase2["groups"]
-    if config["sweep"]["case"] != case_id(case.case):
+    if config.sweep.case != case.case.id:
         return None
-    index = [groups.index(_sweep_group(f, config)) for f in config["sweep"]["factors"]]
-    return {"factors": config["sweep"]["factors"],
+    index = [groups.index(_sweep_group(f, config)) for f in config.sweep.factors]
+    return {"factors": list(config.sweep.factors),
             "hf_fraction_shrunk": curves["hf_fraction:primary"][0, index].tolist(),
             "hf_fraction": curves["hf_fraction:primary"][-1, index].tolist(),
             "test_mse": curves["test_mse"][-1, index].tolist()}
 
 
-def _negative_control(metrics: dict[str, dict[str, list]], config: dict[str, Any]) -> dict[str, Any]:
+def _negative_control(metrics: dict[str, dict[str, list]], config: ClaimConfig) -> dict[str, Any]:
     """A positively homogeneous net: the shrink scales the function, so its HF fraction must not change."""
     hf = metrics["hf_fraction:primary"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -461,7 +465,7 @@ def _negative_control(metrics: dict[str, dict[str, list]], config: dict[str, Any
     finite = change[np.isfinite(change)]
     if not finite.size:
         return {"max_relative_hf_change": None, "passed": None, "reason": "non-finite"}
-    return {"max_relative_hf_change": float(finite.max()), "passed": bool(finite.max() < config["min_relative_effect"]),
+    return {"max_relative_hf_change": float(finite.max()), "passed": bool(finite.max() < config.min_relative_effect),
             "reason": None}
 
 
@@ -470,22 +474,22 @@ def _summarise(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> di
     curves, groups = phase2["curves"], phase2["groups"]
     arm_index = {arm: groups.index(arm) for arm in ARMS}
     result = {
-        "id": case_id(case.case), **case.case, "optimizer": case.optimizer, "shrink_factor": case.config["shrink_factor"],
+        "id": case.case.id, **case.case.to_dict(), "optimizer": case.optimizer, "shrink_factor": case.config.shrink_factor,
         "seeds": case.seeds, "learning_rate": case.learning_rate, "cutoff": case.cutoff,
         "signal_max_frequency": case.signal.max_frequency, "noise_variance": case.noise_variance,
-        "windows": {"primary": case.config["window"], "alternate": case.config["alternate_window"]},
+        "windows": {name: case.config.to_dict()[key] for name, key in WINDOW_KEYS.items()},
         "overfit": phase1, "metrics": metrics, "verdicts": _verdicts(case, metrics, phase1),
         "curves": {"steps": phase2["checkpoints"],
                    **{name.replace(":primary", ""): {arm: curves[name][:, arm_index[arm]].tolist() for arm in ARMS}
                       for name in ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")}},
         "output_scale_factors": phase2["output_scale_factors"], "sweep": _sweep(case, phase2),
     }
-    if not case.case["bias"] and case.case["activation"] == "relu":
+    if not case.case.bias and case.case.activation == "relu":
         result["negative_control"] = _negative_control(metrics, case.config)
     return result
 
 
-def run_case(case: dict[str, Any], config: dict[str, Any], seeds: list[int],
+def run_case(case: CaseConfig, config: ClaimConfig, seeds: list[int],
              progress: Callable[[], None] = lambda: None, device: str = "cpu") -> tuple[dict[str, Any], SpectrumHistory]:
     """Run one case; return its JSON-able result and seed 0's spectrum history."""
     with torch.random.fork_rng(devices=[]):
@@ -496,11 +500,11 @@ def run_case(case: dict[str, Any], config: dict[str, Any], seeds: list[int],
     return _summarise(setup, phase1.summary, phase2), setup.probe.history
 
 
-def case_inputs(case: dict[str, Any], config: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+def case_inputs(case: CaseConfig, config: ClaimConfig, seeds: list[int]) -> dict[str, Any]:
     """What a case's result depends on (its cached file is reused only when this matches)."""
     ignored = ("cases", "signals", "precision", "scope", "scope_grid", "correction")
-    relevant = {k: v for k, v in config.items() if k not in ignored}
-    return {"case": case, "seeds": seeds, "signal": config["signals"][case["signal"]], "config": relevant}
+    relevant = {k: v for k, v in config.to_dict().items() if k not in ignored}
+    return {"case": case.to_dict(), "seeds": seeds, "signal": config.signal(case).to_dict(), "config": relevant}
 
 
 def _file_digest(path: Path) -> str:
@@ -522,7 +526,7 @@ def _cached(path: Path, digest: str) -> dict[str, Any] | None:
     return cached["result"]
 
 
-def run_cases(config: dict[str, Any], out: Path, progress: Callable[[], None] = lambda: None,
+def run_cases(config: ClaimConfig, out: Path, progress: Callable[[], None] = lambda: None,
               device: str = "cpu") -> list[dict[str, Any]]:
     """Run (or resume) every case of ``config``; each result is written atomically as it finishes.
 
@@ -530,20 +534,20 @@ def run_cases(config: dict[str, Any], out: Path, progress: Callable[[], None] = 
     SHA-256, so a cached case is reused only when both files are whole and
     belong together and to the same inputs; anything else is recomputed.
     """
-    seeds = list(range(config["seeds"]))
-    return [run_cached_case(case, config, seeds, out / "cases" / f"{case_id(case)}.json", progress, device)
-            for case in config["cases"]]
+    seeds = list(range(config.seeds))
+    return [run_cached_case(case, config, seeds, out / "cases" / f"{case.id}.json", progress, device)
+            for case in config.cases]
 
 
-def run_cached_case(case: dict[str, Any], config: dict[str, Any], seeds: list[int], path: Path,
+def run_cached_case(case: CaseConfig, config: ClaimConfig, seeds: list[int], path: Path,
                     progress: Callable[[], None], device: str = "cpu") -> dict[str, Any]:
     """One case, read from ``path`` when it was finished with the same inputs, else run and written there."""
     inputs = case_inputs(case, config, seeds)
     digest = config_digest(inputs)
     cached = _cached(path, digest)
     if cached is not None:
-        progress()
-        progress()
+        for _ in range(CASE_UNITS):
+            progress()
         return cached
     if path.is_file():
         print(f"spectral: recomputing {path.name}: its saved result is damaged, incomplete or from other inputs",

@@ -1,295 +1,581 @@
-"""Configuration of the claim check: an embedded default that a TOML/JSON file overrides."""
+"""The claim check's configuration: frozen, typed, validated on construction.
+
+A :class:`ClaimConfig` is a tree of frozen dataclasses. Every field is
+checked when it is built; an error is a :class:`ConfigError` naming the
+dotted key (``'training.width'``). :func:`load_config` starts from the
+built-in default and applies a TOML or JSON file and then nested overrides,
+table by table; :meth:`ClaimConfig.to_dict` gives back the JSON-able tree (the
+form results and digests record) and :meth:`ClaimConfig.to_toml` a TOML file
+that loads into the same config.
+
+The activations come from :data:`spectral.models.ACTIVATIONS`, the default
+signals from :func:`spectral.signals.default_1d` and
+:func:`~spectral.signals.default_2d`, the precision schemes from
+:data:`SCHEME_NAMES`: one source each.
+"""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ._precision_config import PRECISION_DEFAULTS, validate_precision
 from .._spectrum import window_array
+from ..models import ACTIVATIONS
+from ..signals import default_1d, default_2d
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "seeds": 16,
-    "alpha": 0.05,
-    # Multiplicity correction over every verdict of the run: Benjamini-Hochberg, Holm, or none.
-    "correction": "bh",
-    "min_relative_effect": 0.05,
-    "shrink_factor": 0.2,
-    "shrink_perturb": {"shrink": 0.4, "perturb": 0.1},
-    # Decoupled weight decay of the weight_decay arm: each step multiplies the weights by (1 - lr * weight_decay).
-    "weight_decay": 0.5,
-    "window": "hann",
-    # Every spectral verdict is also computed under this window and flagged where the two disagree.
-    "alternate_window": ["tukey", 0.5],
-    # "full" adds the data-size x width grid (scope_grid) to the default run.
-    "scope": "default",
-    "scope_grid": {"cases": ["1d-tanh", "1d-relu"], "train_points": [12, 24, 48], "widths": [32, 64, 128]},
-    "sweep": {"case": "1d-tanh", "factors": [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]},
-    "training": {
-        "width": 64,
-        "depth": 3,
-        "learning_rate": {"relu": 0.01, "tanh": 0.003, "gelu": 0.003, "sine": 0.0001},
-        "sgd_learning_rate": {"relu": 0.05, "tanh": 0.05, "gelu": 0.05, "sine": 0.002},
-        "overfit_max_steps": 2000,
-        # Overfit: every training point fitted to a tenth of the noise variance (most of the noise memorised).
-        "overfit_ratio": 0.1,
-        # A case counts as overfit when the median over seeds of (test MSE at the stop / phase-1 minimum) is this.
-        "min_test_gap": 1.5,
-        "check_every": 50,
-        "retrain_steps": 400,
-        "curve_points": 10,
-        # SIREN's frequency scale; the paper's 30 is for [-1, 1], and on [0, 1) it memorises without ever generalising.
-        "omega_0": 10.0,
-    },
-    "signals": {
-        "1d": {"frequencies": [1, 3, 5], "amplitudes": [1.0, 0.5, 0.25], "phases": [0.0, 0.7, 1.9],
-               "train_points": 24, "validation_points": 8, "noise": 0.5, "grid": 256, "cutoff_margin": 3.0},
-        "2d": {"frequencies": [[1, 0], [1, 2], [-2, 1]], "amplitudes": [1.0, 0.5, 0.3], "phases": [0.0, 0.9, 2.1],
-               "train_points": 32, "validation_points": 16, "noise": 0.5, "grid": 32, "cutoff_margin": 3.0},
-    },
-    "cases": [
-        {"signal": signal, "activation": activation, "bias": bias}
-        for signal in ("1d", "2d")
-        for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False))
-    ],
-    # The precision study (spectral.claim._precision_config): which case, which storage dtypes, the manifold study.
-    "precision": PRECISION_DEFAULTS,
-}
+__all__ = ["ACTIVATIONS", "CORRECTIONS", "DEFAULT_CONFIG", "OPTIMIZERS", "SCHEME_NAMES", "CaseConfig", "ClaimConfig",
+           "ConfigError", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
+           "merge_overrides", "parse_assignments", "parse_case_id", "read_config_file"]
 
-ACTIVATIONS = ("relu", "tanh", "gelu", "sine")
 OPTIMIZERS = ("adam", "sgd")
 CORRECTIONS = ("bh", "holm", "none")
+SIGNALS = ("1d", "2d")
+#: Precision schemes by name: a dtype name alone stores the weights in it (no master copy); "bfloat16+master"
+#: computes in bfloat16 on a float32 master copy. The order is the order of the report.
+SCHEME_NAMES = ("float32", "bfloat16", "float16", "bfloat16+master")
 #: Largest amplitude a signal may have: far above any signal of interest, far below float32 overflow of its power.
 MAX_AMPLITUDE = 1e6
 #: What a run may allocate for its largest ensemble (parameters, gradients, optimiser state, activations).
 MEMORY_LIMIT_BYTES = 8 * 2**30
+#: A window written as this string in TOML (which has no null) means no window.
+NO_WINDOW = "none"
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key."""
+    """A configuration that cannot be run; the message names the dotted key (``key``, when there is one)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
-def case_id(case: dict[str, Any]) -> str:
-    """``"1d-relu"``, ``"2d-relu-nobias"``, ``"1d-tanh-sgd"``: a case's name in files and reports."""
-    optimizer = case.get("optimizer", "adam")
-    return (f"{case['signal']}-{case['activation']}" + ("" if case["bias"] else "-nobias")
-            + ("" if optimizer == "adam" else f"-{optimizer}"))
-
-
-def parse_case_id(name: str) -> dict[str, Any]:
-    """The case a name like ``"1d-tanh"``, ``"2d-relu-nobias"`` or ``"1d-tanh-sgd"`` stands for; ``ConfigError`` if none."""
-    parts = name.split("-") if isinstance(name, str) else []
-    optimizer = parts.pop() if parts[-1:] == ["sgd"] else "adam"
-    bias = parts[-1:] != ["nobias"]
-    parts = parts if bias else parts[:-1]
-    if len(parts) != 2 or parts[0] not in ("1d", "2d") or parts[1] not in ACTIVATIONS:
-        raise ConfigError(f"{name!r} is not a case name like '1d-tanh', '2d-relu-nobias' or '1d-tanh-sgd'")
-    case = {"signal": parts[0], "activation": parts[1], "bias": bias}
-    return case if optimizer == "adam" else {**case, "optimizer": optimizer}
-
-
-def _merge(default: Any, override: Any, key: str) -> Any:
-    """Override ``default`` by ``override``, checking keys and types against the default."""
-    if isinstance(default, dict):
-        if not isinstance(override, dict):
-            raise ConfigError(f"config key {key or 'top level'!r} must be a table, got {override!r}")
-        unknown = sorted(set(override) - set(default))
-        if unknown:
-            where = f" in {key!r}" if key else ""
-            raise ConfigError(f"unknown config key{where}: {unknown[0]!r}; expected one of {sorted(default)}")
-        return {name: _merge(default[name], override[name], f"{key}.{name}".lstrip("."))
-                if name in override else copy.deepcopy(default[name]) for name in default}
-    if key in ("cases", "window", "alternate_window"):  # checked by validate()
-        return override
-    if isinstance(default, bool) or isinstance(override, bool):
-        if type(default) is not type(override):
-            raise ConfigError(f"config key {key!r} must be {type(default).__name__}, got {override!r}")
-        return override
-    if isinstance(default, (int, float)):
-        if not isinstance(override, (int, float)) or (isinstance(default, int) and not isinstance(override, int)):
-            expected = "an integer" if isinstance(default, int) else "a number"
-            raise ConfigError(f"config key {key!r} must be {expected}, got {override!r}")
-        if not math.isfinite(override):
-            raise ConfigError(f"config key {key!r} must be finite, got {override!r}")
-        return type(default)(override)
-    if isinstance(default, list) and not isinstance(override, list):
-        raise ConfigError(f"config key {key!r} must be a list, got {override!r}")
-    if isinstance(default, str) and override is not None and not isinstance(override, (str, list)):
-        raise ConfigError(f"config key {key!r} must be a string, got {override!r}")
-    return override
+def _fail(key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"config key {key!r} must be {expected}, got {value!r}", key)
 
 
 def _require(condition: bool, key: str, expected: str, value: Any) -> None:
     if not condition:
-        raise ConfigError(f"config key {key!r} must be {expected}, got {value!r}")
+        raise _fail(key, expected, value)
 
 
-def _lookup(config: dict[str, Any], path: str) -> Any:
-    value = config
-    for part in path.split("."):
-        value = value[part]
-    return value
+def _prefixed(error: ConfigError, prefix: str) -> ConfigError:
+    """``error`` with its key (and message) moved under the table ``prefix``."""
+    if error.key is None or not prefix:
+        return error
+    key = f"{prefix}.{error.key}"
+    return ConfigError(str(error).replace(repr(error.key), repr(key), 1), key)
 
 
-def _check_positive(config: dict[str, Any], path: str, integer: bool = False) -> None:
-    value = _lookup(config, path)
-    _require(value > 0 and (not integer or isinstance(value, int)), path,
-             "a positive integer" if integer else "positive", value)
+class FrozenMap(dict):
+    """A read-only dict (hashable, picklable): the per-name tables of a frozen config."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a config is frozen: build a new one (ClaimConfig.replace, load_config)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple:
+        return type(self), (dict(self),)
 
 
-def _check_non_negative(config: dict[str, Any], path: str) -> None:
-    value = _lookup(config, path)
-    _require(value >= 0, path, ">= 0", value)
-
-
-def _check_cases(config: dict[str, Any]) -> None:
-    cases = config["cases"]
-    _require(isinstance(cases, list) and len(cases) > 0, "cases", "a non-empty list of tables", cases)
-    names = set()
-    for i, case in enumerate(cases):
-        key = f"cases[{i}]"
-        _require(isinstance(case, dict) and {"signal", "activation", "bias"} <= set(case)
-                 <= {"signal", "activation", "bias", "optimizer"}, key,
-                 "a table with keys signal, activation, bias and optionally optimizer", case)
-        _require(case["signal"] in ("1d", "2d"), f"{key}.signal", '"1d" or "2d"', case["signal"])
-        _require(case["activation"] in ACTIVATIONS, f"{key}.activation", f"one of {ACTIVATIONS}", case["activation"])
-        _require(isinstance(case["bias"], bool), f"{key}.bias", "true or false", case["bias"])
-        _require(case.get("optimizer", "adam") in OPTIMIZERS, f"{key}.optimizer", f"one of {OPTIMIZERS}",
-                 case.get("optimizer"))
-        _require(case_id(case) not in names, key, "unique", case_id(case))
-        names.add(case_id(case))
-    sweep = config["sweep"]["case"]
-    _require(sweep in names or sweep == "", "sweep.case", f"one of the cases {sorted(names)} or \"\"", sweep)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+# --- Field checks: (value, key) -> the stored value ----------------------------------------------------------------
 
 
 def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_frequencies(key: str, frequencies: Any, dims: int, grid: int) -> None:
-    """Integer frequencies, none of them zero (no power to learn) nor at or above the grid's Nyquist (aliased)."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(minimum: int) -> Callable[[Any, str], int]:
+    def check(value: Any, key: str) -> int:
+        _require(_is_integer(value) and value >= minimum, key,
+                 "a positive integer" if minimum == 1 else f"an integer >= {minimum}", value)
+        return value
+    return check
+
+
+def _number(low: float = -math.inf, high: float = math.inf, *, open_low: bool = True, open_high: bool = False,
+            expected: str = "") -> Callable[[Any, str], float]:
+    def check(value: Any, key: str) -> float:
+        _require(_is_number(value), key, "a finite number", value)
+        inside = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+        _require(inside, key, expected, value)
+        return float(value)
+    return check
+
+
+_positive = _number(0.0, expected="positive")
+_non_negative = _number(0.0, open_low=False, expected=">= 0")
+_positive_int = _integer(1)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def check(value: Any, key: str) -> str:
+        _require(isinstance(value, str) and value in options, key, f"one of {options}", value)
+        return value
+    return check
+
+
+def _flag(value: Any, key: str) -> bool:
+    _require(isinstance(value, bool), key, "true or false", value)
+    return value
+
+
+def _list_of(item: Callable[[Any, str], Any], expected: str) -> Callable[[Any, str], tuple]:
+    def check(value: Any, key: str) -> tuple:
+        _require(isinstance(value, (list, tuple)) and len(value) > 0, key, expected, value)
+        try:
+            return tuple(item(v, key) for v in value)
+        except ConfigError:
+            raise _fail(key, expected, value) from None
+    return check
+
+
+def _window(value: Any, key: str) -> Any:
+    """``None`` (or ``"none"``), a window name, or a ``(name, parameter)`` pair scipy knows."""
+    if value is None or value == NO_WINDOW:
+        return None
+    _require(isinstance(value, (str, list, tuple)), key, "a window name, [name, parameter] or \"none\"", value)
+    try:
+        values = window_array(value, (16,))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config key {key!r}: {error}", key) from None
+    _require(np.all(np.isfinite(values)) and values.sum() > 0, key, "a window with finite values and a positive sum",
+             value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[str, float]:
+    """A positive number per activation; a partial table overrides ``base`` key by key."""
+    _require(isinstance(value, Mapping), key, "a table of activation = learning rate", value)
+    unknown = sorted(set(value) - set(ACTIVATIONS))
+    if unknown:
+        raise ConfigError(f"unknown config key in {key!r}: {unknown[0]!r}; expected one of {list(ACTIVATIONS)}", key)
+    return FrozenMap({name: _positive(value[name], f"{key}.{name}") if name in value else base[name]
+                             for name in ACTIVATIONS})
+
+
+# --- The tables -----------------------------------------------------------------------------------------------------
+
+
+def _spec(default: Any = dataclasses.MISSING, check: Callable | None = None, *, factory: Callable | None = None) -> Any:
+    """A dataclass field with its check in the metadata (``factory`` for table defaults)."""
+    metadata = {"check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _plain(value: Any) -> Any:
+    """A field's JSON-able form: tables as dicts, tuples as lists."""
+    if dataclasses.is_dataclass(value):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Table:
+    """A frozen table of the config: fields checked on construction, built from and written to plain dicts."""
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            check = spec.metadata.get("check")
+            if check is not None:
+                object.__setattr__(self, spec.name, check(getattr(self, spec.name), spec.name))
+        self._check()
+
+    def _check(self) -> None:
+        """Checks across fields (none by default)."""
+
+    @classmethod
+    def from_dict(cls, data: Any, base: Any = None, key: str = "") -> Any:
+        """``base`` (the defaults when None) with the keys of ``data`` replaced; sub-tables merge key by key."""
+        base = cls() if base is None else base
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config key {key or 'top level'!r} must be a table, got {data!r}", key or None)
+        names = [spec.name for spec in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            where = f" in {key!r}" if key else ""
+            raise ConfigError(f"unknown config key{where}: {unknown[0]!r}; expected one of {sorted(names)}",
+                              f"{key}.{unknown[0]}".lstrip("."))
+        values = {}
+        for name in names:
+            current, inner = getattr(base, name), f"{key}.{name}".lstrip(".")
+            if name not in data:
+                values[name] = current
+            elif isinstance(current, _Table):
+                values[name] = type(current).from_dict(data[name], current, inner)
+            else:
+                values[name] = cls._merge_field(name, data[name], current, inner)
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise _prefixed(error, key) from None
+
+    @classmethod
+    def _merge_field(cls, name: str, value: Any, current: Any, key: str) -> Any:
+        """How a plain field takes an override (replaced; tables of values override key by key)."""
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able tree: tables as dicts, sequences as lists."""
+        return {spec.name: _plain(getattr(self, spec.name)) for spec in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` (checked like any construction)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ShrinkPerturbConfig(_Table):
+    """Shrink-and-perturb (Ash & Adams): weights x ``shrink`` + ``perturb`` x a fresh initialisation."""
+
+    shrink: float = _spec(0.4, _positive)
+    perturb: float = _spec(0.1, _non_negative)
+
+
+@dataclass(frozen=True)
+class ScopeGridConfig(_Table):
+    """The data-size x width grid that scope "full" adds."""
+
+    cases: tuple[str, ...] = _spec(("1d-tanh", "1d-relu"))
+    train_points: tuple[int, ...] = _spec((12, 24, 48), _list_of(_positive_int, "a non-empty list of positive integers"))
+    widths: tuple[int, ...] = _spec((32, 64, 128), _list_of(_positive_int, "a non-empty list of positive integers"))
+
+    def _check(self) -> None:
+        _require(isinstance(self.cases, (list, tuple)), "cases", "a list of 1D case names", self.cases)
+        for name in self.cases:
+            try:
+                case = parse_case_id(name)
+            except ConfigError as error:
+                raise ConfigError(f"config key 'cases': {error}", "cases") from None
+            _require(case.signal == "1d", "cases", "1D cases", name)
+        object.__setattr__(self, "cases", tuple(self.cases))
+
+
+@dataclass(frozen=True)
+class SweepConfig(_Table):
+    """The shrink-factor sweep of one case (``case = ""``: none)."""
+
+    case: str = _spec("1d-tanh")
+    factors: tuple[float, ...] = _spec((0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+                                       _list_of(_positive, "a non-empty list of positive numbers"))
+
+
+def _rates(**values: float) -> Mapping[str, float]:
+    return FrozenMap(values)
+
+
+@dataclass(frozen=True)
+class TrainingConfig(_Table):
+    """Network size, optimiser step sizes, the overfit stopping rule and retraining."""
+
+    width: int = _spec(64, _positive_int)
+    depth: int = _spec(3, _positive_int)
+    learning_rate: Mapping[str, float] = _spec(factory=lambda: _rates(relu=0.01, tanh=0.003, gelu=0.003, sine=0.0001))
+    sgd_learning_rate: Mapping[str, float] = _spec(factory=lambda: _rates(relu=0.05, tanh=0.05, gelu=0.05, sine=0.002))
+    overfit_max_steps: int = _spec(2000, _positive_int)
+    #: Overfit: every training point fitted to a tenth of the noise variance (most of the noise memorised).
+    overfit_ratio: float = _spec(0.1, _positive)
+    #: A case counts as overfit when the median over seeds of (test MSE at the stop / phase-1 minimum) is this.
+    min_test_gap: float = _spec(1.5, _positive)
+    check_every: int = _spec(50, _positive_int)
+    retrain_steps: int = _spec(400, _positive_int)
+    curve_points: int = _spec(10, _positive_int)
+    #: SIREN's frequency scale; the paper's 30 is for [-1, 1], and on [0, 1) it memorises without ever generalising.
+    omega_0: float = _spec(10.0, _positive)
+
+    @classmethod
+    def _merge_field(cls, name: str, value: Any, current: Any, key: str) -> Any:
+        return _per_activation(value, key, current) if name.endswith("learning_rate") else value
+
+    def _check(self) -> None:
+        for name in ("learning_rate", "sgd_learning_rate"):
+            rates = getattr(self, name)
+            _require(isinstance(rates, Mapping) and set(rates) == set(ACTIVATIONS), name,
+                     f"a table with one rate per activation {ACTIVATIONS}", rates)
+            object.__setattr__(self, name, _per_activation(rates, name, rates))
+
+
+def _frequencies(dims: int, grid: int) -> tuple[Callable[[Any], bool], str]:
     nyquist = grid // 2
     if dims == 1:
-        valid = bool(frequencies) and all(_is_integer(k) and 0 < k < nyquist for k in frequencies)
-        expected = f"a non-empty list of integers in [1, {nyquist - 1}] (below the grid's Nyquist frequency)"
-    else:
-        valid = bool(frequencies) and all(isinstance(k, list) and len(k) == 2 and all(map(_is_integer, k))
-                                          and any(k) and max(map(abs, k)) < nyquist for k in frequencies)
-        expected = f"a non-empty list of non-zero [k_y, k_x] integer pairs with |k| < {nyquist} (the grid's Nyquist)"
-    _require(valid, f"{key}.frequencies", expected, frequencies)
+        return ((lambda k: _is_integer(k) and 0 < k < nyquist),
+                f"a non-empty list of integers in [1, {nyquist - 1}] (below the grid's Nyquist frequency)")
+    return ((lambda k: isinstance(k, (list, tuple)) and len(k) == 2 and all(map(_is_integer, k)) and any(k)
+             and max(map(abs, k)) < nyquist),
+            f"a non-empty list of non-zero [k_y, k_x] integer pairs with |k| < {nyquist} (the grid's Nyquist)")
 
 
-def _check_signal(name: str, signal: dict[str, Any]) -> None:
-    key = f"signals.{name}"
-    for path in ("train_points", "validation_points", "grid"):
-        _check_positive(signal, path, integer=True)
-    _require(signal["grid"] >= 8, f"{key}.grid", ">= 8", signal["grid"])
-    # Without noise there is nothing to overfit, and the overfit threshold (a fraction of its variance) is 0.
-    _require(0 < signal["noise"] <= MAX_AMPLITUDE, f"{key}.noise", f"in (0, {MAX_AMPLITUDE:g}]", signal["noise"])
-    dims = 1 if name == "1d" else 2
-    _check_frequencies(key, signal["frequencies"], dims, signal["grid"])
-    for part in ("amplitudes", "phases"):
-        values = signal[part]
-        _require(isinstance(values, list) and all(map(_is_number, values)) and len(values) == len(signal["frequencies"]),
-                 f"{key}.{part}", "finite numbers, one per frequency", values)
-    _require(all(0 < abs(a) <= MAX_AMPLITUDE for a in signal["amplitudes"]), f"{key}.amplitudes",
-             f"non-zero with |a| <= {MAX_AMPLITUDE:g}", signal["amplitudes"])
-    top = max(math.hypot(*k) if dims == 2 else k for k in signal["frequencies"])
-    _require(0 <= signal["cutoff_margin"] and top + signal["cutoff_margin"] < signal["grid"] // 2,
-             f"{key}.cutoff_margin", f">= 0 and leaving the cutoff (highest frequency {top:g} + margin) below the "
-             f"grid's Nyquist frequency {signal['grid'] // 2}", signal["cutoff_margin"])
+@dataclass(frozen=True)
+class SignalConfig(_Table):
+    """A sum of sinusoids (1D) or plane waves (2D), its noisy samples and the evaluation grid.
+
+    ``dims`` is not a key of the file: it comes from the signal's name (``1d``/``2d``).
+    """
+
+    frequencies: tuple = _spec(tuple(int(k) for k in default_1d().wavevectors[:, 0]))
+    amplitudes: tuple[float, ...] = _spec(tuple(default_1d().amplitudes.tolist()))
+    phases: tuple[float, ...] = _spec(tuple(default_1d().phases.tolist()))
+    train_points: int = _spec(24, _positive_int)
+    validation_points: int = _spec(8, _positive_int)
+    #: Without noise there is nothing to overfit, and the overfit threshold (a fraction of its variance) is 0.
+    noise: float = _spec(0.5, _number(0.0, MAX_AMPLITUDE, expected=f"in (0, {MAX_AMPLITUDE:g}]"))
+    grid: int = _spec(256, _integer(8))
+    cutoff_margin: float = _spec(3.0, _non_negative)
+    dims: int = field(default=1, metadata={"check": None, "internal": True})
+
+    def _check(self) -> None:
+        valid, expected = _frequencies(self.dims, self.grid)
+        frequencies = self.frequencies
+        _require(isinstance(frequencies, (list, tuple)) and len(frequencies) > 0 and all(map(valid, frequencies)),
+                 "frequencies", expected, frequencies)
+        object.__setattr__(self, "frequencies", tuple(tuple(k) if self.dims == 2 else k for k in frequencies))
+        for part in ("amplitudes", "phases"):
+            values = getattr(self, part)
+            _require(isinstance(values, (list, tuple)) and all(map(_is_number, values))
+                     and len(values) == len(frequencies), part, "finite numbers, one per frequency", values)
+            object.__setattr__(self, part, tuple(float(v) for v in values))
+        _require(all(0 < abs(a) <= MAX_AMPLITUDE for a in self.amplitudes), "amplitudes",
+                 f"non-zero with |a| <= {MAX_AMPLITUDE:g}", self.amplitudes)
+        top = self.max_frequency
+        _require(top + self.cutoff_margin < self.grid // 2, "cutoff_margin",
+                 f">= 0 and leaving the cutoff (highest frequency {top:g} + margin) below the grid's Nyquist "
+                 f"frequency {self.grid // 2}", self.cutoff_margin)
+
+    @property
+    def max_frequency(self) -> float:
+        """The largest ``|k|``."""
+        return max(math.hypot(*k) if self.dims == 2 else k for k in self.frequencies)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: value for name, value in super().to_dict().items() if name != "dims"}
+
+    @classmethod
+    def from_dict(cls, data: Any, base: Any = None, key: str = "") -> SignalConfig:
+        if isinstance(data, Mapping) and "dims" in data:
+            raise ConfigError(f"unknown config key in {key!r}: 'dims'", f"{key}.dims")
+        return super().from_dict(data, base, key)
 
 
-def _check_window(key: str, window: Any) -> None:
-    try:
-        values = window_array(window, (16,))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"config key {key!r}: {error}") from None
-    _require(values is None or (np.all(np.isfinite(values)) and values.sum() > 0), key,
-             "a window with finite values and a positive sum", window)
+def _default_signals() -> Mapping[str, SignalConfig]:
+    wave = default_2d()
+    two = SignalConfig(frequencies=tuple(tuple(int(v) for v in k) for k in wave.wavevectors),
+                       amplitudes=tuple(wave.amplitudes.tolist()), phases=tuple(wave.phases.tolist()),
+                       train_points=32, validation_points=16, grid=32, dims=2)
+    return FrozenMap({"1d": SignalConfig(), "2d": two})
 
 
-def _check_scope(config: dict[str, Any]) -> None:
-    _require(config["scope"] in ("default", "full"), "scope", '"default" or "full"', config["scope"])
-    grid = config["scope_grid"]
-    for name in grid["cases"] if isinstance(grid["cases"], list) else [None]:
+@dataclass(frozen=True)
+class CaseConfig(_Table):
+    """One case: a signal, a network (activation, bias) and an optimiser."""
+
+    signal: str = _spec("1d", _choice(SIGNALS))
+    activation: str = _spec("relu", _choice(ACTIVATIONS))
+    bias: bool = _spec(True, _flag)
+    optimizer: str = _spec("adam", _choice(OPTIMIZERS))
+
+    @property
+    def id(self) -> str:
+        """``"1d-relu"``, ``"2d-relu-nobias"``, ``"1d-tanh-sgd"``: the case's name in files and reports."""
+        return (f"{self.signal}-{self.activation}" + ("" if self.bias else "-nobias")
+                + ("" if self.optimizer == "adam" else f"-{self.optimizer}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As results record it: ``optimizer`` only when it is not Adam."""
+        data = super().to_dict()
+        return data if self.optimizer != "adam" else {k: v for k, v in data.items() if k != "optimizer"}
+
+    @classmethod
+    def from_dict(cls, data: Any, base: Any = None, key: str = "") -> CaseConfig:
+        _require(isinstance(data, Mapping) and {"signal", "activation", "bias"} <= set(data), key,
+                 "a table with keys signal, activation, bias and optionally optimizer", data)
+        return super().from_dict(data, base, key)
+
+
+def _default_cases() -> tuple[CaseConfig, ...]:
+    return tuple(CaseConfig(signal, activation, bias) for signal in SIGNALS
+                 for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False)))
+
+
+@dataclass(frozen=True)
+class ManifoldConfig(_Table):
+    """The small over-parameterised float64 network trained to interpolation for the manifold measurement."""
+
+    width: int = _spec(16, _positive_int)
+    depth: int = _spec(2, _positive_int)
+    points: int = _spec(12, _positive_int)
+    mse_ratio: float = _spec(1e-10, _number(0.0, 1.0, open_high=True, expected="in (0, 1)"))
+    max_iterations: int = _spec(100, _positive_int)
+
+
+@dataclass(frozen=True)
+class PrecisionConfig(_Table):
+    """The precision study: which case, which storage dtypes, the manifold study."""
+
+    enabled: bool = _spec(True, _flag)
+    case: str = _spec("1d-tanh")
+    #: Trained in their storage dtype (slingshot and control) only at scope "full"; float32 always runs.
+    schemes: tuple[str, ...] = _spec(SCHEME_NAMES)
+    #: Steps before and after the shrink over which lost updates are pooled.
+    window_steps: int = _spec(20, _positive_int)
+    #: Steps of continued training at the interpolating minimum, per storage dtype.
+    continue_steps: int = _spec(200, _positive_int)
+    manifold: ManifoldConfig = _spec(factory=ManifoldConfig)
+
+    def _check(self) -> None:
+        schemes = self.schemes
+        _require(isinstance(schemes, (list, tuple)) and all(s in SCHEME_NAMES for s in schemes)
+                 and len(set(schemes)) == len(schemes) and "float32" in schemes, "schemes",
+                 f'a list of distinct schemes from {list(SCHEME_NAMES)} with "float32"', schemes)
+        object.__setattr__(self, "schemes", tuple(schemes))
         try:
-            case = parse_case_id(name)
+            parse_case_id(self.case)
         except ConfigError as error:
-            raise ConfigError(f"config key 'scope_grid.cases': {error}") from None
-        _require(case["signal"] == "1d", "scope_grid.cases", "1D cases", name)
-    for part in ("train_points", "widths"):
-        values = grid[part]
-        _require(isinstance(values, list) and bool(values) and all(_is_integer(v) and v > 0 for v in values),
-                 f"scope_grid.{part}", "a non-empty list of positive integers", values)
+            raise ConfigError(f"config key 'case': {error}", "case") from None
 
 
-def _check_size(config: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class ClaimConfig(_Table):
+    """Everything a claim check runs on. Build it with :func:`load_config` or :meth:`from_dict`.
+
+    Examples
+    --------
+    >>> config = load_config(overrides={"seeds": 4, "training": {"width": 32}})
+    >>> config.seeds, config.training.width, config.training.depth
+    (4, 32, 3)
+    >>> [case.id for case in config.cases][:2]
+    ['1d-relu', '1d-tanh']
+    >>> ClaimConfig.from_dict(config.to_dict()) == config
+    True
+    """
+
+    seeds: int = _spec(16, _positive_int)
+    alpha: float = _spec(0.05, _number(0.0, 1.0, open_high=True, expected="in (0, 1)"))
+    #: Multiplicity correction over every verdict of the run: Benjamini-Hochberg, Holm, or none.
+    correction: str = _spec("bh", _choice(CORRECTIONS))
+    min_relative_effect: float = _spec(0.05, _non_negative)
+    shrink_factor: float = _spec(0.2, _positive)
+    shrink_perturb: ShrinkPerturbConfig = _spec(factory=ShrinkPerturbConfig)
+    #: Decoupled weight decay of the weight_decay arm: each step multiplies the weights by (1 - lr * weight_decay).
+    weight_decay: float = _spec(0.5, _non_negative)
+    window: Any = _spec("hann", _window)
+    #: Every spectral verdict is also computed under this window and flagged where the two disagree.
+    alternate_window: Any = _spec(("tukey", 0.5), _window)
+    #: "full" adds the data-size x width grid (scope_grid) to the default run.
+    scope: str = _spec("default", _choice(("default", "full")))
+    scope_grid: ScopeGridConfig = _spec(factory=ScopeGridConfig)
+    sweep: SweepConfig = _spec(factory=SweepConfig)
+    training: TrainingConfig = _spec(factory=TrainingConfig)
+    signals: Mapping[str, SignalConfig] = _spec(factory=_default_signals)
+    cases: tuple[CaseConfig, ...] = _spec(factory=_default_cases)
+    precision: PrecisionConfig = _spec(factory=PrecisionConfig)
+
+    @classmethod
+    def _merge_field(cls, name: str, value: Any, current: Any, key: str) -> Any:
+        if name == "signals":
+            return _merge_signals(value, current, key)
+        if name == "cases":
+            _require(isinstance(value, (list, tuple)) and len(value) > 0, key, "a non-empty list of tables", value)
+            return tuple(CaseConfig.from_dict(case, None, f"cases[{i}]") for i, case in enumerate(value))
+        return value
+
+    def _check(self) -> None:
+        names = set()
+        for i, case in enumerate(self.cases):
+            _require(isinstance(case, CaseConfig), f"cases[{i}]", "a CaseConfig", case)
+            _require(case.id not in names, f"cases[{i}]", "unique", case.id)
+            names.add(case.id)
+        object.__setattr__(self, "cases", tuple(self.cases))
+        _require(self.sweep.case in names or self.sweep.case == "", "sweep.case",
+                 f"one of the cases {sorted(names)} or \"\"", self.sweep.case)
+        precision = parse_case_id(self.precision.case)
+        points = self.signals[precision.signal].train_points
+        _require(self.precision.manifold.points <= points, "precision.manifold.points",
+                 f"at most the case's signals.{precision.signal}.train_points ({points})",
+                 self.precision.manifold.points)
+        _check_size(self)
+
+    def signal(self, case: CaseConfig) -> SignalConfig:
+        """The signal ``case`` fits."""
+        return self.signals[case.signal]
+
+    def to_toml(self) -> str:
+        """The config as a TOML document that :func:`load_config` reads back into an equal config."""
+        return _toml_table(self.to_dict(), [])
+
+
+def _merge_signals(value: Any, current: Mapping[str, SignalConfig], key: str) -> Mapping[str, SignalConfig]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {key!r} must be a table, got {value!r}", key)
+    unknown = sorted(set(value) - set(SIGNALS))
+    if unknown:
+        raise ConfigError(f"unknown config key in {key!r}: {unknown[0]!r}; expected one of {list(SIGNALS)}",
+                          f"{key}.{unknown[0]}")
+    return FrozenMap({name: SignalConfig.from_dict(value[name], current[name], f"{key}.{name}")
+                             if name in value else current[name] for name in SIGNALS})
+
+
+def _check_size(config: ClaimConfig) -> None:
     """Refuse, before anything runs, a run whose largest ensemble cannot fit in :data:`MEMORY_LIMIT_BYTES`."""
-    training = config["training"]
-    width, depth = training["width"], training["depth"]
-    widths = [width] + (config["scope_grid"]["widths"] if config["scope"] == "full" else [])
-    groups = 7 + len(config["sweep"]["factors"])
-    points = max(s["grid"] ** (1 if name == "1d" else 2) + s["train_points"] + s["validation_points"]
-                 for name, s in config["signals"].items())
+    width, depth = config.training.width, config.training.depth
+    widths = [width] + (list(config.scope_grid.widths) if config.scope == "full" else [])
+    groups = 7 + len(config.sweep.factors)
+    points = max(s.grid ** s.dims + s.train_points + s.validation_points for s in config.signals.values())
     largest = 0
     for w in widths:
         parameters = 3 * w + (depth - 1) * w * (w + 1) + w + 1
-        members = config["seeds"] * groups
+        members = config.seeds * groups
         # parameters, gradients, two optimiser moments, update temporaries; activations and their gradients
         largest = max(largest, 4 * members * (8 * parameters + 3 * points * w * depth))
     if largest > MEMORY_LIMIT_BYTES:
         raise ConfigError(
-            f"config asks for about {largest / 2**30:.0f} GiB for its largest ensemble ({config['seeds']} seeds x "
+            f"config asks for about {largest / 2**30:.0f} GiB for its largest ensemble ({config.seeds} seeds x "
             f"{groups} arms and sweep factors, width up to {max(widths)}); the limit is "
-            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB: lower 'seeds', 'training.width' or 'sweep.factors'")
+            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB: lower 'seeds', 'training.width' or 'sweep.factors'", "seeds")
 
 
-def validate(config: dict[str, Any]) -> dict[str, Any]:
-    """Check value ranges; raise :class:`ConfigError` naming the key."""
-    for path in ("seeds", "training.width", "training.depth", "training.overfit_max_steps",
-                 "training.check_every", "training.retrain_steps", "training.curve_points"):
-        _check_positive(config, path, integer=True)
-    for path in ["shrink_factor", "training.overfit_ratio", "training.omega_0", "shrink_perturb.shrink",
-                 "training.min_test_gap"] + [f"training.{rates}.{name}" for name in ACTIVATIONS
-                                             for rates in ("learning_rate", "sgd_learning_rate")]:
-        _check_positive(config, path)
-    _require(0 < config["alpha"] < 1, "alpha", "in (0, 1)", config["alpha"])
-    _require(config["correction"] in CORRECTIONS, "correction", f"one of {CORRECTIONS}", config["correction"])
-    _require(config["min_relative_effect"] >= 0, "min_relative_effect", ">= 0", config["min_relative_effect"])
-    for path in ("shrink_perturb.perturb", "weight_decay"):
-        _check_non_negative(config, path)
-    factors = config["sweep"]["factors"]
-    _require(isinstance(factors, list) and bool(factors) and all(_is_number(f) and f > 0 for f in factors),
-             "sweep.factors", "a non-empty list of positive numbers", factors)
-    for name, signal in config["signals"].items():
-        _check_signal(name, signal)
-    for key in ("window", "alternate_window"):
-        _check_window(key, config[key])
-    _check_cases(config)
-    _check_scope(config)
-    _check_size(config)
-    validate_precision(config)
-    return config
+def case_id(case: CaseConfig | Mapping[str, Any]) -> str:
+    """``"1d-relu"``, ``"2d-relu-nobias"``, ``"1d-tanh-sgd"``: a case's name in files and reports."""
+    return case.id if isinstance(case, CaseConfig) else CaseConfig.from_dict(case).id
+
+
+def parse_case_id(name: str) -> CaseConfig:
+    """The case a name like ``"1d-tanh"``, ``"2d-relu-nobias"`` or ``"1d-tanh-sgd"`` stands for; ``ConfigError`` if none."""
+    parts = name.split("-") if isinstance(name, str) else []
+    optimizer = parts.pop() if parts[-1:] == ["sgd"] else "adam"
+    bias = parts[-1:] != ["nobias"]
+    parts = parts if bias else parts[:-1]
+    if len(parts) != 2 or parts[0] not in SIGNALS or parts[1] not in ACTIVATIONS:
+        raise ConfigError(f"{name!r} is not a case name like '1d-tanh', '2d-relu-nobias' or '1d-tanh-sgd'")
+    return CaseConfig(parts[0], parts[1], bias, optimizer)
 
 
 def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``base`` with nested ``overrides`` applied, tables merged key by key (values are checked by :func:`load_config`)."""
-    merged = copy.deepcopy(base)
+    merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge_overrides(merged[key], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = value
     return merged
 
 
@@ -324,31 +610,46 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ClaimConfig:
     """The default configuration, overridden by a TOML or JSON file and then by ``overrides``.
+
+    Parameters
+    ----------
+    path : path, optional
+        A ``.toml`` or ``.json`` file whose tables override the default key by key.
+    overrides : mapping, optional
+        Nested overrides applied after the file (``{"training": {"width": 32}}``).
+
+    Returns
+    -------
+    ClaimConfig
+        Frozen and checked.
 
     Raises
     ------
     ConfigError
-        Missing or malformed file, unknown keys, wrong types or out-of-range values.
+        Missing or malformed file, unknown keys, wrong types or out-of-range values; the message names the key.
+
+    Examples
+    --------
+    >>> load_config(overrides={"seeds": 0})
+    Traceback (most recent call last):
+    ...
+    spectral.claim._config.ConfigError: config key 'seeds' must be a positive integer, got 0
     """
-    config = copy.deepcopy(DEFAULT_CONFIG)
+    config = ClaimConfig()
     if path is not None:
-        config = _merge(config, read_config_file(Path(path)), "")
+        config = ClaimConfig.from_dict(read_config_file(Path(path)), config)
     if overrides:
-        config = _merge(config, overrides, "")
-    return validate(config)
+        config = ClaimConfig.from_dict(overrides, config)
+    return config
 
 
 def _parse_toml(text: str) -> Any:
     try:
         import tomllib
-    except ImportError:  # Python < 3.11
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigError("reading a TOML config on Python < 3.11 needs tomli (pip install tomli); "
-                              "or use a JSON config") from None
+    except ImportError:  # Python < 3.11: tomli, a dependency there
+        import tomli as tomllib
     return tomllib.loads(text)
 
 
@@ -366,3 +667,44 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # JSONDecodeError, TOMLDecodeError: ValueError
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
         raise ConfigError(f"config file {str(path)!r} is not valid {kind}: {reason}") from None
+
+
+# --- TOML output ----------------------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return json.dumps(NO_WINDOW)  # the only null a config holds is "no window"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_table(table: dict[str, Any], path: list[str], header: bool = True) -> str:
+    """Scalars and arrays first (under a ``[a.b]`` header), then sub-tables, then arrays of tables as ``[[a]]``."""
+    lines, sections = [], []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            sections.append(_toml_table(value, path + [key]))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                sections.append(f"[[{'.'.join(map(_toml_key, path + [key]))}]]\n" + _toml_table(item, path + [key], False))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    title = f"[{'.'.join(map(_toml_key, path))}]\n" if header and path and lines else ""
+    body = title + "".join(line + "\n" for line in lines)
+    return "\n".join([body] + sections) if body else "\n".join(sections)
+
+
+#: The built-in default, as the plain tree a file overrides.
+DEFAULT_CONFIG: dict[str, Any] = ClaimConfig().to_dict()

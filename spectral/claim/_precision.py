@@ -38,10 +38,9 @@ import numpy as np
 import torch
 
 from ._check import Case, config_digest, repeat_members, train_mse
-from ._config import case_id, parse_case_id
+from ._config import SCHEME_NAMES, ClaimConfig, parse_case_id
 from ._format import mean_sd, number
 from .._io import read_json, save_figure, write_json
-from ._precision_config import SCHEME_NAMES
 from .._shrink import shrink_
 from ._stats import verdict
 from ..ensemble import BatchedLinear, MLPEnsemble
@@ -259,15 +258,15 @@ class StoredTrainer:
 
 def _overfit(trainer: StoredTrainer, case: Case) -> np.ndarray:
     """Phase 1: each member trains until its own training MSE is below the threshold; return its steps."""
-    training = case.config["training"]
+    training = case.config.training
     members = trainer.theta.shape[0]
     active, stops, step = np.ones(members, dtype=bool), np.zeros(members, dtype=np.int64), 0
     while True:
         active &= ~(trainer.train_mse() < case.overfit_threshold)
-        if step >= training["overfit_max_steps"] or not active.any():
+        if step >= training.overfit_max_steps or not active.any():
             return stops
-        trainer.run(training["check_every"], torch.as_tensor(active))
-        step += training["check_every"]
+        trainer.run(training.check_every, torch.as_tensor(active))
+        step += training.check_every
         stops[active] = step
 
 
@@ -304,13 +303,13 @@ def _phase1(case: Case, scheme: Scheme) -> tuple[StoredTrainer, np.ndarray]:
 
 def _run_scheme(case: Case, scheme: Scheme, phase1: StoredTrainer, stops: np.ndarray) -> dict[str, Any]:
     """Shrink in storage and retrain: slingshot (fresh optimiser) and control (the overfit run's optimiser)."""
-    config, window, seeds = case.config, case.config["precision"]["window_steps"], len(case.seeds)
+    config, window, seeds = case.config, case.config.precision.window_steps, len(case.seeds)
     overfit = phase1.ensemble()
-    both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config["shrink_factor"]), overfit])
+    both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config.shrink_factor), overfit])
     phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate, scheme)
     phase2.optimizer.take(phase1.optimizer, slice(seeds, None))
     before = case.measure(overfit)["test_mse"]
-    phase2.run(config["training"]["retrain_steps"])
+    phase2.run(config.training.retrain_steps)
     after = case.measure(phase2.ensemble())["test_mse"]
     counts1, counts2 = phase1.counts(), phase2.counts()
     mse = phase1.train_mse()
@@ -367,14 +366,14 @@ def _subnormal(ensemble: MLPEnsemble, dtype: str) -> list[float]:
 def _register(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
     """Per dtype and seed, the HF power at or below the register floor, before and after the shrink."""
     config = case.config
-    shrunk = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
+    shrunk = shrink_(copy.deepcopy(overfit), config.shrink_factor)
     states = {"overfit": overfit, "shrunk": shrunk}
     nets = {state: [ensemble.member(i) for i in range(ensemble.members)] for state, ensemble in states.items()}
     result: dict[str, Any] = {"dtypes": {}, "spectra": {}}
     for dtype in REGISTER_DTYPES:
         entry: dict[str, Any] = {}
         for state, members in nets.items():
-            floors = [register_floor(net, case.grid, dtype, config["window"]) for net in members]
+            floors = [register_floor(net, case.grid, dtype, config.window) for net in members]
             alternating = [floor.freqs != 0 if case.grid.ndim == 1 else slice(None) for floor in floors]
             entry[state] = {
                 "fraction_below": [floor.fraction_below(case.cutoff) for floor in floors],
@@ -450,9 +449,9 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
 def _bands(case: Case, overfit: MLPEnsemble, adam_state: _Optimizer) -> dict[str, Any]:
     """Lost updates by band before the shrink (the overfit run's Adam state) and after it (fresh), Adam and SGD."""
     config = case.config
-    shrunk = shrink_(copy.deepcopy(overfit), config["shrink_factor"])
-    rates = {"adam": case.learning_rate, "sgd": config["training"]["sgd_learning_rate"][case.case["activation"]]}
-    steps = config["precision"]["window_steps"]
+    shrunk = shrink_(copy.deepcopy(overfit), config.shrink_factor)
+    rates = {"adam": case.learning_rate, "sgd": config.training.sgd_learning_rate[case.case.activation]}
+    steps = config.precision.window_steps
     result: dict[str, Any] = {"learning_rate": rates, "steps": steps}
     for kind in OPTIMIZERS:
         fresh = _Optimizer(kind, _flatten(overfit.parameters()), rates[kind])
@@ -507,14 +506,14 @@ def _interpolation_data(case: Case, points: int) -> tuple[torch.Tensor, torch.Te
     with independent noise need weights far larger than a small net's to be
     interpolated, and Levenberg-Marquardt then crawls.
     """
-    spec = case.config["signals"][case.case["signal"]]
+    spec = case.config.signals[case.case.signal]
     if case.grid.ndim == 1:
         x = (np.arange(points) + 0.5) / points
     else:
         side = math.ceil(math.sqrt(points))
         x = np.stack(np.meshgrid(*[(np.arange(side) + 0.5) / side] * 2, indexing="ij"), axis=-1).reshape(-1, 2)[:points]
     x = x.reshape(points, -1) * case.grid.extent
-    noise = [np.random.default_rng(seed).standard_normal(points) * spec["noise"] for seed in case.seeds]
+    noise = [np.random.default_rng(seed).standard_normal(points) * spec.noise for seed in case.seeds]
     y = np.stack([case.signal(x) + n for n in noise])
     return torch.as_tensor(x).expand(len(case.seeds), *x.shape), torch.as_tensor(y)
 
@@ -524,16 +523,16 @@ def _manifold(case: Case) -> dict[str, Any]:
 
     Seeds that did not reach interpolation read NaN in the per-seed numbers the verdicts use.
     """
-    config, spec = case.config, case.config["precision"]["manifold"]
-    points = spec["points"]
+    config, spec = case.config, case.config.precision.manifold
+    points = spec.points
     x, y = _interpolation_data(case, points)
     nets, iterations, mse, targets = [], [], [], []
     for index, seed in enumerate(case.seeds):
-        net = mlp(case.grid.ndim, width=spec["width"], depth=spec["depth"], activation=case.case["activation"],
-                  bias=case.case["bias"], constant_feature=not case.case["bias"], omega_0=config["training"]["omega_0"],
+        net = mlp(case.grid.ndim, width=spec.width, depth=spec.depth, activation=case.case.activation,
+                  bias=case.case.bias, constant_feature=not case.case.bias, omega_0=config.training.omega_0,
                   seed=seed).to(torch.float64)
-        target = spec["mse_ratio"] * float(y[index].var(unbiased=False))
-        iterations.append(_interpolate(net, x[index], y[index], target, spec["max_iterations"]))
+        target = spec.mse_ratio * float(y[index].var(unbiased=False))
+        iterations.append(_interpolate(net, x[index], y[index], target, spec.max_iterations))
         with torch.no_grad():
             mse.append(float((net(x[index])[:, 0] - y[index]).pow(2).mean()))
         nets.append(net)
@@ -546,13 +545,13 @@ def _manifold(case: Case) -> dict[str, Any]:
     parameters = sum(p.numel() for p in nets[0].parameters())
     result: dict[str, Any] = {
         "parameters": parameters, "points": points, "parameters_minus_points": parameters - points,
-        "width": spec["width"], "depth": spec["depth"], "iterations": iterations, "train_mse": mse,
+        "width": spec.width, "depth": spec.depth, "iterations": iterations, "train_mse": mse,
         "target_mse": targets, "interpolated": reached.tolist(),
         "singular_values": [singular_values(net, x[i]).tolist() for i, net in enumerate(nets)],
         "relative_spacing": {dtype: relative_spacing(dtype) for dtype in MANIFOLD_DTYPES},
         "dimension": {dtype: at_minimum(manifold_dimension(net, x[i], dtype) for i, net in enumerate(nets))
                       for dtype in MANIFOLD_DTYPES},
-        "continue_steps": config["precision"]["continue_steps"], "drift": {},
+        "continue_steps": config.precision.continue_steps, "drift": {},
     }
     ensemble = MLPEnsemble.from_models(nets)
     matrices = [jacobian(net, x[i]) for i, net in enumerate(nets)]
@@ -560,7 +559,7 @@ def _manifold(case: Case) -> dict[str, Any]:
         storage = _dtype(dtype)
         trainer = StoredTrainer(ensemble, x, y, case.learning_rate, Scheme(storage, storage))
         start, start_mse = trainer.theta.clone(), trainer.train_mse()
-        trainer.run(config["precision"]["continue_steps"])
+        trainer.run(config.precision.continue_steps)
         splits = [displacement_split(matrix, trainer.theta[i] - start[i]) for i, matrix in enumerate(matrices)]
         lost, changed = trainer.counts()
         result["drift"][dtype] = {
@@ -577,14 +576,14 @@ def _manifold(case: Case) -> dict[str, Any]:
 # --- Verdicts ------------------------------------------------------------------------------------------------------
 
 
-def _named(claim: Any, reference: Any, config: dict[str, Any], metric: str, claim_name: str, reference_name: str,
+def _named(claim: Any, reference: Any, config: ClaimConfig, metric: str, claim_name: str, reference_name: str,
            reason: str | None = None) -> dict[str, Any]:
     result = verdict(np.asarray(claim, dtype=float), np.asarray(reference, dtype=float), config, reason=reason)
     result.update(metric=metric, claim=claim_name, reference=reference_name)
     return result
 
 
-def _verdicts(result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _verdicts(result: dict[str, Any], config: ClaimConfig) -> dict[str, dict[str, Any]]:
     """Every verdict of the precision study, each "claim < reference" paired by seed."""
     register, bands, manifold, schemes = result["register"]["dtypes"], result["bands"], result["manifold"], result["schemes"]
     verdicts = {}
@@ -609,7 +608,7 @@ def _verdicts(result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[
         verdicts[f"slingshot_gain_larger_than_float32_{name}"] = _named(
             schemes[REFERENCE]["gain"] if ran else empty, schemes[name]["gain"] if ran else empty, config,
             "slingshot gain (control test MSE - slingshot test MSE)", REFERENCE, name,
-            None if ran else (FULL_ONLY if name in config["precision"]["schemes"] else "scheme not configured"))
+            None if ran else (FULL_ONLY if name in config.precision.schemes else "scheme not configured"))
     for dtype in MANIFOLD_DTYPES[1:]:
         verdicts[f"manifold_grows_as_precision_drops_{dtype}"] = _named(
             manifold["dimension"]["float64"], manifold["dimension"][dtype], config,
@@ -623,16 +622,15 @@ def _verdicts(result: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[
 # --- Running and caching -------------------------------------------------------------------------------------------
 
 
-def precision_inputs(config: dict[str, Any]) -> dict[str, Any]:
+def precision_inputs(config: ClaimConfig) -> dict[str, Any]:
     """What the precision experiment's result depends on (its cached file is reused only when this matches)."""
-    case = parse_case_id(config["precision"]["case"])
-    return {"case": case, "seeds": list(range(config["seeds"])), "signal": config["signals"][case["signal"]],
-            "scope": config.get("scope", "default"),
-            "precision": {k: v for k, v in config["precision"].items() if k != "enabled"},
-            "config": {k: config[k] for k in ("alpha", "min_relative_effect", "shrink_factor", "window", "training")}}
+    case, plain = parse_case_id(config.precision.case), config.to_dict()
+    return {"case": case.to_dict(), "seeds": list(range(config.seeds)), "signal": config.signal(case).to_dict(),
+            "scope": config.scope, "precision": {k: v for k, v in plain["precision"].items() if k != "enabled"},
+            "config": {k: plain[k] for k in ("alpha", "min_relative_effect", "shrink_factor", "window", "training")}}
 
 
-def _compute(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
+def _compute(config: ClaimConfig, inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is faster, and the numbers cannot depend on the thread count
     try:
@@ -641,11 +639,11 @@ def _compute(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[
         torch.set_num_threads(threads)
 
 
-def _measure(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
+def _measure(config: ClaimConfig, inputs: dict[str, Any], progress: Callable[[], None]) -> dict[str, Any]:
     full = inputs["scope"] == "full"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # nothing below should draw from it; this makes sure nothing leaks in
-        case = Case(inputs["case"], config, inputs["seeds"])
+        case = Case(parse_case_id(config.precision.case), config, inputs["seeds"])
         phase1, stops = _phase1(case, SCHEMES[REFERENCE])
         overfit = phase1.ensemble()
         schemes = {REFERENCE: _run_scheme(case, SCHEMES[REFERENCE], phase1, stops) if full else
@@ -660,19 +658,19 @@ def _measure(config: dict[str, Any], inputs: dict[str, Any], progress: Callable[
         for name, scheme in SCHEMES.items():
             if name == REFERENCE:
                 continue
-            if full and name in config["precision"]["schemes"]:
+            if full and name in config.precision.schemes:
                 schemes[name] = _run_scheme(case, scheme, *_phase1(case, scheme))
             progress()
-    result = {"case": case_id(case.case), "seeds": case.seeds, "scope": inputs["scope"],
-              "shrink_factor": config["shrink_factor"], "window_steps": config["precision"]["window_steps"],
-              "retrain_steps": config["training"]["retrain_steps"], "learning_rate": case.learning_rate,
+    result = {"case": case.case.id, "seeds": case.seeds, "scope": inputs["scope"],
+              "shrink_factor": config.shrink_factor, "window_steps": config.precision.window_steps,
+              "retrain_steps": config.training.retrain_steps, "learning_rate": case.learning_rate,
               "threshold": case.overfit_threshold, "cutoff": case.cutoff, "schemes": schemes, "register": register,
               "bands": bands, "manifold": manifold}
     result["verdicts"] = _verdicts(result, config)
     return result
 
 
-def run_precision(config: dict[str, Any], out: Path, progress: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def run_precision(config: ClaimConfig, out: Path, progress: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Run (or resume) the precision experiment of ``config``.
 
     Parameters

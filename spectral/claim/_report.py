@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ._check import ARMS, BASELINES, SPECTRAL_VERDICTS
+from ._config import ClaimConfig
 from ._format import mean_sd, number
 from ._html import write_html
 from .._io import atomic_write, read_json, save_figure, write_json
@@ -67,7 +68,7 @@ def _attribute(cases: list[dict[str, Any]]) -> None:
         item["attribution"] = notes
 
 
-def build_report(config: dict[str, Any], cases: list[dict[str, Any]], precision: dict[str, Any] | None,
+def build_report(config: ClaimConfig, cases: list[dict[str, Any]], precision: dict[str, Any] | None,
                  scope: list[dict[str, Any]] | None = None, *, device: str = "cpu",
                  times: dict[str, float] | None = None) -> dict[str, Any]:
     """The JSON report, every verdict corrected over the run's whole family.
@@ -77,7 +78,7 @@ def build_report(config: dict[str, Any], cases: list[dict[str, Any]], precision:
     """
     from .._provenance import provenance
 
-    report = copy.deepcopy({"version": REPORT_VERSION, "config": config, "cases": cases, "precision": precision,
+    report = copy.deepcopy({"version": REPORT_VERSION, "config": config.to_dict(), "cases": cases, "precision": precision,
                             "scope": scope or None})
     report["family"] = correct_family(iter_verdicts(report), config)
     for case in report["cases"]:

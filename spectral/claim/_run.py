@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import torch
 
-from ._check import run_cached_case, run_cases
-from ._config import load_config, parse_case_id
+from ._check import CASE_UNITS, run_cached_case, run_cases
+from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
 from .._io import remove_stale_temporaries
 from .._progress import Progress
 
@@ -40,22 +40,22 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def scope_cells(config: dict[str, Any]) -> list[tuple[str, int, int]]:
+def scope_cells(config: ClaimConfig) -> list[tuple[str, int, int]]:
     """The (case, training points, width) cells of the data-size x width grid, when ``scope`` is ``"full"``."""
-    if config["scope"] != "full":
+    if config.scope != "full":
         return []
-    grid = config["scope_grid"]
-    return [(name, n, width) for name in grid["cases"] for n in grid["train_points"] for width in grid["widths"]]
+    grid = config.scope_grid
+    return [(name, n, width) for name in grid.cases for n in grid.train_points for width in grid.widths]
 
 
-def _run_scope(config: dict[str, Any], out: Path, progress: Callable[[], None], device: str) -> list[dict[str, Any]]:
+def _run_scope(config: ClaimConfig, out: Path, progress: Callable[[], None], device: str) -> list[dict[str, Any]]:
     """Every cell of the scope grid: the case retrained at that data size and width (no sweep)."""
     cells = []
-    seeds = list(range(config["seeds"]))
+    seeds = list(range(config.seeds))
     for name, points, width in scope_cells(config):
-        variant = {**config, "sweep": {**config["sweep"], "case": ""},
-                   "training": {**config["training"], "width": width},
-                   "signals": {**config["signals"], "1d": {**config["signals"]["1d"], "train_points": points}}}
+        variant = config.replace(sweep=config.sweep.replace(case=""), training=config.training.replace(width=width),
+                                 signals=FrozenMap({**config.signals,
+                                                    "1d": config.signals["1d"].replace(train_points=points)}))
         result = run_cached_case(parse_case_id(name), variant, seeds, out / "scope" / f"{name}-n{points}-w{width}.json",
                                  progress, device)
         cells.append({"case": name, "train_points": points, "width": width, "overfit": result["overfit"]["overfits"],
@@ -112,8 +112,8 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
     for folder in (out, out / "cases", out / "figures", out / "scope"):
         # Left by a killed run. Only old ones: another run on the same folder may be writing right now.
         remove_stale_temporaries(folder, older_than=STALE_AFTER_S)
-    precision = config["precision"]["enabled"]
-    units = 2 * (len(config["cases"]) + len(scope_cells(config))) + 1
+    precision = config.precision.enabled
+    units = CASE_UNITS * (len(config.cases) + len(scope_cells(config))) + 1
     if precision:
         from ._precision import PRECISION_UNITS
         units += PRECISION_UNITS

@@ -170,7 +170,7 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
             mean / scale if scale > 0 else (0.0 if mean == 0 else math.nan))
         result.update(effect=estimate, ci=interval, ci_level=level, relative_effect=relative,
                       p_value=signed_rank_less(differences))
-    needed = smallest_testable_n(config["alpha"])
+    needed = smallest_testable_n(config.alpha)
     if result["reason"] is None and differences.size < needed:
         result["reason"] = (f"non-finite values in {result['dropped']} seeds leave fewer than {needed}"
                             if result["dropped"] else f"fewer than {needed} seeds")
@@ -181,8 +181,8 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
 
 def _passes(result: dict[str, Any], p: float, config: dict[str, Any]) -> bool:
     relative = result["relative_effect"]
-    return bool(p < config["alpha"] and relative is not None and math.isfinite(relative)
-                and relative <= -config["min_relative_effect"])
+    return bool(p < config.alpha and relative is not None and math.isfinite(relative)
+                and relative <= -config.min_relative_effect)
 
 
 def adjust(p_values: Any, method: str = "bh") -> np.ndarray:
@@ -225,7 +225,7 @@ def correct_family(verdicts: Iterable[dict[str, Any]], config: dict[str, Any]) -
     """Set ``q_value`` and the final ``holds`` of every verdict of one run, adjusted over all of them.
 
     The family is every testable verdict (``reason`` None) with a p-value;
-    ``config["correction"]`` names the method (:func:`adjust`). Untestable
+    ``config.correction`` names the method (:func:`adjust`). Untestable
     verdicts keep ``holds`` None and ``q_value`` None.
 
     Returns
@@ -234,8 +234,8 @@ def correct_family(verdicts: Iterable[dict[str, Any]], config: dict[str, Any]) -
         ``{"size": m, "method": ..., "alpha": ...}``, what the report states.
     """
     family = [v for v in verdicts if v["reason"] is None and v["p_value"] is not None]
-    q = adjust([v["p_value"] for v in family], config["correction"])
+    q = adjust([v["p_value"] for v in family], config.correction)
     for item, q_value in zip(family, q):
         item["q_value"] = float(q_value)
         item["holds"] = _passes(item, q_value, config)
-    return {"size": len(family), "method": config["correction"], "alpha": config["alpha"]}
+    return {"size": len(family), "method": config.correction, "alpha": config.alpha}

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ._check import config_digest, run_cases
-from ._config import DEFAULT_CONFIG, ConfigError, load_config, merge_overrides, read_config_file
+from ._config import DEFAULT_CONFIG, ClaimConfig, ConfigError, load_config, merge_overrides, read_config_file
 from .._io import atomic_write, read_json, write_json
 from .._progress import Progress
 from ._report import SHORT_NAMES, verdict_cell
@@ -51,7 +51,7 @@ DASK_MISSING = 'a Dask scheduler needs dask.distributed: pip install "spectral-p
 #: The claim check seeds torch's global RNG, so runs sharing a process (thread executors) take turns.
 _RUN_LOCK = threading.Lock()
 
-Run = tuple[str, dict[str, Any]]
+Run = tuple[str, ClaimConfig]
 
 
 def _check_key(key: Any) -> list[str]:
@@ -96,10 +96,10 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")[:24] or "_"
 
 
-def _run_id(assignment: dict[str, Any], config: dict[str, Any]) -> str:
+def _run_id(assignment: dict[str, Any], config: ClaimConfig) -> str:
     """``"shrink_factor=0.2,width=64-<digest>"``: the grid values (last key part) and the config's digest."""
     name = ",".join(f"{key.rsplit('.', 1)[-1]}={_slug(value)}" for key, value in assignment.items())
-    return f"{name[:96]}-{config_digest(config)[:8]}"
+    return f"{name[:96]}-{config_digest(config.to_dict())[:8]}"
 
 
 def expand_sweep(spec: dict[str, Any]) -> list[Run]:
@@ -129,7 +129,7 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
     --------
     >>> from spectral.sweep import expand_sweep
     >>> runs = expand_sweep({"base": {"seeds": 4}, "grid": {"shrink_factor": [0.2, 0.5]}})
-    >>> [config["shrink_factor"] for _, config in runs]
+    >>> [config.shrink_factor for _, config in runs]
     [0.2, 0.5]
     >>> runs[0][0].startswith("shrink_factor=0.2-")
     True
@@ -153,7 +153,7 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
             config = load_config(overrides=overrides)
         except ConfigError as error:
             raise ConfigError(f"sweep run {assignment}: {error}") from None
-        digest = config_digest(config)
+        digest = config_digest(config.to_dict())
         if digest in runs:
             raise ConfigError(f"sweep grid gives one config twice: runs {runs[digest][0]!r} and "
                               f"{_run_id(assignment, config)!r}; drop the duplicate grid value")
@@ -180,7 +180,7 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None)
     ...     path = pathlib.Path(folder) / "sweep.json"
     ...     _ = path.write_text(json.dumps({"grid": {"training.width": [32, 64]}}))
     ...     runs = load_sweep(path)
-    >>> [config["training"]["width"] for _, config in runs]
+    >>> [config.training.width for _, config in runs]
     [32, 64]
     """
     spec = read_config_file(Path(path))
@@ -197,8 +197,8 @@ def _check_runs(runs: Any) -> list[Run]:
                         f"got {type(runs).__name__}") from None
     ids = set()
     for item in runs:
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], dict)):
-            raise TypeError(f"runs must hold (run id, config) tuples, got {item!r}")
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], ClaimConfig)):
+            raise TypeError(f"runs must hold (run id, ClaimConfig) tuples, got {item!r}")
         if not item[0] or item[0] in ids or Path(item[0]).name != item[0] or item[0].startswith("."):
             raise ValueError(f"runs must have unique run ids usable as file names, got {item[0]!r}")
         ids.add(item[0])
@@ -214,7 +214,7 @@ def _finished(path: Path, digest: str) -> bool:
         return False
 
 
-def _run_task(run: str, config: dict[str, Any], runs_dir: str, device: str = "cpu") -> str:
+def _run_task(run: str, config: ClaimConfig, runs_dir: str, device: str = "cpu") -> str:
     """One sweep task: run (or resume) every case of ``config``, then write ``runs_dir/<run>.json``.
 
     Computes with one torch thread, so results do not depend on the executor
@@ -224,8 +224,8 @@ def _run_task(run: str, config: dict[str, Any], runs_dir: str, device: str = "cp
     directory = Path(runs_dir)
     with _RUN_LOCK:
         cases = run_cases(config, directory / run, device=device)
-    write_json(directory / f"{run}.json", {"format": FORMAT, "id": run, "digest": config_digest(config),
-                                           "config": config, "cases": cases})
+    write_json(directory / f"{run}.json", {"format": FORMAT, "id": run, "digest": config_digest(config.to_dict()),
+                                           "config": config.to_dict(), "cases": cases})
     return run
 
 
@@ -343,7 +343,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     runs = load_sweep(runs) if isinstance(runs, (str, os.PathLike)) else _check_runs(runs)
     out = Path(out)
     runs_dir = out / "runs"
-    pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", config_digest(config))]
+    pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", config_digest(config.to_dict()))]
     progress = Progress(len(runs), "sweep runs", disable=quiet)
     for _ in range(len(runs) - len(pending)):
         progress()
@@ -396,7 +396,7 @@ def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     records = copy.deepcopy(records)
     verdicts = [item for record in records for case in record["cases"] for item in case["verdicts"].values()]
     verdicts += [item["alternate_window"] for item in verdicts if "alternate_window" in item]
-    family = correct_family(verdicts, records[0]["config"])
+    family = correct_family(verdicts, ClaimConfig.from_dict(records[0]["config"]))
     leaves = [_leaves(record["config"]) for record in records]
     varying = [key for key in leaves[0] if len({json.dumps(leaf.get(key), sort_keys=True) for leaf in leaves}) > 1]
     return {"format": FORMAT, "version": VERSION, "varying": varying, "family": family,

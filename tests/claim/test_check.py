@@ -1,4 +1,3 @@
-import copy
 import json
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 from claim_config import tiny
 from spectral import Grid
 from spectral.claim._check import ARMS, BASELINES, VERDICTS, Case, Measure, _arm_starts, _overfit, run_case, run_cases
-from spectral.claim._config import load_config
+from spectral.claim._config import ClaimConfig, load_config, parse_case_id
 from spectral._spectrum import window_array
 
 
@@ -52,7 +51,7 @@ def test_negative_control_shows_no_effect(results):
 
 
 def test_each_seed_stops_at_its_own_threshold(config):
-    setup = Case(config["cases"][0], {**config, "training": {**config["training"], "overfit_max_steps": 600}},
+    setup = Case(config.cases[0], ClaimConfig.from_dict({"training": {"overfit_max_steps": 600}}, config),
                  [0, 1, 2, 3, 4])
     phase1 = _overfit(setup, lambda: None).summary
     steps, train = np.array(phase1["steps"]), np.array(phase1["curves"]["train_mse"])
@@ -66,7 +65,7 @@ def test_each_seed_stops_at_its_own_threshold(config):
 
 def test_seed_count_invariance(config):
     """Seeds 0-4 give the same per-seed numbers whether 5 or 8 seeds run (the issue's 8 vs 24, scaled down)."""
-    case = {**config["cases"][0]}
+    case = config.cases[0]
     few, _ = run_case(case, config, list(range(5)))
     many, _ = run_case(case, config, list(range(8)))
     assert few["overfit"]["steps"] == many["overfit"]["steps"][:5]
@@ -78,10 +77,8 @@ def test_seed_count_invariance(config):
 
 
 def test_a_case_that_does_not_overfit_has_untestable_generalisation_verdicts(config):
-    case = config["cases"][0]
-    strict = copy.deepcopy(config)
-    strict["training"]["min_test_gap"] = 1e6
-    strict["sweep"]["case"] = ""
+    case = config.cases[0]
+    strict = ClaimConfig.from_dict({"training": {"min_test_gap": 1e6}, "sweep": {"case": ""}}, config)
     result, _ = run_case(case, strict, list(range(5)))
     assert result["overfit"]["overfits"] is False
     assert result["verdicts"]["slingshot_beats_control"]["holds"] is None
@@ -90,22 +87,20 @@ def test_a_case_that_does_not_overfit_has_untestable_generalisation_verdicts(con
 
 
 def test_one_seed_and_a_diverged_case_are_untestable(config):
-    case = config["cases"][0]
-    single, _ = run_case(case, {**config, "sweep": {"case": "", "factors": [1.0]}}, [0])
+    case = config.cases[0]
+    single, _ = run_case(case, ClaimConfig.from_dict({"sweep": {"case": "", "factors": [1.0]}}, config), [0])
     assert all(v["holds"] is None and v["reason"] for v in single["verdicts"].values())
-    exploded, _ = run_case(case, {**config, "shrink_factor": 1e30, "sweep": {"case": "", "factors": [1.0]},
-                                  "training": {**config["training"], "min_test_gap": 1.0}}, list(range(5)))
+    exploded, _ = run_case(case, ClaimConfig.from_dict({"shrink_factor": 1e30, "sweep": {"case": "", "factors": [1.0]},
+                                                        "training": {"min_test_gap": 1.0}}, config), list(range(5)))
     verdict = exploded["verdicts"]["slingshot_beats_control"]
     assert verdict["holds"] is None and verdict["dropped"] == 5 and "non-finite" in verdict["reason"]
 
 
 def test_sweep_factor_matches_a_run_with_that_shrink_factor(config):
-    case = config["cases"][0]
-    swept = copy.deepcopy(config)
-    swept["sweep"]["factors"] = [0.2, 0.5, 1.0]
+    case = config.cases[0]
+    swept = ClaimConfig.from_dict({"sweep": {"factors": [0.2, 0.5, 1.0]}}, config)
     result, _ = run_case(case, swept, [0, 1])
-    alone = copy.deepcopy(config)
-    alone["shrink_factor"], alone["sweep"]["case"] = 0.5, ""
+    alone = ClaimConfig.from_dict({"shrink_factor": 0.5, "sweep": {"case": ""}}, config)
     reference, _ = run_case(case, alone, [0, 1])
     assert result["sweep"]["factors"] == [0.2, 0.5, 1.0]
     np.testing.assert_allclose(result["sweep"]["test_mse"][1], reference["metrics"]["test_mse"]["slingshot"], rtol=1e-3)
@@ -123,7 +118,7 @@ def test_resume_gives_the_same_result_without_recomputing(results, config, monke
     original = claim.run_case
     monkeypatch.setattr(claim, "run_case", lambda case, *a, **k: calls.append(case) or original(case, *a, **k))
     again = run_cases(config, out)
-    assert [c["signal"] for c in calls] == ["2d"]
+    assert [c.signal for c in calls] == ["2d"]
     assert json.dumps(again) == json.dumps(cases)
 
 
@@ -151,7 +146,7 @@ def test_damaged_cache_entries_are_recomputed(results, config, monkeypatch, caps
     original = claim.run_case
     monkeypatch.setattr(claim, "run_case", lambda case, *a, **k: calls.append(case) or original(case, *a, **k))
     again = run_cases(config, out)
-    assert [c["signal"] for c in calls] == ["1d"]
+    assert [c.signal for c in calls] == ["1d"]
     assert json.dumps(again) == json.dumps(cases)
     assert capsys.readouterr().err.count("recomputing 1d-tanh.json") == 1
 
@@ -165,11 +160,11 @@ def test_changed_config_is_not_served_from_cache(results, config, monkeypatch):
 
     monkeypatch.setattr(claim, "run_case", recompute)
     with pytest.raises(RuntimeError, match="recomputed"):
-        run_cases({**config, "shrink_factor": 0.3}, out)
+        run_cases(config.replace(shrink_factor=0.3), out)
 
 
 def test_arm_starts(config):
-    setup = Case(config["cases"][0], config, [0, 1])
+    setup = Case(config.cases[0], config, [0, 1])
     overfit = setup.ensemble([0, 1])
     before = setup.measure(overfit)
     starts = _arm_starts(setup, overfit, before)
@@ -186,7 +181,7 @@ def test_arm_starts(config):
 
 
 def test_validation_points_are_held_out_of_training(config):
-    setup = Case(config["cases"][0], config, [0, 1])
+    setup = Case(config.cases[0], config, [0, 1])
     assert setup.x.shape[1] == 12 and setup.x_validation.shape[1] == 4
     assert not np.isin(setup.x_validation.numpy(), setup.x.numpy()).any()
 
@@ -224,16 +219,15 @@ def test_measure_reads_known_functions():
 
 
 def test_run_case_is_deterministic(config):
-    case = config["cases"][0]
-    small = copy.deepcopy(config)
-    small["sweep"]["case"] = ""
+    case = config.cases[0]
+    small = ClaimConfig.from_dict({"sweep": {"case": ""}}, config)
     a, _ = run_case(case, small, [0, 1])
     b, _ = run_case(case, small, [0, 1])
     assert json.dumps(a) == json.dumps(b)
 
 
 def test_sgd_case_trains_with_sgd(config):
-    case = {"signal": "1d", "activation": "tanh", "bias": True, "optimizer": "sgd"}
-    result, _ = run_case(case, {**config, "sweep": {"case": "", "factors": [1.0]}}, [0, 1])
+    case = parse_case_id("1d-tanh-sgd")
+    result, _ = run_case(case, ClaimConfig.from_dict({"sweep": {"case": "", "factors": [1.0]}}, config), [0, 1])
     assert result["id"] == "1d-tanh-sgd" and result["optimizer"] == "sgd"
-    assert result["learning_rate"] == config["training"]["sgd_learning_rate"]["tanh"]
+    assert result["learning_rate"] == config.training.sgd_learning_rate["tanh"]

@@ -4,29 +4,39 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral.claim._config import DEFAULT_CONFIG, ConfigError, case_id, load_config, parse_case_id
+import numpy as np
+
+from spectral.claim._config import (
+    DEFAULT_CONFIG,
+    ClaimConfig,
+    ConfigError,
+    TrainingConfig,
+    case_id,
+    load_config,
+    parse_case_id,
+)
 
 
 def test_default_is_valid_and_has_required_cases():
     config = load_config()
-    assert config["seeds"] >= 16 and config["alpha"] == 0.05 and config["correction"] == "bh" and config["min_relative_effect"] == 0.05
-    assert config["shrink_factor"] == 0.2
-    ids = {case_id(c) for c in config["cases"]}
+    assert config.seeds >= 16 and config.alpha == 0.05 and config.correction == "bh" and config.min_relative_effect == 0.05
+    assert config.shrink_factor == 0.2
+    ids = {case_id(c) for c in config.cases}
     assert {"1d-relu", "1d-tanh", "1d-sine", "1d-relu-nobias", "2d-relu", "2d-tanh", "2d-sine", "2d-relu-nobias"} <= ids
-    factors = config["sweep"]["factors"]
+    factors = config.sweep.factors
     assert min(factors) <= 0.1 and max(factors) == 1.0
-    assert config is not DEFAULT_CONFIG
+    assert config.to_dict() == DEFAULT_CONFIG
 
 
 def test_file_overrides_part_and_keeps_the_rest(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('seeds = 3\n[training]\nwidth = 8\n')
     config = load_config(path)
-    assert config["seeds"] == 3 and config["training"]["width"] == 8
-    assert config["training"]["depth"] == DEFAULT_CONFIG["training"]["depth"]
+    assert config.seeds == 3 and config.training.width == 8
+    assert config.training.depth == DEFAULT_CONFIG["training"]["depth"]
     json_path = tmp_path / "c.json"
     json_path.write_text(json.dumps({"alpha": 0.01}))
-    assert load_config(json_path, {"seeds": 2})["seeds"] == 2
+    assert load_config(json_path, {"seeds": 2}).seeds == 2
 
 
 @pytest.mark.parametrize(
@@ -92,7 +102,7 @@ def test_deeply_nested_files_are_refused(tmp_path):
 
 
 def test_sgd_case_names_round_trip():
-    assert parse_case_id("1d-tanh-sgd") == {"signal": "1d", "activation": "tanh", "bias": True, "optimizer": "sgd"}
+    assert parse_case_id("1d-tanh-sgd").to_dict() == {"signal": "1d", "activation": "tanh", "bias": True, "optimizer": "sgd"}
     assert case_id(parse_case_id("2d-relu-nobias-sgd")) == "2d-relu-nobias-sgd"
 
 
@@ -112,7 +122,7 @@ def test_random_nested_json_is_a_config_or_a_config_error(tmp_path_factory, data
         config = load_config(path)
     except ConfigError:
         return
-    assert config["seeds"] >= 1
+    assert config.seeds >= 1
 
 
 def test_missing_and_malformed_files(tmp_path):
@@ -141,3 +151,94 @@ def test_case_names_round_trip(name):
 def test_bad_case_names(name):
     with pytest.raises(ConfigError, match="case name"):
         parse_case_id(name)
+
+
+# --- The typed config (issue 13, item 2) ---------------------------------------------------------------------------
+
+
+def test_config_is_frozen_all_the_way_down():
+    import dataclasses
+
+    config = load_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seeds = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.training.width = 3
+    with pytest.raises(TypeError, match="frozen"):
+        config.training.learning_rate["relu"] = 1.0
+    with pytest.raises(TypeError, match="frozen"):
+        config.signals["1d"] = config.signals["2d"]
+
+
+@pytest.mark.parametrize("build, key", [
+    (lambda: TrainingConfig(width=0), "'width'"),
+    (lambda: TrainingConfig(learning_rate={"relu": 0.1}), "'learning_rate'"),
+    (lambda: ClaimConfig(seeds=2.5), "'seeds'"),
+    (lambda: ClaimConfig(window="nope"), "'window'"),
+    (lambda: load_config().replace(alpha=2.0), "'alpha'"),
+    (lambda: load_config().signals["2d"].replace(noise=-1.0), "'noise'"),
+])
+def test_direct_construction_is_checked_too(build, key):
+    with pytest.raises(ConfigError, match=key):
+        build()
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"signals": {"2d": {"noise": 0}}}, "'signals.2d.noise'"),
+    ({"precision": {"manifold": {"depth": 0}}}, "'precision.manifold.depth'"),
+    ({"training": {"sgd_learning_rate": {"tanh": -1}}}, "'training.sgd_learning_rate.tanh'"),
+    ({"cases": [{"signal": "1d", "activation": "swish", "bias": True}]}, "'cases[0].activation'"),
+    ({"signals": {"1d": {"dims": 2}}}, "'signals.1d'"),
+])
+def test_nested_errors_name_the_dotted_key(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")) as error:
+        load_config(overrides=overrides)
+    assert error.value.key is not None
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"window": None, "alternate_window": "hann", "seeds": 7, "training": {"learning_rate": {"sine": 2e-4}}},
+    {"cases": [{"signal": "1d", "activation": "tanh", "bias": True, "optimizer": "sgd"}], "sweep": {"case": ""},
+     "signals": {"1d": {"noise": 1, "frequencies": [2, 7]}, "2d": {"frequencies": [[3, -1]]}}},
+])
+def test_json_and_toml_round_trip(tmp_path, overrides):
+    if "signals" in overrides:
+        overrides["signals"]["1d"].update(amplitudes=[1, 0.5], phases=[0, 1])
+        overrides["signals"]["2d"].update(amplitudes=[1.0], phases=[0.5])
+    config = load_config(overrides=overrides)
+    json_path, toml_path = tmp_path / "c.json", tmp_path / "c.toml"
+    json_path.write_text(json.dumps(config.to_dict()))
+    toml_path.write_text(config.to_toml())
+    assert load_config(json_path) == config
+    assert load_config(toml_path) == config
+    assert load_config(toml_path).to_dict() == config.to_dict()
+
+
+def test_one_source_for_activations_signals_and_schemes():
+    from spectral.models import ACTIVATIONS
+    from spectral.signals import default_1d, default_2d
+
+    config = load_config()
+    assert set(config.training.learning_rate) == set(config.training.sgd_learning_rate) == set(ACTIVATIONS)
+    np.testing.assert_array_equal(default_1d().wavevectors[:, 0], config.signals["1d"].frequencies)
+    np.testing.assert_array_equal(default_2d().wavevectors, config.signals["2d"].frequencies)
+    np.testing.assert_array_equal(default_2d().amplitudes, config.signals["2d"].amplitudes)
+
+
+def test_toml_needs_tomli_only_before_python_3_11(monkeypatch, tmp_path):
+    """Python < 3.11 has no tomllib: the config reads TOML with tomli (a dependency there)."""
+    import builtins
+
+    pytest.importorskip("tomli")  # in the test extra
+    real_import = builtins.__import__
+
+    def no_tomllib(name, *args, **kwargs):
+        if name == "tomllib":
+            raise ImportError("simulated Python 3.10")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tomllib)
+    path = tmp_path / "c.toml"
+    path.write_text("seeds = 3\n")
+    assert load_config(path).seeds == 3

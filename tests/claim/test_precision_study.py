@@ -10,12 +10,7 @@ import torch
 
 from spectral.claim import _precision as experiment
 from spectral.claim._check import Case
-from spectral.claim._config import ConfigError, load_config
-from spectral.claim._precision_config import (
-    PRECISION_DEFAULTS,
-    SCHEME_NAMES,
-    validate_precision,
-)
+from spectral.claim._config import DEFAULT_CONFIG, SCHEME_NAMES, ConfigError, load_config, merge_overrides, parse_case_id
 from spectral.claim._precision import (
     PRECISION_UNITS,
     SCHEMES,
@@ -27,10 +22,10 @@ from spectral.claim._precision import (
 )
 from spectral.precision import lost_update_fraction
 
-CASE = {"signal": "1d", "activation": "tanh", "bias": True}
+CASE = parse_case_id("1d-tanh")
 #: Small enough to be quick; 5 seeds is the fewest a verdict tests at alpha 0.05.
 TINY = {
-    "seeds": 5, "sweep": {"case": ""}, "cases": [CASE],
+    "seeds": 5, "sweep": {"case": ""}, "cases": [CASE.to_dict()],
     "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30,
                  "learning_rate": {"tanh": 3e-3}},
     "signals": {"1d": {"train_points": 10, "grid": 64}},
@@ -41,11 +36,7 @@ TINY_PRECISION = {"window_steps": 5, "continue_steps": 10,
 
 
 def tiny_config(scope="default", **precision):
-    config = load_config(overrides=TINY)
-    config["scope"] = scope
-    config["precision"] = {**copy.deepcopy(PRECISION_DEFAULTS), **copy.deepcopy(TINY_PRECISION), **precision}
-    validate_precision(config)
-    return config
+    return load_config(overrides=merge_overrides(TINY, {"scope": scope, "precision": {**TINY_PRECISION, **precision}}))
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +248,7 @@ def test_figures_are_png_files(full, tmp_path):
 
 
 def test_default_schemes_are_the_known_ones():
-    assert PRECISION_DEFAULTS["schemes"] == list(SCHEMES) == list(SCHEME_NAMES)
+    assert DEFAULT_CONFIG["precision"]["schemes"] == list(SCHEMES) == list(SCHEME_NAMES)
 
 
 @pytest.mark.parametrize("precision, key", [
@@ -269,24 +260,21 @@ def test_default_schemes_are_the_known_ones():
     ({"window_steps": 0}, "precision.window_steps"),
     ({"continue_steps": -1}, "precision.continue_steps"),
     ({"enabled": "yes"}, "precision.enabled"),
-    ({"manifold": {**PRECISION_DEFAULTS["manifold"], "points": 11}}, "precision.manifold.points"),
-    ({"manifold": {**PRECISION_DEFAULTS["manifold"], "mse_ratio": 0}}, "precision.manifold.mse_ratio"),
-    ({"manifold": {**PRECISION_DEFAULTS["manifold"], "width": 1.5}}, "precision.manifold.width"),
+    ({"manifold": {"points": 11}}, "precision.manifold.points"),
+    ({"manifold": {"mse_ratio": 0}}, "precision.manifold.mse_ratio"),
+    ({"manifold": {"width": 1.5}}, "precision.manifold.width"),
 ])
 def test_bad_precision_config_names_the_key(precision, key):
-    config = load_config(overrides=TINY)
-    config["precision"] = {**copy.deepcopy(PRECISION_DEFAULTS), **precision}
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate_precision(config)
+        load_config(overrides={**TINY, "precision": precision})
 
 
 def test_a_2d_case_at_the_default_scope_leaves_the_slingshot_verdicts_untestable(tmp_path):
     overrides = copy.deepcopy(TINY)
     overrides["cases"] = [{"signal": "2d", "activation": "tanh", "bias": True}]
     overrides["signals"] = {"2d": {"train_points": 12, "grid": 16}}
+    overrides["precision"] = {**copy.deepcopy(TINY_PRECISION), "case": "2d-tanh", "schemes": ["float32", "float16"]}
     config = load_config(overrides=overrides)
-    config["precision"] = {**copy.deepcopy(PRECISION_DEFAULTS), **copy.deepcopy(TINY_PRECISION), "case": "2d-tanh",
-                           "schemes": ["float32", "float16"]}
     result = run_precision(config, tmp_path)
     assert list(result["schemes"]) == ["float32"]
     verdicts = result["verdicts"]

@@ -5,8 +5,9 @@ import pytest
 import scipy.stats
 
 from spectral.claim._stats import adjust, correct_family, hodges_lehmann, signed_rank_null, smallest_testable_n, verdict
+from spectral.claim._config import load_config
 
-CONFIG = {"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"}
+CONFIG = load_config(overrides={"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"})
 
 
 def test_signed_rank_null_is_the_enumerated_distribution():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spectral.claim import _sweep as sweep
-from spectral.claim._config import ConfigError
+from spectral.claim._config import ClaimConfig, ConfigError
 from spectral._io import read_json
 from spectral.claim._sweep import expand_sweep, load_sweep, make_executor, run_sweep
 
@@ -122,7 +122,7 @@ def test_stale_digest_is_recomputed(local_run, tmp_path, monkeypatch):
 
 def test_failed_run_raises_after_the_others(tmp_path, monkeypatch):
     def fail_one(config, directory, *args, **kwargs):
-        if config["shrink_factor"] == 0.5:
+        if config.shrink_factor == 0.5:
             raise RuntimeError("boom")
         return []
 
@@ -136,8 +136,8 @@ def test_failed_run_raises_after_the_others(tmp_path, monkeypatch):
 def test_grid_combinations_and_nested_keys():
     runs = expand_sweep({"base": BASE, "grid": {"training.width": [8, 16], "shrink_factor": [0.1, 0.2, 0.3]}})
     assert len(runs) == 6 and len({run for run, _ in runs}) == 6
-    assert [(c["training"]["width"], c["shrink_factor"]) for _, c in runs][:2] == [(8, 0.1), (8, 0.2)]
-    assert all(c["training"]["depth"] == 1 for _, c in runs)  # base kept beside the grid key
+    assert [(c.training.width, c.shrink_factor) for _, c in runs][:2] == [(8, 0.1), (8, 0.2)]
+    assert all(c.training.depth == 1 for _, c in runs)  # base kept beside the grid key
     assert runs[0][0].startswith("width=8,shrink_factor=0.1-")
     assert expand_sweep({"base": BASE, "grid": {"training.width": [8, 16], "shrink_factor": [0.1, 0.2, 0.3]}}) == runs
 
@@ -146,7 +146,7 @@ def test_toml_sweep_file(tmp_path):
     path = tmp_path / "sweep.toml"
     path.write_text('[base]\nseeds = 3\n[grid]\n"training.depth" = [1, 2]\n')
     runs = load_sweep(path)
-    assert [(c["seeds"], c["training"]["depth"]) for _, c in runs] == [(3, 1), (3, 2)]
+    assert [(c.seeds, c.training.depth) for _, c in runs] == [(3, 1), (3, 2)]
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,8 @@ def test_bad_sweep_files(tmp_path):
 
 
 @pytest.mark.parametrize("runs, error", [(42, TypeError), ([("a", "config")], TypeError), ([], ValueError),
-                                         ([("a", {}), ("a", {})], ValueError), ([("../up", {})], ValueError)])
+                                         ([("a", ClaimConfig()), ("a", ClaimConfig())], ValueError),
+                                         ([("../up", ClaimConfig())], ValueError), ([("a", {})], TypeError)])
 def test_bad_runs(tmp_path, runs, error):
     with pytest.raises(error, match="runs"):
         run_sweep(runs, tmp_path, quiet=True)
