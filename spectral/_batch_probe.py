@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 
 from ._nudft import as_frequencies, as_points, as_samples, fourier_sums
-from ._validation import int64, positive_int
+from ._protocol import History, Probe
 
 
-class BatchSpectrumHistory:
+class BatchSpectrumHistory(History):
     """Amplitudes of the fit and the residual at the training inputs, one row per record.
 
-    Built by :class:`BatchSpectrumProbe`.
+    Built by :class:`BatchSpectrumProbe`; read back with :meth:`load`.
 
     Attributes
     ----------
@@ -22,51 +23,47 @@ class BatchSpectrumHistory:
         The probed frequencies, ``(K,)`` in 1D or ``(K, 2)`` wavevectors in 2D.
     """
 
+    FORMAT = "spectral.BatchSpectrumHistory"
+
     def __init__(self, freqs: np.ndarray) -> None:
         self.freqs = freqs
-        self._rows: dict[str, list] = {"steps": [], "fit_amplitude": [], "residual_amplitude": [], "finite": []}
+        super().__init__()
 
-    def append(self, step: int, fit: np.ndarray, residual: np.ndarray, finite: bool) -> None:
-        """Add one record (used by the probe)."""
-        for key, value in (("steps", int(step)), ("fit_amplitude", fit), ("residual_amplitude", residual),
-                           ("finite", bool(finite))):
-            self._rows[key].append(value)
+    def _layout(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {"fit_amplitude": ((len(self.freqs),), np.float64),
+                "residual_amplitude": ((len(self.freqs),), np.float64)}
 
-    def __len__(self) -> int:
-        return len(self._rows["steps"])
+    def _configuration(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {"freqs": self.freqs}
 
-    def _array(self, key: str, dtype: Any, row_shape: tuple[int, ...] = ()) -> np.ndarray:
-        rows = self._rows[key]
-        return np.array(rows, dtype=dtype) if rows else np.empty((0,) + row_shape, dtype)
-
-    @property
-    def steps(self) -> np.ndarray:
-        """``(R,)`` int64 training steps of the records."""
-        return self._array("steps", np.int64)
+    @classmethod
+    def _from_configuration(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> BatchSpectrumHistory:
+        freqs = arrays["freqs"]
+        if freqs.dtype.kind not in "iu" or freqs.ndim not in (1, 2) or (freqs.ndim == 2 and freqs.shape[1] != 2):
+            raise ValueError(f"array 'freqs' has shape {freqs.shape} and dtype {freqs.dtype}, expected (K,) or (K, 2) "
+                             "integers")
+        return cls(freqs.astype(np.int64))
 
     @property
     def fit_amplitude(self) -> np.ndarray:
         """``(R, K)`` amplitudes of the model's outputs (NaN rows where they were not finite)."""
-        return self._array("fit_amplitude", np.float64, (len(self.freqs),))
+        return self._array("fit_amplitude")
 
     @property
     def residual_amplitude(self) -> np.ndarray:
         """``(R, K)`` amplitudes of ``outputs - targets`` (NaN rows where the outputs were not finite)."""
-        return self._array("residual_amplitude", np.float64, (len(self.freqs),))
-
-    @property
-    def finite(self) -> np.ndarray:
-        """``(R,)`` bool: False where the outputs held NaN or inf."""
-        return self._array("finite", bool)
+        return self._array("residual_amplitude")
 
 
-class BatchSpectrumProbe:
+class BatchSpectrumProbe(Probe):
     """Records the spectrum of the fit and of the residual from the outputs a training step computed.
 
     No forward pass of its own: :meth:`update` takes the training inputs, the
     outputs the step already produced and the targets, and sums the
     non-uniform Fourier transform (:func:`spectral.nudft`) of the outputs
-    and of the residual ``outputs - targets`` at the training inputs.
+    and of the residual ``outputs - targets`` at the training inputs. A
+    :class:`~spectral._protocol.Probe`: :meth:`update`, :meth:`snapshot`,
+    :meth:`reset`, ``history``.
 
     Parameters
     ----------
@@ -115,10 +112,9 @@ class BatchSpectrumProbe:
         shape = np.shape(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
         self.ndim = 2 if len(shape) == 2 and shape[1] != 1 else 1
         self._freqs = as_frequencies(freqs, self.ndim, torch.device("cpu"))
-        self.every = positive_int(every, "every")
         self._weights = np.where((self._freqs == 0).all(dim=1).numpy(), 1.0, 2.0)
         integers = self._freqs.numpy()
-        self.history = BatchSpectrumHistory(integers[:, 0] if self.ndim == 1 else integers)
+        super().__init__(BatchSpectrumHistory(integers[:, 0] if self.ndim == 1 else integers), every)
 
     def update(self, x: Any, outputs: Any, targets: Any, step: int) -> bool:
         """Record the spectra if ``step % every == 0``; return whether it did.
@@ -141,9 +137,16 @@ class BatchSpectrumProbe:
             with ``freqs``, complex or empty values, non-finite inputs or
             targets, a ``step`` outside the int64 range.
         """
-        step = int64(step, "step")
-        if step % self.every:
-            return False
+        return self._update(step, functools.partial(self._record, x, outputs, targets))
+
+    def snapshot(self, x: Any, outputs: Any, targets: Any, label: str, step: int | None = None) -> None:
+        """Always record, with a ``label``; ``step`` defaults to the last step passed to :meth:`update` (0 before any).
+
+        The arguments are those of :meth:`update`.
+        """
+        self._snapshot(label, step, functools.partial(self._record, x, outputs, targets))
+
+    def _record(self, x: Any, outputs: Any, targets: Any, step: int, label: str) -> None:
         points = as_points(x)
         if points.shape[1] != self.ndim:
             raise ValueError(f"x must have {self.ndim} column(s) to match freqs, got shape {tuple(points.shape)}")
@@ -156,8 +159,7 @@ class BatchSpectrumProbe:
             fit = fit.to(torch.float64)
             values = torch.stack([fit, fit - target.to(torch.float64)], dim=1)
             amplitude = self._weights * fourier_sums(points, values, self._freqs).abs().cpu().numpy()
-        finite = amplitude is not None and bool(np.isfinite(amplitude).all())  # huge outputs overflow the sums
-        if not finite:
-            amplitude = np.full((2, len(self._weights)), np.nan)
-        self.history.append(step, amplitude[0], amplitude[1], finite)
-        return True
+        if amplitude is None or not np.isfinite(amplitude).all():  # huge outputs overflow the sums
+            self.history.append_filled(step, label, False, np.nan)
+        else:
+            self.history.append(step, label, True, fit_amplitude=amplitude[0], residual_amplitude=amplitude[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, Callable
 
@@ -9,17 +10,10 @@ import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE
-from ._samples import (
-    RecordHistory,
-    SampleEvaluator,
-    as_inputs,
-    as_targets,
-    check_history,
-    figure_axes,
-    ratio,
-    root_mean_square,
-)
-from ._validation import int64, positive_finite, positive_int
+from ._plotting import check_history, figure_axes
+from ._protocol import History, Probe, ratio
+from ._samples import SampleEvaluator, as_inputs, as_targets, root_mean_square
+from ._validation import positive_finite, positive_int
 
 #: Largest ``(rows, N)`` kernel block formed at once when ``chunk_size`` is not given (elements).
 DEFAULT_BLOCK_ELEMENTS = 1 << 24
@@ -118,7 +112,7 @@ def low_pass(inputs: Any, values: Any, widths: Any, *, chunk_size: int | None = 
     return low if tensor else low.cpu().numpy()
 
 
-class FilterHistory(RecordHistory):
+class FilterHistory(History):
     """Low- and high-frequency errors over training, one row per record, one column per width.
 
     Built by :class:`FilterProbe`; read back with :meth:`load`.
@@ -133,23 +127,23 @@ class FilterHistory(RecordHistory):
     """
 
     FORMAT = "spectral.FilterHistory"
-    ROWS = ("residual_low", "residual_high")
-    FIXED = ("widths", "target_low", "target_high")
+    SCHEMA_VERSION = 2  # version 2: labels
+    READS_SCHEMA_VERSIONS = (2,)
 
     def __init__(self, widths: Any) -> None:
-        super().__init__()
         self.widths = np.asarray(_widths(list(np.asarray(widths, dtype=np.float64))), dtype=np.float64)
         self.target_low = np.full(len(self.widths), np.nan)
         self.target_high = np.full(len(self.widths), np.nan)
+        super().__init__()
 
-    def _row_shape(self) -> tuple[int, ...]:
-        return (len(self.widths),)
+    def _layout(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {key: ((len(self.widths),), np.float64) for key in ("residual_low", "residual_high")}
 
-    def _metadata(self) -> dict[str, Any]:
-        return {}
+    def _configuration(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {"widths": self.widths, "target_low": self.target_low, "target_high": self.target_high}
 
     @classmethod
-    def _from_metadata(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> FilterHistory:
+    def _from_configuration(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> FilterHistory:
         history = cls(arrays["widths"])
         for key in ("target_low", "target_high"):
             if arrays[key].shape != history.widths.shape or arrays[key].dtype.kind != "f":
@@ -178,7 +172,7 @@ class FilterHistory(RecordHistory):
         return ratio(self.residual_high, self.target_high)
 
 
-class FilterProbe:
+class FilterProbe(Probe):
     """Records the F-Principle's low- and high-frequency errors of a model at its training inputs.
 
     The filtering method of Xu et al.: a Gaussian low-pass over the inputs
@@ -188,6 +182,8 @@ class FilterProbe:
     ``e_high = |high(h) - high(y)| / |high(y)|`` (norms over every sample and
     output) say which part the model has learned. Works for any input
     dimension; the ``N x N`` kernel is never held, only ``chunk_size`` rows of it.
+    A :class:`~spectral._protocol.Probe`: :meth:`update`, :meth:`snapshot`,
+    :meth:`reset`, ``history``.
 
     Parameters
     ----------
@@ -242,23 +238,20 @@ class FilterProbe:
         self.inputs = as_inputs(inputs)
         self.targets = as_targets(targets, self.inputs.shape[0])
         self.widths = _widths(widths)
-        self.every = positive_int(every, "every")
         self._rows = _rows_per_block(self.inputs.shape[0], chunk_size)
         self._evaluator = SampleEvaluator(self.inputs, self.targets.shape[1], batch_size)
         # Centred once: distances do not change, and small coordinates keep |a|^2 + |b|^2 - 2ab accurate.
         self._centred = self.inputs - self.inputs.to(torch.float64).mean(0).to(self.inputs.dtype)
         self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.history = FilterHistory(self.widths)
+        super().__init__(FilterHistory(self.widths), every)
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the errors if ``step % every == 0``; return whether it did."""
-        step = int64(step, "step")
-        if step % self.every:
-            return False
-        self._record(model, step)
-        return True
+        return self._update(step, functools.partial(self._record, model))
 
-    __call__ = update
+    def snapshot(self, model: Callable[..., Any], label: str, step: int | None = None) -> None:
+        """Always record, with a ``label``; ``step`` defaults to the last step passed to :meth:`update` (0 before any)."""
+        self._snapshot(label, step, functools.partial(self._record, model))
 
     def _placed(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if device not in self._on_device:
@@ -266,7 +259,7 @@ class FilterProbe:
                                        self.targets.to(device=device, dtype=self._centred.dtype))
         return self._on_device[device]
 
-    def _record(self, model: Callable[..., Any], step: int) -> None:
+    def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
         outputs = self._evaluator(model)
         points, targets = self._placed(outputs.device)
         finite = bool(torch.isfinite(outputs).all())
@@ -279,9 +272,11 @@ class FilterProbe:
         if np.isnan(self.history.target_low).all():
             self.history.target_low = root_mean_square(low_targets)
             self.history.target_high = root_mean_square(targets - low_targets)
-        nan = np.full(len(self.widths), np.nan)
-        self.history.append(step, finite, residual_low=root_mean_square(residual_low) if finite else nan,
-                            residual_high=root_mean_square(residual_high) if finite else nan)
+        if finite:
+            self.history.append(step, label, True, residual_low=root_mean_square(residual_low),
+                                residual_high=root_mean_square(residual_high))
+        else:
+            self.history.append_filled(step, label, False, np.nan)
 
 
 def plot_filter_history(history: FilterHistory, *, ax: Any = None) -> tuple[Any, Any]:

@@ -155,7 +155,7 @@ class SpectrumProbe(Probe):
         values = self._evaluator(model)
         spectra = self._spectra(values) if bool(torch.isfinite(values).all()) else None
         if spectra is None:
-            self.history.append_nonfinite(step, label)
+            self.history.append_filled(step, label, False, np.nan)
         else:
             self.history.append(step, label, True, **spectra)
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE
-from ._samples import (
-    RecordHistory,
-    SampleEvaluator,
-    as_inputs,
-    as_targets,
-    check_history,
-    figure_axes,
-    ratio,
-)
-from ._validation import int64, integer, positive_int
+from ._plotting import check_history, figure_axes
+from ._protocol import History, Probe, ratio
+from ._samples import SampleEvaluator, as_inputs, as_targets
+from ._validation import integer, positive_int
 
 #: Largest deviation of a given direction's norm from 1.
 UNIT_TOLERANCE = 1e-6
@@ -87,7 +82,7 @@ def _directions(directions: Any, inputs: torch.Tensor, components: int) -> np.nd
     return array
 
 
-class ProjectionHistory(RecordHistory):
+class ProjectionHistory(History):
     """Amplitudes of the fit and the residual along each direction, one row per record.
 
     Built by :class:`ProjectionProbe`; read back with :meth:`load`.
@@ -103,23 +98,24 @@ class ProjectionHistory(RecordHistory):
     """
 
     FORMAT = "spectral.ProjectionHistory"
-    ROWS = ("fit_amplitude", "residual_amplitude")
-    FIXED = ("freqs", "directions", "target_amplitude")
+    SCHEMA_VERSION = 2  # version 2: labels
+    READS_SCHEMA_VERSIONS = (2,)
 
     def __init__(self, freqs: np.ndarray, directions: np.ndarray, target_amplitude: np.ndarray) -> None:
-        super().__init__()
         self.freqs, self.directions, self.target_amplitude = freqs, directions, target_amplitude
+        super().__init__()
 
-    def _row_shape(self) -> tuple[int, ...]:
-        return self.target_amplitude.shape
+    def _layout(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {key: (self.target_amplitude.shape, np.float64) for key in ("fit_amplitude", "residual_amplitude")}
 
-    def _metadata(self) -> dict[str, Any]:
-        return {}
+    def _configuration(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {"freqs": self.freqs, "directions": self.directions, "target_amplitude": self.target_amplitude}
 
     @classmethod
-    def _from_metadata(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProjectionHistory:
-        freqs, directions, target = (arrays[key] for key in cls.FIXED)
-        if freqs.ndim != 1 or directions.ndim != 2 or target.shape != (len(directions), len(freqs)):
+    def _from_configuration(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProjectionHistory:
+        freqs, directions, target = (arrays[key] for key in ("freqs", "directions", "target_amplitude"))
+        if any(array.dtype.kind != "f" for array in (freqs, directions, target)) or freqs.ndim != 1 \
+                or directions.ndim != 2 or target.shape != (len(directions), len(freqs)):
             raise ValueError(f"freqs {freqs.shape}, directions {directions.shape} and target_amplitude "
                              f"{target.shape} do not agree")
         return cls(freqs, directions, target)
@@ -139,14 +135,15 @@ class ProjectionHistory(RecordHistory):
         return ratio(self.residual_amplitude, self.target_amplitude)
 
 
-class ProjectionProbe:
+class ProjectionProbe(Probe):
     """Records the Fourier transform of a model's fit along directions of its inputs.
 
     The projection method of Xu et al.: project the training inputs onto a
     unit direction ``v`` (``p_j = x_j . v``), take the non-uniform DFT of the
     fit ``h``, the targets ``y`` and the residual ``h - y`` at the projected
     points, and compare them frequency by frequency. Works for any input
-    dimension and any number of outputs.
+    dimension and any number of outputs. A :class:`~spectral._protocol.Probe`:
+    :meth:`update`, :meth:`snapshot`, :meth:`reset`, ``history``.
 
     Parameters
     ----------
@@ -204,7 +201,6 @@ class ProjectionProbe:
         points = as_inputs(inputs)
         self.targets = as_targets(targets, points.shape[0])
         self.freqs = _frequencies(freqs)
-        self.every = positive_int(every, "every")
         self.directions = _directions(directions, points, positive_int(components, "components"))
         # (m, N) positions along each direction, float64: the phases need the precision.
         self._positions = (points.to(torch.float64) @ torch.from_numpy(self.directions).T).T.contiguous()
@@ -213,7 +209,7 @@ class ProjectionProbe:
         self._weights = np.where(self.freqs == 0, 1.0, 2.0)
         self._evaluator = SampleEvaluator(points, self.targets.shape[1], batch_size)
         self._target = self._coefficients(self.targets)
-        self.history = ProjectionHistory(self.freqs, self.directions, self._amplitude(self._target))
+        super().__init__(ProjectionHistory(self.freqs, self.directions, self._amplitude(self._target)), every)
 
     def _coefficients(self, values: torch.Tensor) -> torch.Tensor:
         """``(m, C, K)`` coefficients of the ``C`` columns of ``values`` along every direction, on their device."""
@@ -227,21 +223,20 @@ class ProjectionProbe:
 
     def update(self, model: Callable[..., Any], step: int) -> bool:
         """Record the transforms if ``step % every == 0``; return whether it did."""
-        step = int64(step, "step")
-        if step % self.every:
-            return False
-        outputs = self._evaluator(model).to(torch.float64)
-        finite = bool(torch.isfinite(outputs).all())
-        if not finite:
-            nan = np.full(self.history.target_amplitude.shape, np.nan)
-            self.history.append(step, False, fit_amplitude=nan, residual_amplitude=nan)
-            return True
-        fit = self._coefficients(outputs)
-        self.history.append(step, True, fit_amplitude=self._amplitude(fit),
-                            residual_amplitude=self._amplitude(fit - self._target.to(fit.device)))
-        return True
+        return self._update(step, functools.partial(self._record, model))
 
-    __call__ = update
+    def snapshot(self, model: Callable[..., Any], label: str, step: int | None = None) -> None:
+        """Always record, with a ``label``; ``step`` defaults to the last step passed to :meth:`update` (0 before any)."""
+        self._snapshot(label, step, functools.partial(self._record, model))
+
+    def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
+        outputs = self._evaluator(model).to(torch.float64)
+        if not bool(torch.isfinite(outputs).all()):
+            self.history.append_filled(step, label, False, np.nan)
+            return
+        fit = self._coefficients(outputs)
+        self.history.append(step, label, True, fit_amplitude=self._amplitude(fit),
+                            residual_amplitude=self._amplitude(fit - self._target.to(fit.device)))
 
 
 def plot_projection_history(history: ProjectionHistory, *, direction: int = 0, ax: Any = None) -> tuple[Any, Any]:

@@ -114,9 +114,14 @@ class History(abc.ABC):
             self._rows[key].append(np.asarray(rows[key], dtype=dtype))
         self._arrays.clear()
 
-    def append_nonfinite(self, step: int, label: str) -> None:
-        """Add a record of a measurement that held NaN or inf: ``finite`` False, every array NaN."""
-        self.append(step, label, False, **{key: np.full(shape, np.nan) for key, (shape, _) in self._layout().items()})
+    def append_filled(self, step: int, label: str, finite: bool, fill: float) -> None:
+        """Add a record whose every array holds ``fill``.
+
+        NaN with ``finite`` False records a measurement that held NaN or inf;
+        0 with ``finite`` True a record that measured nothing (an event).
+        """
+        self.append(step, label, finite, **{key: np.full(shape, fill, dtype)
+                                            for key, (shape, dtype) in self._layout().items()})
 
     def __len__(self) -> int:
         return len(self._rows["steps"])

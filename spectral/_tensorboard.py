@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from ._history import SpectrumHistory
+from ._plotting import check_history, figure_axes, flag_nonfinite, log_curves
 from ._spectrum import frequency_magnitude, radial_profile
 from ._validation import int64, non_negative_finite
-from .plot import _axes, _check_history, _flag_nonfinite, _log_curves
 
 INSTALL_HINT = 'pip install "spectral-probes[tensorboard]"'
 
@@ -63,7 +63,7 @@ def _target_magnitudes(history: SpectrumHistory) -> np.ndarray:
 
 def spectrum_figure(history: SpectrumHistory, row: int) -> Any:
     """Log-scale spectrum of one record: amplitude in 1D, radial power in 2D."""
-    fig, (ax,) = _axes(None, 1, "the spectrum", figsize=(6, 4))
+    fig, ax = figure_axes(None, figsize=(6, 4))
     if len(history.shape) == 1:
         freqs, values = history.freqs, history.amplitude[row]
         ax.set_xlabel("frequency (cycles per unit length)")
@@ -72,11 +72,11 @@ def spectrum_figure(history: SpectrumHistory, row: int) -> Any:
         freqs, values = radial_profile(history.power[row], history.extent)
         ax.set_xlabel("radius |f| (cycles per unit length)")
         ax.set_ylabel("power in ring")
-    _log_curves(ax, freqs, [values], [""])
+    log_curves(ax, freqs, [values], [""])
     for k in np.unique(_target_magnitudes(history)):
         ax.axvline(k, color="grey", linestyle=":", linewidth=1)
     ax.set_title(history.labels[row] or f"step {history.steps[row]}")
-    _flag_nonfinite(ax, history, [row])
+    flag_nonfinite(ax, history, [row])
     return fig
 
 
@@ -141,7 +141,7 @@ def log_history(history: SpectrumHistory, writer: Any, *, step: int | None = Non
     >>> with tempfile.TemporaryDirectory() as logdir:
     ...     log_history(probe.history, logdir)
     """
-    history = _check_history(history)
+    history = check_history(history, SpectrumHistory)
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"tag must be a non-empty str, got {tag!r}")
     rows = _rows(history, step)

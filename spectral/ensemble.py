@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ._validation import positive_finite, positive_int, real_tensor
-from .models import ConstantFeature, Sine, mlp
+from .models import ConstantFeature, Sine, mlp, uniform_init_
 
 __all__ = ["BatchedLinear", "MLPEnsemble"]
 
@@ -71,15 +71,7 @@ class BatchedLinear(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw fresh weights and biases from the global RNG, as ``spectral.models.mlp`` does."""
-        if self.omega_0 is None:
-            bound = 1 / math.sqrt(self.in_features)
-        elif self.first:
-            bound = 1 / self.in_features
-        else:
-            bound = math.sqrt(6 / self.in_features) / self.omega_0
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -1 / math.sqrt(self.in_features), 1 / math.sqrt(self.in_features))
+        uniform_init_(self.weight, self.bias, self.in_features, self.omega_0, self.first)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bias is None:

@@ -43,6 +43,30 @@ class ConstantFeature(nn.Module):
         return torch.cat([x, x.new_full(x.shape[:-1] + (1,), self.value)], dim=-1)
 
 
+def uniform_init_(weight: torch.Tensor, bias: torch.Tensor | None, in_features: int, omega_0: float | None = None,
+                  first: bool = False) -> None:
+    """Draw a linear layer's weight and bias in place from the global RNG, as :func:`mlp`'s layers are drawn.
+
+    The weight is uniform on ``[-b, b]``: with ``omega_0`` the SIREN
+    initialisation (Sitzmann et al., 2020) of a layer feeding
+    ``sin(omega_0 * x)``, ``b = 1 / in_features`` for the first layer and
+    ``sqrt(6 / in_features) / omega_0`` after it; without, ``b = 1 /
+    sqrt(in_features)`` (the range of ``nn.Linear``'s default). The bias, if
+    any, is uniform on ``+-1 / sqrt(in_features)``. The one home of these
+    distributions: :func:`mlp`'s sine layers and
+    :class:`spectral.ensemble.BatchedLinear` draw through it.
+    """
+    if omega_0 is None:
+        bound = 1 / math.sqrt(in_features)
+    elif first:
+        bound = 1 / in_features
+    else:
+        bound = math.sqrt(6 / in_features) / omega_0
+    nn.init.uniform_(weight, -bound, bound)
+    if bias is not None:
+        nn.init.uniform_(bias, -1 / math.sqrt(in_features), 1 / math.sqrt(in_features))
+
+
 class _SirenLinear(nn.Linear):
     """Linear layer with SIREN initialisation, so ``reset_parameters`` keeps it."""
 
@@ -51,10 +75,7 @@ class _SirenLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
 
     def reset_parameters(self) -> None:
-        bound = 1 / self.in_features if self.first else math.sqrt(6 / self.in_features) / self.omega_0
-        nn.init.uniform_(self.weight, -bound, bound)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -1 / math.sqrt(self.in_features), 1 / math.sqrt(self.in_features))
+        uniform_init_(self.weight, self.bias, self.in_features, self.omega_0, self.first)
 
 
 def _activation(name: str, omega_0: float) -> nn.Module:

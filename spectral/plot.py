@@ -15,40 +15,18 @@ from typing import Any, Union
 
 import numpy as np
 
+from ._grid import per_axis
 from ._history import SpectrumHistory
+from ._plotting import check_history, flag_nonfinite, log_curves, subplots
+from ._spectrum import magnitude_of
 
 __all__ = ["before_after", "error_heatmap", "spectra_2d"]
 
-DYNAMIC_RANGE = 1e-15  # log axes show at most this ratio below the peak (float64 round-off)
 #: ``normalise`` values: raw only, normalised only, or both side by side.
 Normalise = Union[bool, str]
 RAW_LABEL = {1: "amplitude", 2: "power"}
 SHARE_LABEL = "share of non-DC power"
 CUTOFF_STYLE = {"color": "tab:red", "linestyle": "--", "linewidth": 1.2}
-
-
-def _axes(ax: Any, count: int, name: str, **figure_kwargs: Any) -> tuple[Any, list[Any]]:
-    """``count`` Axes: a new constrained-layout figure when ``ax`` is None, else ``ax`` checked."""
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(layout="constrained", **figure_kwargs)
-        axes = fig.subplots(*((1, count) if count <= 3 else (2, count // 2)), squeeze=False)
-        return fig, list(axes.ravel())
-    axes = [ax] if hasattr(ax, "plot") else list(np.ravel(np.asarray(ax, dtype=object)))
-    if len(axes) != count:
-        raise ValueError(f"ax must hold {count} Axes ({name}), got {len(axes)}")
-    return axes[0].figure, axes
-
-
-def _check_history(history: Any, ndim: int | None = None, other: str = "") -> SpectrumHistory:
-    if not isinstance(history, SpectrumHistory):
-        raise TypeError(f"history must be a SpectrumHistory, got {type(history).__name__}")
-    if len(history) == 0:
-        raise ValueError("history is empty: nothing was recorded")
-    if ndim is not None and len(history.shape) != ndim:
-        raise ValueError(f"this function draws {ndim}D histories; use {other}() for {len(history.shape)}D")
-    return history
 
 
 def _check_normalise(normalise: Any) -> tuple[bool, ...]:
@@ -90,21 +68,6 @@ def _share(values: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return values / total if total > 0 else np.full_like(values, np.nan)
 
 
-def _log_curves(ax: Any, x: np.ndarray, curves: list[np.ndarray], labels: list[str]) -> None:
-    """Semilog curves; values below ``peak * DYNAMIC_RANGE`` (zero included) are drawn on that floor, marked."""
-    peak = max((np.nanmax(c) for c in curves if np.isfinite(c).any()), default=1.0)
-    floor = peak * DYNAMIC_RANGE if peak > 0 else DYNAMIC_RANGE
-    clipped = False
-    for i, (curve, label) in enumerate(zip(curves, labels)):
-        below = curve <= floor
-        clipped |= bool(below.any())
-        # Later curves dashed, so a curve hidden under an identical one (a homogeneous net's shape) still shows.
-        ax.semilogy(x, np.where(below, floor, curve), marker=".", linestyle="-" if i == 0 else "--", label=label)
-    if clipped:
-        ax.axhline(floor, color="grey", linestyle="-.", linewidth=0.8,
-                   label=f"display floor: peak x {DYNAMIC_RANGE:g} (values below drawn on it)")
-
-
 def _cutoff_line(ax: Any, cutoff: float | None) -> None:
     if cutoff is not None:
         ax.axvline(cutoff, **CUTOFF_STYLE, label=f"HF cutoff {cutoff:g} (above: high frequency)")
@@ -114,13 +77,6 @@ def _target_lines(ax: Any, history: SpectrumHistory) -> None:
     if history.target_freqs is not None:
         for i, k in enumerate(np.unique(history.target_freqs)):
             ax.axvline(k, color="grey", linestyle=":", linewidth=1, label="target frequencies" if i == 0 else None)
-
-
-def _flag_nonfinite(ax: Any, history: SpectrumHistory, rows: list[int]) -> None:
-    bad = [history.labels[i] or f"step {history.steps[i]}" for i in rows if not history.finite[i]]
-    if bad:
-        ax.text(0.5, 0.5, "non-finite model output: " + ", ".join(bad), transform=ax.transAxes,
-                ha="center", va="center", color="red")
 
 
 def _suptitle(fig: Any, title: str | None, what: str, own_figure: bool) -> None:
@@ -179,23 +135,23 @@ def before_after(history: SpectrumHistory, before: str = "before shrink", after:
     >>> [ax.get_ylabel() for ax in fig.axes]
     ['amplitude', 'share of non-DC power']
     """
-    history = _check_history(history, 1, "spectra_2d")
+    history = check_history(history, SpectrumHistory, 1, "spectra_2d")
     panels = _check_normalise(normalise)
     cutoff = _check_cutoff(cutoff)
     rows = _rows(history, before, after)
-    fig, axes = _axes(ax, len(panels), "raw, normalised", figsize=(6 * len(panels), 4))
+    fig, axes = subplots(ax, len(panels), "raw, normalised", figsize=(6 * len(panels), 4))
     magnitude = np.abs(history.freqs)
     names = [_record_name(history, row) for row in rows]
     for panel, normalised in zip(axes, panels):
         curves = [_share(history.power[row], magnitude) if normalised else history.amplitude[row] for row in rows]
-        _log_curves(panel, history.freqs, curves, names)
+        log_curves(panel, history.freqs, curves, names)
         _target_lines(panel, history)
         _cutoff_line(panel, cutoff)
         panel.set_xlabel("frequency (cycles per unit length)")
         panel.set_ylabel(SHARE_LABEL if normalised else RAW_LABEL[1])
         panel.set_title("normalised: shape only" if normalised else "raw: level and shape")
         panel.legend(fontsize="small")
-        _flag_nonfinite(panel, history, rows)
+        flag_nonfinite(panel, history, rows)
     _suptitle(fig, title, " vs ".join(names) + _window_note(history), ax is None)
     return fig
 
@@ -300,12 +256,12 @@ def error_heatmap(history: SpectrumHistory, *, ax: Any = None, after: str | None
     """
     from matplotlib.colors import LogNorm
 
-    history = _check_history(history)
+    history = check_history(history, SpectrumHistory)
     errors = history.relative_error()
     freqs = history.target_freqs
     kept = np.arange(len(freqs)) if freqs.ndim == 1 else _half_plane(freqs)
     names = [f"{k:g}" for k in freqs] if freqs.ndim == 1 else [f"({freqs[i, 0]:g}, {freqs[i, 1]:g})" for i in kept]
-    fig, (heat,) = _axes(ax, 1, "heat map", figsize=(8, 4))
+    fig, (heat,) = subplots(ax, 1, "heat map", figsize=(8, 4))
     shown = errors[:, kept]
     positive = shown[np.isfinite(shown) & (shown > 0)]
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size and positive.min() < positive.max() else None
@@ -378,10 +334,13 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
 
     Notes
     -----
-    Radial profiles sum the power over rings of integer radius. Rings beyond
-    the Nyquist frequency only hold the grid's corners (a 32 x 32 grid has
-    rings up to 23 but complete rings only up to 16): that region is shaded.
-    Values below the display floor (the peak times ``DYNAMIC_RANGE``) are
+    Radial profiles sum the power over rings of ``|f|`` (see
+    :meth:`SpectrumHistory.radial`; integer radii on a unit square). Rings
+    beyond the smallest Nyquist frequency of the two axes only hold the
+    grid's corners (a 32 x 32 grid has rings up to 23 but complete rings only
+    up to 16): that region is shaded. On a rectangle the maps are stretched
+    to fill their panels, each axis in cycles per unit length.
+    Values below the display floor (the peak times ``1e-15``) are
     drawn on the floor, a labelled line, so no curve ends unexplained.
 
     With a separable window (the outer product of 1D windows, as
@@ -406,19 +365,20 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Circle
 
-    history = _check_history(history, 2, "before_after")
+    history = check_history(history, SpectrumHistory, 2, "before_after")
     panels = _check_normalise(normalise)
     cutoff = _check_cutoff(cutoff)
     rows = _rows(history, before, after)
-    fig, axes = _axes(ax, 3 * len(panels), "before, after, radial profiles" + (" per row: raw, normalised"
+    fig, axes = subplots(ax, 3 * len(panels), "before, after, radial profiles" + (" per row: raw, normalised"
                                                                                   if len(panels) == 2 else ""),
                       figsize=(14, 4.2 * len(panels)))
-    magnitude = np.hypot(*np.meshgrid(*history.freqs, indexing="ij"))
+    magnitude = magnitude_of(history.freqs)
     fy, fx = (np.fft.fftshift(f) for f in history.freqs)
     extent = _map_extent(fy, fx)
     radii, radial = history.radial()
     names = [_record_name(history, row) for row in rows]
-    nyquist = min(history.shape) // 2 / history.extent
+    lengths = per_axis(history.extent, 2)
+    nyquist = min(n // 2 / length for n, length in zip(history.shape, lengths))  # rings complete up to here
     for p, normalised in enumerate(panels):
         maps, profiles = axes[3 * p:3 * p + 2], axes[3 * p + 2]
         quantity = SHARE_LABEL if normalised else RAW_LABEL[2]
@@ -428,7 +388,8 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
         norm = LogNorm(vmin=max(positive.min(), positive.max() * 1e-12), vmax=positive.max()) if positive.size else None
         floor = norm.vmin if norm is not None else 1.0
         for map_ax, power, name in zip(maps, shifted, names):
-            image = map_ax.imshow(np.maximum(power, floor), origin="lower", extent=extent, norm=norm, cmap="magma")
+            image = map_ax.imshow(np.maximum(power, floor), origin="lower", extent=extent, norm=norm, cmap="magma",
+                                  aspect="equal" if lengths[0] == lengths[1] else "auto")
             map_ax.set_title(f"{name}, {'normalised' if normalised else 'raw'}")
             map_ax.set_xlabel("f_x (cycles per unit length)")
             map_ax.set_ylabel("f_y (cycles per unit length)")
@@ -437,7 +398,7 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
                 map_ax.legend(loc="upper right", fontsize="x-small")
         fig.colorbar(image, ax=list(maps), label=quantity + " per bin (floor: peak x 1e-12)")
         ring_values = [_share(radial[row], radii) if normalised else radial[row] for row in rows]
-        _log_curves(profiles, radii, ring_values, names)
+        log_curves(profiles, radii, ring_values, names)
         _cutoff_line(profiles, cutoff)
         if radii[-1] > nyquist:
             profiles.axvspan(nyquist, radii[-1], color="grey", alpha=0.15,
@@ -446,7 +407,7 @@ def spectra_2d(history: SpectrumHistory, before: str = "before shrink", after: s
         profiles.set_ylabel(f"{quantity} in ring")
         profiles.set_title("radial profile, " + ("normalised" if normalised else "raw"))
         profiles.legend(fontsize="x-small")
-        _flag_nonfinite(profiles, history, rows)
+        flag_nonfinite(profiles, history, rows)
     note = "" if history.window is None else (
         f"\nseparable {history.window} window: a smooth non-periodic trend (such as a near-linear net after a shrink)"
         "\nleaks along the axes as a '+' through the centre; that cross is leakage, not learned structure")

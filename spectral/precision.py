@@ -16,15 +16,19 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ._evaluate import PointEvaluator
 from ._grid import Grid
-from ._spectrum import Window, fourier, frequency_axes, window_array
-from ._validation import int64, non_negative_finite, positive_int, real_tensor
+from ._protocol import History, Probe, ratio
+from ._spectrum import Window, fourier, magnitude_of, spectrum_freqs, window_array
+from ._validation import int64, non_negative_finite, real_tensor
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "RegisterFloor", "lost_update_fraction",
            "ratio", "register_floor", "ulp"]
@@ -162,27 +166,16 @@ def lost_update_fraction(weights: Any, updates: Any, dtype: Any) -> float:
     return int(lost.sum()) / count if count else float("nan")
 
 
-def ratio(numerator: Any, denominator: Any) -> np.ndarray:
-    """``numerator / denominator`` as float64, NaN where the denominator is not positive.
-
-    Examples
-    --------
-    >>> from spectral.precision import ratio
-    >>> ratio([1, 3], [2, 0]).tolist()
-    [0.5, nan]
-    """
-    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    return np.divide(numerator, denominator, out=out, where=denominator > 0)
-
-
 def _json_floats(values: np.ndarray) -> list:
     """Nested lists with NaN as None, so ``json.dumps`` writes strict JSON."""
     return np.where(np.isnan(values), None, values).tolist()
 
 
-class LostUpdateHistory:
-    """Lost-update records, one row per recorded step; built by :class:`LostUpdateProbe`.
+class LostUpdateHistory(History):
+    """Lost-update records, one row per recorded step; built by :class:`LostUpdateProbe`, read back with :meth:`load`.
+
+    Rows taken by :meth:`LostUpdateProbe.snapshot` mark an event (their
+    ``label`` names it) and measure no update: ``changed`` 0, fractions NaN.
 
     Attributes
     ----------
@@ -192,56 +185,49 @@ class LostUpdateHistory:
         Parameter names, the columns of :attr:`changed` and :attr:`layer_fraction`.
     ratio_bin_edges : ndarray
         ``(E,)`` edges of the ``log2(|update| / ulp(weight))`` histogram.
-    marks : list of (int, str)
-        Events recorded with :meth:`LostUpdateProbe.mark`.
     """
+
+    FORMAT = "spectral.LostUpdateHistory"
 
     def __init__(self, dtypes: tuple[str, ...], layers: list[str], ratio_bin_edges: np.ndarray) -> None:
         self.dtypes = dtypes
         self.layers = layers
         self.ratio_bin_edges = ratio_bin_edges
-        self.marks: list[tuple[int, str]] = []
-        self._steps: list[int] = []
-        self._layer_counts: list[np.ndarray] = []
-        self._histograms: list[np.ndarray] = []
+        super().__init__()
 
-    def append(self, step: int, layer_counts: np.ndarray, histograms: np.ndarray) -> None:
-        """Add one record (used by the probe).
+    def _layout(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        # counts: per layer, the changed elements, then the lost updates per dtype; histograms: per dtype, over layers.
+        return {"counts": ((len(self.layers), 1 + len(self.dtypes)), np.int64),
+                "histograms": ((len(self.dtypes), len(self.ratio_bin_edges) + 1), np.int64)}
 
-        ``layer_counts`` is ``(layers, 1 + dtypes)``: changed elements, then
-        lost updates per dtype; ``histograms`` is ``(dtypes, edges + 1)``.
-        """
-        self._steps.append(int(step))
-        self._layer_counts.append(layer_counts)
-        self._histograms.append(histograms)
+    def _configuration(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"dtypes": list(self.dtypes), "layers": list(self.layers)}, {"ratio_bin_edges": self.ratio_bin_edges}
 
-    def __len__(self) -> int:
-        return len(self._steps)
-
-    @property
-    def steps(self) -> np.ndarray:
-        """``(R,)`` int64 steps of the records."""
-        return np.array(self._steps, dtype=np.int64)
-
-    def _counts(self) -> np.ndarray:
-        return np.array(self._layer_counts, dtype=np.int64).reshape(len(self), len(self.layers), 1 + len(self.dtypes))
+    @classmethod
+    def _from_configuration(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> LostUpdateHistory:
+        dtypes, layers = metadata["dtypes"], metadata["layers"]
+        if not isinstance(dtypes, list) or not dtypes or not all(isinstance(d, str) and d in _FORMATS for d in dtypes):
+            raise ValueError(f"metadata 'dtypes' must be a list of {tuple(_FORMATS)}, got {dtypes!r}")
+        if not isinstance(layers, list) or not all(isinstance(layer, str) for layer in layers):
+            raise ValueError("metadata 'layers' must be a list of str")
+        return cls(tuple(dtypes), layers, _bin_edges(arrays["ratio_bin_edges"]))
 
     @property
     def changed(self) -> np.ndarray:
         """``(R, layers)`` number of elements with a non-zero update."""
-        return self._counts()[:, :, 0]
+        return self._array("counts")[:, :, 0]
 
     @property
     def layer_fraction(self) -> dict[str, np.ndarray]:
         """``{dtype: (R, layers)}`` fraction of non-zero updates lost; NaN where none changed."""
-        counts = self._counts()
+        counts = self._array("counts")
         fraction = ratio(counts[:, :, 1:], counts[:, :, :1])
         return {name: fraction[:, :, k] for k, name in enumerate(self.dtypes)}
 
     @property
     def fraction(self) -> dict[str, np.ndarray]:
         """``{dtype: (R,)}`` fraction lost over all layers (element-weighted); NaN where none changed."""
-        counts = self._counts().sum(axis=1)
+        counts = self._array("counts").sum(axis=1)
         fraction = ratio(counts[:, 1:], counts[:, :1])
         return {name: fraction[:, k] for k, name in enumerate(self.dtypes)}
 
@@ -254,8 +240,7 @@ class LostUpdateHistory:
         last edge. Updates below about ``-1`` (half a spacing) are lost.
         Weights that overflow the dtype have no finite ratio and are left out.
         """
-        shape = (len(self), len(self.dtypes), len(self.ratio_bin_edges) + 1)
-        histograms = np.array(self._histograms, dtype=np.int64).reshape(shape)
+        histograms = self._array("histograms")
         return {name: histograms[:, k] for k, name in enumerate(self.dtypes)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,20 +249,14 @@ class LostUpdateHistory:
             "dtypes": list(self.dtypes),
             "layers": list(self.layers),
             "steps": self.steps.tolist(),
+            "labels": self.labels.tolist(),
+            "finite": self.finite.tolist(),
             "changed": self.changed.tolist(),
             "fraction": {name: _json_floats(value) for name, value in self.fraction.items()},
             "layer_fraction": {name: _json_floats(value) for name, value in self.layer_fraction.items()},
             "ratio_bin_edges": self.ratio_bin_edges.tolist(),
             "ratio_histogram": {name: value.tolist() for name, value in self.ratio_histogram.items()},
-            "marks": [[step, label] for step, label in self.marks],
         }
-
-
-def _check_step(step: Any) -> int:
-    step = int64(step, "step")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step!r}")
-    return int(step)
 
 
 def _bin_edges(ratio_bins: Any) -> np.ndarray:
@@ -291,7 +270,7 @@ def _bin_edges(ratio_bins: Any) -> np.ndarray:
     return edges
 
 
-class LostUpdateProbe:
+class LostUpdateProbe(Probe):
     """Measures, per step and layer, the updates low-precision weights would lose.
 
     Around each recorded ``optimizer.step()`` the probe snapshots the trainable
@@ -301,13 +280,18 @@ class LostUpdateProbe:
     histograms ``log2(|update| / ulp(before.to(dtype)))``. All of it is
     vectorised torch on the parameters' device, with one transfer per record.
 
+    A :class:`~spectral._protocol.Probe` whose data is the model's own
+    parameters: :meth:`before_step` before the optimizer step and
+    :meth:`update` after it (both called by the optimizer's hooks when it is
+    given), :meth:`snapshot` to mark an event, :meth:`reset`, ``history``.
+
     Parameters
     ----------
     model : torch.nn.Module
         Whose parameters with ``requires_grad`` are watched, named as in
         ``model.named_parameters()``.
     optimizer : torch.optim.Optimizer, optional
-        Hooks on its ``step`` call :meth:`before_step` and :meth:`after_step`.
+        Hooks on its ``step`` call :meth:`before_step` and :meth:`update`.
         Without it, call them yourself around the step.
     dtypes : sequence of torch.dtype or str, default ("float16", "bfloat16", "float32")
         Storage formats to test.
@@ -316,17 +300,13 @@ class LostUpdateProbe:
     ratio_bins : sequence of float, default -30, -29, ..., 30
         Evenly spaced edges of the ``log2(|update| / ulp(weight))`` histogram.
 
-    Attributes
-    ----------
-    history : LostUpdateHistory
-        The records.
-
     Notes
     -----
     The updates are those the model's own dtype realised: an update already
     lost in float32 is zero in a float32 model and not counted. So a dtype at
     least as precise as the model's reads (close to) 0, and measuring float32
-    losses needs a float64 model.
+    losses needs a float64 model. A record whose update holds NaN or inf has
+    ``history.finite`` False.
 
     Examples
     --------
@@ -339,10 +319,11 @@ class LostUpdateProbe:
     ...         optimizer.zero_grad()
     ...         net(torch.ones(8, 3)).sum().backward()
     ...         optimizer.step()
-    >>> probe.history.steps
-    array([0, 1, 2])
+    ...     probe.snapshot("end")
+    >>> probe.history.steps, probe.history.labels
+    (array([0, 1, 2, 2]), array(['', '', '', 'end'], dtype=object))
     >>> probe.history.fraction["float32"]
-    array([0., 0., 0.])
+    array([ 0.,  0.,  0., nan])
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
@@ -360,48 +341,71 @@ class LostUpdateProbe:
         self._dtypes = tuple(_float_dtype(d, "dtypes") for d in dtypes)
         if not self._dtypes or len(set(self._dtypes)) != len(self._dtypes):
             raise ValueError(f"dtypes must be non-empty and without repeats, got {dtypes!r}")
-        self.every = positive_int(every, "every")
         edges = _bin_edges(ratio_bins)
-        self.history = LostUpdateHistory(tuple(_NAMES[d] for d in self._dtypes),
-                                          [name for name, _ in self._parameters], edges)
+        super().__init__(LostUpdateHistory(tuple(_NAMES[d] for d in self._dtypes),
+                                           [name for name, _ in self._parameters], edges), every)
         self._handles = [] if optimizer is None else [optimizer.register_step_pre_hook(self._pre_hook),
                                                       optimizer.register_step_post_hook(self._post_hook)]
-        self._last_step: int | None = None
         self._pending: int | None = None
-        self._snapshot: list[torch.Tensor] | None = None
+        self._before: list[torch.Tensor] | None = None
 
     def _pre_hook(self, *_: Any) -> None:
         self.before_step()
 
     def _post_hook(self, *_: Any) -> None:
-        self.after_step()
+        self.update()
 
     def before_step(self, step: int | None = None) -> None:
-        """Announce a step (default: one past the last) and snapshot if it will be recorded."""
-        step = (0 if self._last_step is None else self._last_step + 1) if step is None else _check_step(step)
+        """Announce the step about to be taken (default: one past the last, 0 first); snapshot if it is due."""
+        step = (0 if self._last_step is None else self._last_step + 1) if step is None else int64(step, "step")
         self._pending = step
-        self._snapshot = [p.detach().clone() for _, p in self._parameters] if step % self.every == 0 else None
+        self._before = [p.detach().clone() for _, p in self._parameters] if step % self.every == 0 else None
 
-    def after_step(self) -> bool:
-        """Finish the step begun by :meth:`before_step`; return whether it was recorded."""
+    def update(self, step: int | None = None) -> bool:
+        """After the optimizer step: record its updates if the step is due; return whether it did.
+
+        ``step`` defaults to the step announced by :meth:`before_step`, and
+        must equal it when given.
+
+        Raises
+        ------
+        RuntimeError
+            If no :meth:`before_step` announced a step.
+        ValueError
+            If ``step`` is not the step announced.
+        """
         if self._pending is None:
-            raise RuntimeError("after_step() needs a before_step() before the optimizer step")
-        recorded = self._snapshot is not None
-        if recorded:
-            rows = [self._measure(before, p.detach()) for before, (_, p) in zip(self._snapshot, self._parameters)]
-            table = torch.stack([row.to(rows[0].device) for row in rows]).cpu().numpy()
-            split = 1 + len(self._dtypes)
-            self.history.append(self._pending, table[:, :split],
-                                table[:, split:].sum(axis=0).reshape(len(self._dtypes), -1))
-        self._last_step, self._pending, self._snapshot = self._pending, None, None
-        return recorded
+            raise RuntimeError("update() needs a before_step() before the optimizer step")
+        if step is not None and int64(step, "step") != self._pending:
+            raise ValueError(f"step={step} is not the step before_step() announced, {self._pending}")
+        try:
+            return self._update(self._pending, self._record_update)
+        finally:
+            self._pending, self._before = None, None
+
+    def snapshot(self, label: str, step: int | None = None) -> None:
+        """Mark an event such as ``"shrink"`` at ``step`` (default: the last step, 0 before any).
+
+        The record measures no update (``changed`` 0, fractions NaN); its ``label`` names the event.
+        """
+        self._snapshot(label, step, self._record_event)
+
+    def _record_update(self, step: int, label: str) -> None:
+        rows = [self._measure(before, p.detach()) for before, (_, p) in zip(self._before, self._parameters)]
+        table = torch.stack([row.to(rows[0].device) for row in rows]).cpu().numpy()
+        split = 2 + len(self._dtypes)
+        self.history.append(step, label, not table[:, 1].any(), counts=np.delete(table[:, :split], 1, axis=1),
+                            histograms=table[:, split:].sum(axis=0).reshape(len(self._dtypes), -1))
+
+    def _record_event(self, step: int, label: str) -> None:
+        self.history.append_filled(step, label, True, 0)
 
     def _measure(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        """``[changed, lost per dtype, ratio histogram per dtype]`` counts for one parameter."""
+        """``[changed, non-finite, lost per dtype, ratio histogram per dtype]`` counts for one parameter."""
         update = after - before
         changed = update != 0
         log_update = torch.log2(update.abs().to(torch.promote_types(update.dtype, torch.float32)))  # -inf if unchanged
-        counts, histograms = [changed.sum()], []
+        counts, histograms = [changed.sum(), (~torch.isfinite(update)).sum()], []
         for dtype in self._dtypes:
             stored = before.to(dtype)
             counts.append(_lost(stored, update, changed).sum())
@@ -418,21 +422,14 @@ class LostUpdateProbe:
         counts = torch.zeros(len(edges) + 1, dtype=torch.int64, device=values.device)
         return counts.scatter_add_(0, column.reshape(-1), finite.reshape(-1).long())
 
-    def mark(self, label: str, step: int | None = None) -> None:
-        """Record an event such as ``"shrink"`` at ``step`` (default: the last step, 0 before any)."""
-        if not isinstance(label, str) or not label:
-            raise TypeError(f"label must be a non-empty str, got {label!r}")
-        step = (self._last_step or 0) if step is None else _check_step(step)
-        self.history.marks.append((step, label))
-
     def remove(self) -> None:
         """Detach the optimizer hooks (the history stays)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._pending, self._snapshot = None, None
+        self._pending, self._before = None, None
 
-    def __enter__(self) -> LostUpdateProbe:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -479,11 +476,7 @@ class RegisterFloor:
             when the function has no power above ``cutoff``.
         """
         cutoff = non_negative_finite(cutoff, "cutoff")
-        if isinstance(self.freqs, tuple):
-            magnitude = np.hypot(*np.meshgrid(*self.freqs, indexing="ij"))
-        else:
-            magnitude = self.freqs
-        high = magnitude > cutoff
+        high = magnitude_of(self.freqs) > cutoff
         total = float(self.power[high].sum())
         if not total > 0:
             return math.nan
@@ -568,6 +561,5 @@ def register_floor(model: torch.nn.Module, grid: Grid, dtype: Any, window: Windo
     def power(values: torch.Tensor) -> np.ndarray:
         return fourier(values - values.mean(), grid.ndim, window_t)[1].numpy()
 
-    axes = frequency_axes(grid.shape, grid.extent)
-    return RegisterFloor(freqs=axes[0] if grid.ndim == 1 else tuple(axes), power=power(exact),
+    return RegisterFloor(freqs=spectrum_freqs(grid.shape, grid.extent), power=power(exact),
                          floor=power(rounded - exact), dtype=_NAMES[dtype])

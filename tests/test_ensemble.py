@@ -230,3 +230,25 @@ def test_concatenate_keeps_members_in_order_and_copies():
         MLPEnsemble.concatenate([a, MLPEnsemble(1, members=1, width=4, depth=2)])
     with pytest.raises(TypeError, match="ensembles"):
         MLPEnsemble.concatenate([])
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "sine"])
+def test_member_weights_are_the_single_mlp_with_the_same_seed(activation):
+    kwargs = dict(SMALL, activation=activation, omega_0=10.0)
+    ensemble = MLPEnsemble(2, members=3, seeds=[5, 0, 2**40], **kwargs)
+    for e, seed in enumerate([5, 0, 2**40]):
+        for got, want in zip(ensemble.member(e).parameters(), mlp(2, seed=seed, **kwargs).parameters()):
+            assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(("omega_0", "first"), [(None, False), (30.0, True), (30.0, False)])
+def test_batched_layers_draw_the_distributions_of_mlp_layers_bit_for_bit(omega_0, first):
+    # One initialisation (spectral.models.uniform_init_) for mlp's SIREN layers and BatchedLinear: the bounds
+    # 1/sqrt(n), 1/n (first SIREN layer) and sqrt(6/n)/omega_0, weight then bias, from the global RNG.
+    bound = 1 / math.sqrt(8) if omega_0 is None else (1 / 8 if first else math.sqrt(6 / 8) / omega_0)
+    torch.manual_seed(3)
+    weight = torch.empty(2, 8, 4).uniform_(-bound, bound)
+    bias = torch.empty(2, 1, 4).uniform_(-1 / math.sqrt(8), 1 / math.sqrt(8))
+    torch.manual_seed(3)
+    layer = BatchedLinear(2, 8, 4, omega_0=omega_0, first=first)
+    assert torch.equal(layer.weight, weight) and torch.equal(layer.bias, bias)

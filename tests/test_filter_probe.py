@@ -154,7 +154,7 @@ def test_save_load_round_trip(tmp_path):
                 "low_error", "high_error"):
         np.testing.assert_array_equal(getattr(loaded, key), getattr(probe.history, key))
     with np.load(path, allow_pickle=False) as archive:
-        assert '"schema_version": 1' in str(archive["metadata"])
+        assert '"schema_version": 2' in str(archive["metadata"])
 
 
 def test_load_refuses_foreign_and_inconsistent_files(tmp_path):
@@ -168,7 +168,7 @@ def test_load_refuses_foreign_and_inconsistent_files(tmp_path):
     save_npz(broken, {"steps": np.zeros(2, np.int64), "finite": np.ones(2, bool), "residual_low": np.zeros((2, 3)),
                       "residual_high": np.zeros((2, 2)), "widths": np.ones(2), "target_low": np.ones(2),
                       "target_high": np.ones(2)},
-             {"format": FilterHistory.FORMAT, "schema_version": 1})
+             {"format": FilterHistory.FORMAT, "schema_version": 2, "labels": ["", ""]})
     with pytest.raises(ValueError, match="residual_low"):
         FilterHistory.load(broken)
 

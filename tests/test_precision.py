@@ -207,7 +207,7 @@ def test_probe_by_hand_layer_fractions_and_histogram():
     probe.before_step()
     with torch.no_grad():
         layer.weight += torch.tensor([[1e-3, 0.1]], dtype=torch.float64)
-    assert probe.after_step()
+    assert probe.update()
     history = probe.history
     assert history.layer_fraction["bfloat16"].tolist() == [[0.5]]
     assert history.layer_fraction["float32"].tolist() == [[0.0]]
@@ -218,37 +218,43 @@ def test_probe_by_hand_layer_fractions_and_histogram():
         assert history.ratio_histogram[name].tolist() == [expected.tolist()]
 
 
-def test_probe_every_mark_remove_and_to_dict():
+def test_probe_every_snapshot_remove_and_to_dict():
     net = tanh_net()
     net[2].bias.requires_grad_(False)
     optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     probe = LostUpdateProbe(net, optimizer, every=2)
-    probe.mark("start")
+    probe.snapshot("start")
     train(net, optimizer, 5)
-    probe.mark("shrink")
+    probe.snapshot("shrink")
     probe.remove()
     train(net, optimizer, 2)
     history = probe.history
-    assert history.steps.tolist() == [0, 2, 4]
+    assert history.steps.tolist() == [0, 0, 2, 4, 4]
+    assert history.labels.tolist() == ["start", "", "", "", "shrink"]
     assert history.layers == ["0.weight", "0.bias", "2.weight"]
-    assert history.marks == [(0, "start"), (4, "shrink")]
+    assert history.changed[[0, 4]].sum() == 0 and history.changed[1:4].all()  # events measure no update
+    assert np.isnan(history.fraction["float16"][[0, 4]]).all() and history.finite.all()
     data = json.loads(json.dumps(history.to_dict(), allow_nan=False))
-    assert data["steps"] == [0, 2, 4] and data["marks"] == [[0, "start"], [4, "shrink"]]
-    assert len(data["ratio_histogram"]["float16"]) == 3 and len(data["layer_fraction"]["float32"][0]) == 3
+    assert data["steps"] == [0, 0, 2, 4, 4] and data["labels"] == ["start", "", "", "", "shrink"]
+    assert len(data["ratio_histogram"]["float16"]) == 5 and len(data["layer_fraction"]["float32"][0]) == 3
 
 
 def test_probe_without_optimizer_and_a_step_without_updates():
     net = tanh_net()
     probe = LostUpdateProbe(net, every=3)
     probe.before_step(9)
-    assert probe.after_step()  # nothing changed: fractions are NaN, written as None in to_dict
+    assert probe.update(9)  # nothing changed: fractions are NaN, written as None in to_dict
     probe.before_step()
-    assert not probe.after_step()  # step 10 is skipped
+    assert not probe.update()  # step 10 is skipped
     assert probe.history.steps.tolist() == [9]
     assert np.isnan(probe.history.fraction["float16"]).all()
     assert probe.history.to_dict()["fraction"]["float16"] == [None]
     with pytest.raises(RuntimeError, match="before_step"):
-        probe.after_step()
+        probe.update()
+    probe.before_step(12)
+    with pytest.raises(ValueError, match="step=13"):
+        probe.update(13)  # not the step announced; the announced one is still pending
+    assert probe.update(12) and probe.history.steps.tolist() == [9, 12]
 
 
 @pytest.mark.parametrize("kwargs, match", [
