@@ -72,7 +72,7 @@ def test_radial_keeps_dc_and_rounds_radius():
     grid = Grid.uniform((16, 16))
     y, x = grid.points.T
     values = (2.0 + np.cos(2 * np.pi * (1 * y + 1 * x))).reshape(grid.shape)  # |k| = 1.41 -> ring 1
-    radii, power = spectrum(values).radial()
+    _, power = spectrum(values).radial()
     assert power[0] == pytest.approx(4.0)
     assert power[1] == pytest.approx(0.5)
 
@@ -184,3 +184,115 @@ def test_refuses_boolean_arrays_and_meta_tensors():
 def test_import_does_not_load_scipy_signal():
     code = "import sys, spectral; assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def hann(shape):
+    return window_array("hann", shape)
+
+
+@pytest.mark.parametrize("k", [3, 20])
+def test_hann_amplitude_scaling_reads_a_unit_sine_as_one_in_amplitude_and_power(k):
+    s = spectrum(sinusoid(64, k, phase=0.4), window="hann", scaling="amplitude")
+    assert s.amplitude[k] == pytest.approx(1.0, abs=1e-12) and s.power[k] == pytest.approx(0.5, abs=1e-12)
+    inner = slice(1, 32)  # off DC and Nyquist: power is amplitude**2 / 2 in every bin, leakage included
+    np.testing.assert_allclose(np.sqrt(2 * s.power[inner]), s.amplitude[inner], rtol=1e-12, atol=1e-15)
+    assert s.amplitude[[k - 1, k + 1]] == pytest.approx([0.5, 0.5], abs=1e-12)  # Hann's leakage, coherent gain
+    assert s.power.sum() == pytest.approx(0.5 * 1.5, abs=1e-12)  # sums count Hann's ENBW of 1.5 bins
+
+
+@pytest.mark.parametrize("shape", [(100,), (33,), (16, 20), (9, 7)])
+def test_hann_power_scaling_keeps_parseval(shape):
+    values = np.random.default_rng(0).normal(size=shape) + 0.3
+    w = hann(shape)
+    s = spectrum(values, window="hann", scaling="power")
+    assert s.power.sum() == pytest.approx(np.mean((values * w) ** 2) / np.mean(w**2), rel=1e-12)
+    wave = spectrum(sinusoid(64, 5), window="hann", scaling="power")
+    assert wave.power.sum() == pytest.approx(0.5, abs=1e-12)  # a unit sine's mean square, spread over 3 bins
+    assert wave.amplitude[5] == pytest.approx(np.sqrt(2 / 3), abs=1e-12)  # its peak: 1 / sqrt(ENBW)
+    np.testing.assert_allclose(np.sqrt(2 * wave.power[1:32]), wave.amplitude[1:32], rtol=1e-12, atol=1e-15)
+
+
+def test_scalings_match_scipy_periodogram_spectrum_and_density():
+    from scipy.signal import periodogram
+
+    values = np.random.default_rng(2).normal(size=64)
+    for scaling, scipy_scaling, bin_width in (("amplitude", "spectrum", 1.0), ("power", "density", 1 / 64)):
+        _, expected = periodogram(values, window="hann", detrend=False, scaling=scipy_scaling)
+        np.testing.assert_allclose(spectrum(values, window="hann", scaling=scaling).power, expected * bin_width,
+                                   rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("window", [None, "hann"])
+def test_without_a_window_the_scalings_agree_and_with_one_they_differ(window):
+    values = np.random.default_rng(3).normal(size=(12, 10))
+    a, p = spectrum(values, window=window), spectrum(values, window=window, scaling="power")
+    assert a.scaling == "amplitude" and p.scaling == "power"
+    assert np.array_equal(a.power, p.power) == (window is None)
+    assert np.array_equal(a.amplitude, p.amplitude) == (window is None)
+    assert a.high_frequency_fraction(2) == pytest.approx(p.high_frequency_fraction(2), rel=1e-12)  # a ratio
+
+
+@pytest.mark.parametrize("scaling", ["amplitude", "power"])
+@pytest.mark.parametrize("window", [None, "hann"])
+def test_leading_batch_axes_equal_looping(scaling, window):
+    rng = np.random.default_rng(4)
+    batch = rng.normal(size=(3, 4, 64))
+    s = spectrum(batch, ndim=1, window=window, scaling=scaling, extent=2.0)
+    assert s.amplitude.shape == s.power.shape == s.coefficients.shape == (3, 4, 33) and s.ndim == 1
+    for i in range(3):
+        for j in range(4):
+            one = spectrum(batch[i, j], window=window, scaling=scaling, extent=2.0)
+            np.testing.assert_allclose(s.amplitude[i, j], one.amplitude, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(s.power[i, j], one.power, rtol=1e-12, atol=1e-15)
+            assert s.high_frequency_fraction(5)[i, j] == pytest.approx(one.high_frequency_fraction(5), rel=1e-12)
+    np.testing.assert_array_equal(s.freqs, np.arange(33) / 2.0)
+    images = rng.normal(size=(2, 8, 10))
+    s2 = spectrum(torch.as_tensor(images), ndim=2, window=window, scaling=scaling)
+    _, rings = s2.radial()
+    for i in range(2):
+        one = spectrum(images[i], window=window, scaling=scaling)
+        np.testing.assert_allclose(s2.power[i], one.power, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(rings[i], one.radial()[1], rtol=1e-12, atol=1e-15)
+
+
+def test_a_sinusoid_on_minus_five_to_five_reads_its_frequency_in_cycles_per_unit_length():
+    grid = Grid.uniform(200, bounds=(-5, 5))
+    s = spectrum(0.7 * np.cos(2 * np.pi * 0.3 * grid.points[:, 0] + 1.0), extent=grid.extent)
+    assert s.freqs[np.argmax(s.amplitude)] == pytest.approx(0.3) and s.amplitude.max() == pytest.approx(0.7)
+
+
+def test_plane_wave_on_a_rectangle_lands_on_its_bin_and_ring():
+    # [-5, 5) x [0, 1): f_y = 0.3 (bin 3 of a length-10 axis), f_x = 2 (bin 2 of a length-1 axis).
+    grid = Grid.uniform((64, 32), bounds=((-5, 5), (0, 1)))
+    y, x = grid.points.T
+    values = (0.8 * np.sin(2 * np.pi * (0.3 * y + 2 * x))).reshape(grid.shape)
+    s = spectrum(values, extent=grid.extent)
+    assert s.extent == (10.0, 1.0)
+    peaks = {tuple(k) for k in np.argwhere(s.power > 1e-3 * s.power.max())}
+    assert peaks == {(3, 2), (64 - 3, 32 - 2)}  # (k_y, k_x) and its mirror
+    assert (s.freqs[0][3], s.freqs[1][2]) == pytest.approx((0.3, 2.0))
+    assert s.amplitude[3, 2] == pytest.approx(0.8)
+    radii, rings = s.radial()
+    ring = int(np.argmax(rings))
+    assert radii[1] == pytest.approx(0.1)  # rings 1 / 10 wide: the finer axis' spacing
+    assert radii[ring] == pytest.approx(np.hypot(0.3, 2.0), abs=0.05) and ring == 20
+    assert np.sqrt(2 * rings[ring]) == pytest.approx(0.8) and rings.sum() == pytest.approx(s.power.sum())
+    assert s.high_frequency_fraction(2.0) == pytest.approx(1.0) and s.high_frequency_fraction(2.03) < 1e-20
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"ndim": 3}, ValueError, "ndim"),
+        ({"ndim": 1.0}, TypeError, "ndim"),
+        ({"ndim": True}, TypeError, "ndim"),
+        ({"scaling": "density"}, ValueError, "scaling"),
+        ({"extent": (1.0, 2.0, 3.0)}, ValueError, "extent"),
+        ({"extent": (1.0, -2.0)}, ValueError, "extent"),
+    ],
+)
+def test_bad_batch_and_scaling_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        spectrum(np.ones((3, 8)), **kwargs)
+    with pytest.raises(ValueError, match="ndim"):
+        spectrum(np.ones(8), ndim=2)
