@@ -106,6 +106,7 @@ def _architecture(model: Any, name: str) -> dict[str, Any]:
         "bias": linears[0].bias is not None,
         "constant_feature": isinstance(model[0], ConstantFeature),
         "omega_0": getattr(activations[0], "omega_0", 30.0),
+        "out_features": linears[-1].out_features,
     }
     if _signature(model) != _signature(mlp(**config)):
         raise ValueError(f"{name} is not a network built by spectral.models.mlp")
@@ -152,7 +153,7 @@ class MLPEnsemble(nn.Module):
         Input width ``d``.
     members : int
         Number of networks ``E``.
-    width, depth, activation, bias, constant_feature, omega_0
+    width, depth, activation, bias, constant_feature, omega_0, out_features
         As in :func:`spectral.models.mlp`.
     seeds : sequence of int, optional
         Initialisation seed of each member (list, tuple, integer array);
@@ -164,7 +165,7 @@ class MLPEnsemble(nn.Module):
     in_features : int
         Input width ``d``.
     layers : torch.nn.Sequential
-        ``[ConstantFeature], BatchedLinear, act, ..., BatchedLinear(width, 1)``.
+        ``[ConstantFeature], BatchedLinear, act, ..., BatchedLinear(width, out_features)``.
 
     Notes
     -----
@@ -200,7 +201,7 @@ class MLPEnsemble(nn.Module):
 
     def __init__(self, in_features: int, *, members: int, width: int = 64, depth: int = 3,
                  activation: str = "relu", bias: bool = True, constant_feature: bool = False,
-                 omega_0: float = 30.0, seeds: Sequence[int] | None = None) -> None:
+                 omega_0: float = 30.0, seeds: Sequence[int] | None = None, out_features: int = 1) -> None:
         super().__init__()
         members = positive_int(members, "members")
         try:
@@ -213,7 +214,8 @@ class MLPEnsemble(nn.Module):
             if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
                 raise TypeError(f"seeds must hold integers, got {type(seed).__name__} {seed!r}")
         self._config = {"in_features": in_features, "width": width, "depth": depth, "activation": activation,
-                        "bias": bias, "constant_feature": constant_feature, "omega_0": omega_0}
+                        "bias": bias, "constant_feature": constant_feature, "omega_0": omega_0,
+                        "out_features": out_features}
         models = [mlp(**self._config, seed=int(seed)) for seed in seeds]
         self.in_features = models[0].in_features
         self.layers = _stack(models)
@@ -315,7 +317,8 @@ class MLPEnsemble(nn.Module):
         return self.layers[-1].members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Every member's output: ``(E, N)`` for ``x`` of shape ``(N, d)`` (shared) or ``(E, N, d)``."""
+        """Every member's output: ``(E, N)`` (one output) or ``(E, N, out_features)`` for ``x`` of shape ``(N, d)``
+        (shared) or ``(E, N, d)``."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         members, width = self.members, self.in_features
@@ -323,7 +326,8 @@ class MLPEnsemble(nn.Module):
             x = x.expand(members, *x.shape)
         elif not (x.ndim == 3 and x.shape[0] == members and x.shape[2] == width):
             raise ValueError(f"x must have shape (N, {width}) or ({members}, N, {width}), got {tuple(x.shape)}")
-        return self.layers(x).squeeze(-1)
+        out = self.layers(x)
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
     def member(self, i: int) -> nn.Sequential:
         """Member ``i`` as a standalone :func:`spectral.models.mlp` (a copy), on the same device and dtype."""

@@ -83,8 +83,9 @@ def _activation(name: str, omega_0: float) -> nn.Module:
 
 
 def mlp(in_features: int, *, width: int = 64, depth: int = 3, activation: str = "relu", bias: bool = True,
-        constant_feature: bool = False, omega_0: float = 30.0, seed: int | None = None) -> nn.Sequential:
-    """A fully connected network mapping ``(N, in_features)`` to ``(N, 1)``.
+        constant_feature: bool = False, omega_0: float = 30.0, seed: int | None = None,
+        out_features: int = 1) -> nn.Sequential:
+    """A fully connected network mapping ``(N, in_features)`` to ``(N, out_features)``.
 
     Parameters
     ----------
@@ -105,11 +106,13 @@ def mlp(in_features: int, *, width: int = 64, depth: int = 3, activation: str = 
         Frequency scale of the sine activation.
     seed : int, optional
         Seed of the initialisation; global RNG state is left untouched.
+    out_features : int, default 1
+        Outputs (e.g. 10 for one-hot targets of ten classes).
 
     Returns
     -------
     torch.nn.Sequential
-        ``[ConstantFeature], Linear, act, ..., Linear(width, 1)``, float32.
+        ``[ConstantFeature], Linear, act, ..., Linear(width, out_features)``, float32.
 
     Examples
     --------
@@ -128,7 +131,8 @@ def mlp(in_features: int, *, width: int = 64, depth: int = 3, activation: str = 
         raise TypeError("bias and constant_feature must be bools")
     omega_0 = positive_finite(omega_0, "omega_0")
     seed = optional_seed(seed)
-    sizes = [in_features + constant_feature] + [width] * depth + [1]
+    out_features = positive_int(out_features, "out_features")
+    sizes = [in_features + constant_feature] + [width] * depth + [out_features]
     layers: list[nn.Module] = [ConstantFeature()] if constant_feature else []
     with torch.random.fork_rng(devices=[]):
         if seed is not None:

@@ -252,3 +252,17 @@ def test_batched_layers_draw_the_distributions_of_mlp_layers_bit_for_bit(omega_0
     torch.manual_seed(3)
     layer = BatchedLinear(2, 8, 4, omega_0=omega_0, first=first)
     assert torch.equal(layer.weight, weight) and torch.equal(layer.bias, bias)
+
+
+def test_several_outputs_match_each_member_alone():
+    from spectral.models import mlp
+
+    ens = MLPEnsemble(3, members=2, width=8, depth=2, seeds=[4, 5], out_features=10)
+    x = torch.rand(7, 3, generator=torch.Generator().manual_seed(0))
+    out = ens(x)
+    assert out.shape == (2, 7, 10)
+    for i, seed in enumerate((4, 5)):
+        alone = mlp(3, width=8, depth=2, seed=seed, out_features=10)
+        torch.testing.assert_close(out[i], alone(x), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(ens.member(i)(x), alone(x), rtol=1e-6, atol=1e-6)
+    assert MLPEnsemble.from_models([ens.member(0), ens.member(1)])(x).shape == (2, 7, 10)
