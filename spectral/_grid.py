@@ -61,9 +61,9 @@ class Grid:
     shape : tuple of int
         Samples per axis, ``(n,)`` in 1D or ``(h, w)`` in 2D.
     extent : float or tuple of float
-        Length of the domain: one float when every axis has the same length
-        (what :class:`SpectrumProbe` and :func:`spectrum` read), else one
-        length per axis.
+        Length of the domain: one float when every axis has the same length,
+        else one length per axis (a rectangle); :func:`spectrum`,
+        :class:`SpectrumProbe` and :class:`SpectrumHistory` take either.
     origin : float or tuple of float
         Lower bound of the domain, one float for every axis or one per axis.
 

@@ -43,7 +43,7 @@ def test_rectangular_bounds_per_axis():
 
 
 def test_equal_lengths_collapse_to_one_extent():
-    # Spectra and histories read one float extent; a square domain keeps giving them one.
+    # A square domain has one float extent, whatever its bounds.
     grid = Grid.uniform((4, 4), bounds=[(-5, 5), (0, 10)])
     assert grid.extent == 10.0 and grid.origin == (-5.0, 0.0)
     assert Grid(shape=(4, 4), extent=(2.0, 2.0)) == Grid(shape=(4, 4), extent=2.0)

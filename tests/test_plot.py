@@ -152,3 +152,19 @@ def test_wrong_dimension_types_and_options():
     with pytest.raises(ValueError, match="2 Axes"):
         plot.before_after(history(1), ax=ax)
     plt.close(fig)
+
+
+def test_rectangular_histories_draw_in_cycles_per_unit_length():
+    grid = Grid.uniform((32, 16), bounds=((-5, 5), (0, 1)))
+    wave = lambda p: np.sin(2 * np.pi * (0.3 * p[:, 0] + 2 * p[:, 1]))
+    probe = SpectrumProbe(grid, target=wave, window="hann")
+    probe.snapshot(wave, "before shrink")
+    probe.snapshot(lambda p: 0.2 * wave(p), "after shrink")
+    fig = plot.spectra_2d(probe.history, cutoff=1.0)
+    maps = [ax for ax in fig.axes if ax.get_images()]
+    left, right, bottom, top = maps[0].get_images()[0].get_extent()
+    assert (left, right) == pytest.approx((-8.5, 7.5)) and (bottom, top) == pytest.approx((-1.65, 1.55))
+    profile = next(ax for ax in fig.axes if ax.get_title() == "radial profile, raw")
+    assert any("Nyquist 1.6" in text for text in legend_texts(profile))  # the y axis' 16 / 10 is the smaller
+    heatmap = plot.error_heatmap(probe.history)
+    assert [t.get_text() for t in heatmap.axes[0].get_yticklabels()] == ["(0.3, 2)"]

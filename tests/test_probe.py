@@ -305,3 +305,37 @@ def test_refused_huge_step_leaves_a_history_that_saves(tmp_path):
         probe.update(net, 2**63)
     probe.history.save(tmp_path / "h.npz")
     assert SpectrumHistory.load(tmp_path / "h.npz").steps.tolist() == [2**63 - 1]
+
+
+def test_rectangular_grid_with_bounds_per_axis(tmp_path):
+    # [-5, 5) x [0, 1): f_y = 0.3 (bin 3 of 10 units), f_x = 2 (bin 2 of 1 unit), |f| = 2.02 in ring 20 of 0.1.
+    grid = Grid.uniform((32, 16), bounds=((-5, 5), (0, 1)))
+    wave = lambda p: np.sin(2 * np.pi * (0.3 * p[:, 0] + 2 * p[:, 1]))
+    probe = SpectrumProbe(grid, target=wave)
+    probe.update(lambda p: 0.5 * wave(p), 0)
+    history = probe.history
+    assert history.extent == (10.0, 1.0)
+    assert {tuple(k) for k in np.round(history.target_freqs, 12)} == {(0.3, 2.0), (-0.3, -2.0)}
+    assert history.amplitude[0, 3, 2] == pytest.approx(0.5) and history.amplitude[0].argmax() == 3 * 16 + 2
+    np.testing.assert_allclose(history.relative_error()[0], [0.5, 0.5], rtol=1e-12)
+    radii, rings = history.radial()
+    assert rings[0].argmax() == 20 and radii[20] == pytest.approx(2.0)
+    assert np.sqrt(2 * rings[0, 20]) == pytest.approx(0.5)
+    assert history.high_frequency_fraction(2.0)[0] == pytest.approx(1.0)
+    loaded = SpectrumHistory.load(history.save(tmp_path / "rectangle.npz"))
+    assert loaded.extent == (10.0, 1.0) and loaded.shape == (32, 16)
+    np.testing.assert_array_equal(loaded.radial()[1], rings)
+    assert (loaded.freqs[0][3], loaded.freqs[1][2]) == pytest.approx((0.3, 2.0))
+
+
+def test_history_amplitude_and_power_are_spectrum_with_each_scaling():
+    # Under a window the history keeps each array in its natural normalisation.
+    grid = Grid.uniform((12, 10), extent=(2.0, 3.0))
+    model = lambda p: np.exp(np.sin(2 * np.pi * p[:, 0] / 2)) + p[:, 1]
+    probe = SpectrumProbe(grid, window="hann")
+    probe.update(model, 0)
+    values = model(grid.points).reshape(grid.shape)
+    amplitude = spectrum(values, extent=grid.extent, window="hann", scaling="amplitude").amplitude
+    power = spectrum(values, extent=grid.extent, window="hann", scaling="power").power
+    np.testing.assert_allclose(probe.history.amplitude[0], amplitude, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(probe.history.power[0], power, rtol=1e-12, atol=1e-15)

@@ -13,8 +13,8 @@ from spectral.models import mlp
 from spectral.signals import default_1d, default_2d
 
 pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 
 def _read(logdir) -> EventAccumulator:
@@ -125,3 +125,33 @@ def test_missing_tensorboard_names_the_extra(probe_1d, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r'pip install "spectral-probes\[tensorboard\]"'):
         probe_1d.log(tmp_path)
+
+
+class Recorder:
+    """Anything with SummaryWriter's add_scalar, add_figure and flush."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, list[tuple[int, float]]] = {}
+        self.figures: list[str] = []
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.setdefault(tag, []).append((step, value))
+
+    def add_figure(self, tag, figure, step):
+        self.figures.append(tag)
+
+    def flush(self):
+        pass
+
+
+def test_rectangular_history_logs_bands_in_cycles_per_unit_length():
+    grid = Grid.uniform((32, 16), bounds=((-5, 5), (0, 1)))
+    wave = lambda p: np.sin(2 * np.pi * (0.3 * p[:, 0] + 2 * p[:, 1]))
+    probe = SpectrumProbe(grid, target=wave)
+    probe.update(wave, 0)
+    writer = Recorder()
+    log_history(probe.history, writer, bands=[0, 2.0, 3.0, 9.0])
+    assert writer.scalars["spectrum/band_power/2-3"] == [(0, pytest.approx(0.5))]  # |f| = 2.02
+    assert writer.scalars["spectrum/band_power/0-2"] == [(0, pytest.approx(0.0, abs=1e-20))]
+    assert writer.scalars["spectrum/high_frequency_fraction"] == [(0, pytest.approx(0.0, abs=1e-20))]  # cutoff |f|
+    assert writer.figures == ["spectrum/figure"]
