@@ -130,7 +130,8 @@ def log_history(history: SpectrumHistory, writer: Any, *, step: int | None = Non
 
     Examples
     --------
-    >>> import tempfile
+    Any object with ``add_scalar``, ``add_figure`` and ``flush`` is a writer:
+
     >>> from spectral import Grid, SpectrumProbe
     >>> from spectral._tensorboard import log_history
     >>> from spectral.models import mlp
@@ -138,7 +139,24 @@ def log_history(history: SpectrumHistory, writer: Any, *, step: int | None = Non
     >>> probe = SpectrumProbe(Grid.uniform(64), every=10)
     >>> for step in range(30):
     ...     recorded = probe.update(net, step)
-    >>> with tempfile.TemporaryDirectory() as logdir:
+    >>> class Printer:
+    ...     def add_scalar(self, tag, value, step):
+    ...         print(step, tag)
+    ...     def add_figure(self, tag, figure, step):
+    ...         print(step, tag)
+    ...     def flush(self):
+    ...         pass
+    >>> log_history(probe.history, Printer(), step=20, bands=[0, 8, 32])
+    20 spectrum/finite
+    20 spectrum/high_frequency_fraction
+    20 spectrum/band_power/0-8
+    20 spectrum/band_power/8-32
+    20 spectrum/figure
+
+    A log directory gets a new ``SummaryWriter`` (this needs the tensorboard extra):
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as logdir:  # doctest: +SKIP
     ...     log_history(probe.history, logdir)
     """
     history = check_history(history, SpectrumHistory)

@@ -53,14 +53,17 @@ class SpectrumCallback(_Callback):
 
     Examples
     --------
-    >>> from lightning.pytorch import Trainer
+    With ``module`` a ``LightningModule`` and ``loader`` its training data
+    (the lines marked ``+SKIP`` need Lightning and the two of them):
+
     >>> from spectral import Grid, SpectrumProbe
     >>> from spectral.callbacks import SpectrumCallback
     >>> probe = SpectrumProbe(Grid.uniform(256), every=100)
-    >>> trainer = Trainer(max_steps=1000, callbacks=[SpectrumCallback(probe)], logger=False)
+    >>> from lightning.pytorch import Trainer  # doctest: +SKIP
+    >>> trainer = Trainer(max_steps=1000, callbacks=[SpectrumCallback(probe)], logger=False)  # doctest: +SKIP
     >>> trainer.fit(module, loader)  # doctest: +SKIP
     >>> probe.history.labels[[0, -1]]  # doctest: +SKIP
-    array(['train start', 'train end'], dtype='<U11')
+    array(['train start', 'train end'], dtype=object)
     """
 
     def __init__(self, probe: SpectrumProbe) -> None:
