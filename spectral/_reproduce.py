@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._datasets import digits, missing_data_message
 from ._filter_probe import FilterProbe, plot_filter_history
 from ._grid import Grid
 from ._io import atomic_write, save_figure, write_json
@@ -27,11 +28,11 @@ from ._validation import optional_seed, positive_int
 REPRODUCTIONS = ("f-principle", "spectral-bias", "filtering")
 #: A frequency has "converged" once its relative error first falls below this (Xu et al.'s heat-map floor).
 CONVERGED = 0.1
+FILTERING = 'the "filtering" reproduction'
+DATA_MISSING = missing_data_message(FILTERING)
 #: A frequency is "half learned" once its relative error first falls below this: the spectral-bias
 #: verdict's threshold, since the default trains 6,000 steps where Rahaman et al. trained 80,000.
 HALF_LEARNED = 0.5
-DATA_MISSING = ('the "filtering" reproduction needs scikit-learn for its bundled digits data set: '
-                'pip install "spectral-probes[data]"')
 XU = ("Xu, Zhang, Luo, Xiao, Ma, \"Frequency Principle: Fourier Analysis Sheds Light on Deep Neural Networks\", "
       "Commun. Comput. Phys. 28 (2020); code: github.com/xuzhiqin1990/F-Principle")
 RAHAMAN = ("Rahaman, Baratin, Arpit, Draxler, Lin, Hamprecht, Bengio, Courville, \"On the Spectral Bias of "
@@ -202,19 +203,9 @@ def _spectral_bias(steps: int | None, seed: int, device: torch.device, quiet: bo
     return report, fig
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits (1797 images, no download): pixels scaled to [0, 1], labels."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ImportError(DATA_MISSING) from None
-    data = load_digits()
-    return data.data / 16.0, data.target
-
-
 def _filtering(steps: int | None, seed: int, device: torch.device, quiet: bool) -> tuple[dict, Any]:
     steps = 400 if steps is None else steps
-    pixels, labels = _digits()
+    pixels, labels = digits(FILTERING)
     one_hot = np.eye(10)[labels]
     widths = [0.5, 1.0, 2.0]  # nearest-neighbour distance about 1.0, median pairwise distance about 3.1
     net = _network([64, 200, 200, 10], torch.nn.ReLU, seed).to(device)

@@ -38,15 +38,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._config import CaseConfig, ClaimConfig, SignalConfig
+from ._config import CaseConfig, ClaimConfig, DigitsConfig, SignalConfig
+from ._digits import FilterMeasure, split_digits
 from .._grid import Grid
 from .._history import SpectrumHistory
 from .._io import read_json, write_json
+from .._filter_probe import FilterProbe
 from .._probe import SpectrumProbe
 from .._shrink import shrink_
 from .._spectrum import fourier, frequency_magnitude, window_array
 from ._stats import smallest_testable_n, verdict
-from ._training import Trainer, mse, repeat_members
+from ._training import Trainer, evaluate64, mse, repeat_members
 from ..ensemble import MLPEnsemble
 from ..signals import PlaneWaveSum, SineSum
 
@@ -67,6 +69,8 @@ PERTURB_SEED_OFFSET = 2_000_003
 WINDOW_KEYS = {"primary": "window", "alternate": "alternate_window"}
 #: Calls of ``progress`` per case: one after phase 1, one after phase 2 (both at once for a cached case).
 CASE_UNITS = 2
+#: Generalisation metrics, lower is better: test MSE (test loss for the digits), and the digits' error rate.
+TEST_METRICS = ("test_mse", "test_error")
 #: Where along retraining each arm's test error is read.
 COMPARISONS = ("end", "matched_fit", "best_validation")
 
@@ -80,9 +84,18 @@ def _spectral_verdicts() -> dict[str, tuple[str, str, str]]:
             "fresh_keeps_fewer_high_frequencies": ("hf_fraction", "fresh", "control")}
 
 
-def _generalisation_verdicts() -> dict[str, tuple[str, str, str]]:
+def _real_data_spectral_verdicts() -> dict[str, tuple[str, str, str]]:
+    # The filtering method's HF error: a net that keeps less of the targets' high-frequency part has a larger one.
+    return {"shrink_removes_high_frequencies": ("hf_error", "overfit", "shrunk"),
+            "shrink_removes_high_more_than_low": ("log_retention", "high", "low"),
+            "slingshot_keeps_fewer_high_frequencies": ("hf_error", "control", "slingshot"),
+            "fresh_keeps_fewer_high_frequencies": ("hf_error", "control", "fresh")}
+
+
+def _generalisation_verdicts(metric: str = "test_mse", comparisons: tuple[str, ...] = COMPARISONS,
+                             name_suffix: str = "") -> dict[str, tuple[str, str, str]]:
     verdicts = {}
-    for comparison in COMPARISONS:
+    for comparison in comparisons:
         suffix = "" if comparison == "end" else f"_at_{comparison}"
         references = [arm for arm in ARMS + BASELINES if arm != "slingshot"]
         if comparison == "matched_fit":
@@ -90,13 +103,22 @@ def _generalisation_verdicts() -> dict[str, tuple[str, str, str]]:
             # three the comparison is "slingshot re-fitted vs the overfit net", one test, not three.
             references = ["overfit"] + [arm for arm in references if arm not in UNCHANGED + BASELINES]
         for reference in references:
-            verdicts[f"slingshot_beats_{reference}{suffix}"] = (f"test_mse@{comparison}", "slingshot", reference)
+            verdicts[f"slingshot_beats_{reference}{suffix}{name_suffix}"] = (f"{metric}@{comparison}", "slingshot",
+                                                                             reference)
     return verdicts
 
 
 #: verdict name -> (metric, claim, reference); the claim is "claim < reference", paired by seed.
 SPECTRAL_VERDICTS = _spectral_verdicts()
 VERDICTS = {**SPECTRAL_VERDICTS, **_generalisation_verdicts()}
+#: The digits case: spectral verdicts on the filtering method's HF error, and test error rate beside test loss.
+REAL_DATA_VERDICTS = {**_real_data_spectral_verdicts(), **_generalisation_verdicts(),
+                      **_generalisation_verdicts("test_error", ("end",), "_on_test_error")}
+
+
+def case_verdicts(case: CaseConfig) -> dict[str, tuple[str, str, str]]:
+    """The verdicts a case is tested on: name -> (metric, claim, reference), "claim < reference" by seed."""
+    return REAL_DATA_VERDICTS if case.signal == "digits" else VERDICTS
 
 
 def make_signal(spec: SignalConfig) -> SineSum | PlaneWaveSum:
@@ -137,16 +159,8 @@ class Measure:
         return self.windows["primary"]
 
     def outputs(self, ensemble: MLPEnsemble) -> torch.Tensor:
-        """Every member's function on the grid, evaluated in float64 from its (float32) weights.
-
-        Evaluating in float64 keeps rounding out of the measurement: a member's
-        numbers then do not depend on how many members share the batched
-        matmul, even for the tiny high-frequency power of a shrunk net.
-        """
-        device = next(ensemble.parameters()).device
-        device = torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
-        with torch.no_grad():
-            return copy.deepcopy(ensemble).to(device, torch.float64)(self.points.to(device)).cpu()
+        """Every member's function on the grid, evaluated in float64 from its (float32) weights."""
+        return evaluate64(ensemble, self.points)
 
     def bands(self, values: torch.Tensor, window: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """Power at ``0 < |f| <= cutoff`` and at ``|f| > cutoff``, per row, after removing each row's mean."""
@@ -172,39 +186,63 @@ class Measure:
 
 
 class Case:
-    """Everything one case needs: data per seed (training and validation), the grid, the measure, the seed-0 probe."""
+    """Everything one case needs: data per seed (training and validation), the measure, the seed-0 probe.
+
+    A synthetic case (``1d``, ``2d``) measures on the uniform grid of its
+    signal with two windows; the ``digits`` case measures on held-out images
+    and, by the filtering method, at its seeds' training inputs with two
+    filter widths (:mod:`spectral.claim._digits`).
+    """
 
     def __init__(self, case: CaseConfig, config: ClaimConfig, seeds: list[int], device: str = "cpu") -> None:
         self.case, self.config, self.seeds, self.device = case, config, seeds, torch.device(device)
-        spec = config.signals[case.signal]
-        self.signal = make_signal(spec)
-        self.noise_variance = spec.noise ** 2
-        self.overfit_threshold = config.training.overfit_ratio * self.noise_variance
+        self.spec = spec = config.signal(case)
+        self.train_points = case.train_points or spec.train_points
         self.optimizer = case.optimizer
-        rates = config.training.learning_rate if self.optimizer == "adam" else config.training.sgd_learning_rate
-        self.learning_rate = rates[case.activation]
-        ndim = 1 if case.signal == "1d" else 2
-        self.grid = Grid.uniform(spec.grid if ndim == 1 else (spec.grid, spec.grid))
+        if case.signal == "digits":
+            self.learning_rate = spec.learning_rate if self.optimizer == "adam" else spec.sgd_learning_rate
+        else:
+            rates = config.training.learning_rate if self.optimizer == "adam" else config.training.sgd_learning_rate
+            self.learning_rate = rates[case.activation]
+        self.noise_variance = spec.noise_variance if case.signal == "digits" else spec.noise ** 2
+        self.overfit_threshold = config.training.overfit_ratio * self.noise_variance
+        if case.signal == "digits":
+            self._real_data(spec)
+        else:
+            self._synthetic(spec)
+
+    def _synthetic(self, spec: SignalConfig) -> None:
+        self.signal = make_signal(spec)
+        self.in_features, self.out_features = spec.dims, 1
+        self.grid = Grid.uniform(spec.grid if spec.dims == 1 else (spec.grid, spec.grid))
         self.cutoff = self.signal.max_frequency + spec.cutoff_margin
-        fitted = spec.train_points
-        samples = [self.signal.sample(fitted + spec.validation_points, noise=spec.noise, seed=s) for s in seeds]
+        fitted = self.train_points
+        samples = [self.signal.sample(fitted + spec.validation_points, noise=spec.noise, seed=s) for s in self.seeds]
         x = torch.tensor(np.stack([x for x, _ in samples]), dtype=torch.float32, device=self.device)
         y = torch.tensor(np.stack([y for _, y in samples]), dtype=torch.float32, device=self.device)
         self.x, self.y = x[:, :fitted], y[:, :fitted]
         self.x_validation, self.y_validation = x[:, fitted:], y[:, fitted:]
-        windows = {name: getattr(config, key) for name, key in WINDOW_KEYS.items()}
+        windows = {name: getattr(self.config, key) for name, key in WINDOW_KEYS.items()}
         arrays = {name: window_array(window, self.grid.shape) for name, window in windows.items()}
         self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)),
                                {name: None if a is None else torch.as_tensor(a) for name, a in arrays.items()},
                                self.cutoff)
-        self.probe = SpectrumProbe(self.grid, target=self.signal, window=config.window)
+        self.probe = SpectrumProbe(self.grid, target=self.signal, window=self.config.window)
+
+    def _real_data(self, spec: DigitsConfig) -> None:
+        data = split_digits(spec, self.train_points, self.seeds, self.device)
+        self.in_features, self.out_features = data.x.shape[2], data.y.shape[2]
+        self.x, self.y, self.x_validation, self.y_validation = data.x, data.y, data.x_validation, data.y_validation
+        self.widths = {"primary": spec.filter_width, "alternate": spec.alternate_filter_width}
+        self.measure = FilterMeasure(data, self.widths)
+        self.probe = FilterProbe(data.x[0], data.y[0], list(self.widths.values()))
 
     def ensemble(self, seeds: list[int]) -> MLPEnsemble:
         training = self.config.training
-        return MLPEnsemble(self.grid.ndim, members=len(seeds), width=training.width, depth=training.depth,
+        return MLPEnsemble(self.in_features, members=len(seeds), width=training.width, depth=training.depth,
                            activation=self.case.activation, bias=self.case.bias,
                            constant_feature=not self.case.bias, omega_0=training.omega_0,
-                           seeds=seeds).to(self.device)
+                           out_features=self.out_features, seeds=seeds).to(self.device)
 
     def trainer(self, ensemble: MLPEnsemble, repeats: int = 1, weight_decay: Any = 0.0) -> Trainer:
         return Trainer(ensemble, repeat_members(self.x, repeats), repeat_members(self.y, repeats), self.learning_rate,
@@ -369,13 +407,14 @@ def _read_at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.where(index >= 0, picked, np.nan)
 
 
-def _test_at(curves: dict[str, np.ndarray], index: int, threshold: np.ndarray) -> dict[str, np.ndarray]:
-    """Test MSE of group ``index`` at the end, at matched training fit and at its best validation error.
+def _test_at(curves: dict[str, np.ndarray], index: int, threshold: np.ndarray,
+             metric: str = "test_mse") -> dict[str, np.ndarray]:
+    """``metric`` of group ``index`` at the end, at matched training fit and at its best validation error.
 
     Matched fit: the first checkpoint whose training MSE is back at ``threshold`` (per seed: the overfit
     threshold, or the seed's own training MSE at the stop where phase 1 ended above it).
     """
-    test, train, validation = (curves[name][:, index] for name in ("test_mse", "train_mse", "validation_mse"))
+    test, train, validation = (curves[name][:, index] for name in (metric, "train_mse", "validation_mse"))
     best = np.nanargmin(np.where(np.isfinite(validation), validation, np.inf), axis=0)
     return {"end": test[-1], "matched_fit": _read_at(test, _first_below(train, threshold)),
             "best_validation": _read_at(test, np.where(np.isfinite(validation).any(axis=0), best, -1))}
@@ -387,7 +426,11 @@ def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
     index = {arm: groups.index(arm) for arm in ARMS}
     before, early = phase2["before"], phase2["early_stop"]
     metrics: dict[str, dict[str, Any]] = {}
-    for name in ("test_mse", "hf_fraction:primary", "hf_fraction:alternate", "train_mse", "validation_mse"):
+    test_metrics = [name for name in TEST_METRICS if name in curves]
+    per_window = [f"{name}:{window}" for name in ("hf_fraction", "hf_error") for window in ("primary", "alternate")]
+    for name in [test_metrics[0], *per_window[:2], "train_mse", "validation_mse", *test_metrics[1:], *per_window[2:]]:
+        if name not in curves:
+            continue
         final = curves[name][-1]
         entry = {"overfit": before[name], "shrunk": curves[name][0, index["slingshot"]], **{arm: final[index[arm]] for arm in ARMS}}
         if name in early:
@@ -395,10 +438,11 @@ def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
         metrics[name] = entry
     # 1e-6 relative slack: the same weights in a larger batched matmul may round a last bit differently
     fit = np.maximum(case.overfit_threshold, before["train_mse"]) * (1 + 1e-6)
-    at = {arm: _test_at(curves, index[arm], fit) for arm in ARMS}
-    for comparison in COMPARISONS:
-        metrics[f"test_mse@{comparison}"] = {**{arm: at[arm][comparison] for arm in ARMS}, "early_stop": early["test_mse"],
-                                             "overfit": before["test_mse"]}
+    for metric in test_metrics:
+        at = {arm: _test_at(curves, index[arm], fit, metric) for arm in ARMS}
+        for comparison in COMPARISONS:
+            metrics[f"{metric}@{comparison}"] = {**{arm: at[arm][comparison] for arm in ARMS},
+                                                 "early_stop": early[metric], "overfit": before[metric]}
     for window in ("primary", "alternate"):
         after = {band: curves[f"{band}_power:{window}"][0, index["slingshot"]] for band in ("low", "high")}
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -429,7 +473,7 @@ def _unmatched_reason(values: dict[str, list], arms: tuple[str, str], config: Cl
 def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str, Any]) -> dict[str, dict[str, Any]]:
     config = case.config
     verdicts = {}
-    for name, (metric, claim, reference) in VERDICTS.items():
+    for name, (metric, claim, reference) in case_verdicts(case.case).items():
         if name in SPECTRAL_VERDICTS:
             by_window = {window: verdict(metrics[f"{metric}:{window}"][claim], metrics[f"{metric}:{window}"][reference],
                                          config, log_scale=metric == "log_retention")
@@ -438,7 +482,7 @@ def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str,
             result["alternate_window"] = by_window["alternate"]
         else:
             reason = _generalisation_reason(phase1)
-            if reason is None and metric == "test_mse@matched_fit":
+            if reason is None and metric.endswith("@matched_fit"):
                 reason = _unmatched_reason(metrics[metric], (claim, reference), config)
             result = verdict(metrics[metric][claim], metrics[metric][reference], config, reason=reason)
         result.update(metric=metric, claim=claim, reference=reference)
@@ -473,15 +517,23 @@ def _summarise(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> di
     metrics = _metrics(case, phase2)
     curves, groups = phase2["curves"], phase2["groups"]
     arm_index = {arm: groups.index(arm) for arm in ARMS}
+    if case.case.signal == "digits":
+        measurement = {"train_points": case.train_points, "filter_widths": case.widths,
+                       "label_noise": case.spec.label_noise, "test_points": case.spec.test_points,
+                       "noise_variance": case.noise_variance}
+        names = ("test_mse", "test_error", "hf_error:primary", "hf_fraction:primary", "train_mse", "validation_mse")
+    else:
+        measurement = {"cutoff": case.cutoff, "signal_max_frequency": case.signal.max_frequency,
+                       "noise_variance": case.noise_variance,
+                       "windows": {name: case.config.to_dict()[key] for name, key in WINDOW_KEYS.items()}}
+        names = ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")
     result = {
         "id": case.case.id, **case.case.to_dict(), "optimizer": case.optimizer, "shrink_factor": case.config.shrink_factor,
-        "seeds": case.seeds, "learning_rate": case.learning_rate, "cutoff": case.cutoff,
-        "signal_max_frequency": case.signal.max_frequency, "noise_variance": case.noise_variance,
-        "windows": {name: case.config.to_dict()[key] for name, key in WINDOW_KEYS.items()},
+        "seeds": case.seeds, "learning_rate": case.learning_rate, **measurement,
         "overfit": phase1, "metrics": metrics, "verdicts": _verdicts(case, metrics, phase1),
         "curves": {"steps": phase2["checkpoints"],
                    **{name.replace(":primary", ""): {arm: curves[name][:, arm_index[arm]].tolist() for arm in ARMS}
-                      for name in ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")}},
+                      for name in names}},
         "output_scale_factors": phase2["output_scale_factors"], "sweep": _sweep(case, phase2),
     }
     if not case.case.bias and case.case.activation == "relu":

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import plot
+from .._filter_probe import FilterHistory, plot_filter_history
 from .._history import SpectrumHistory
 from .._io import save_figure
 
@@ -22,7 +23,8 @@ CURVE_METRICS = {"test_mse": "test MSE", "hf_fraction": "high-frequency fraction
 #: Names of the figures in ``write_figures``'s result, with their file stems.
 FIGURE_NAMES = {"spectra": "spectra before/after shrink (seed {seed})",
                 "heatmap": "relative error over training (seed {seed})",
-                "curves": "retraining curves"}
+                "curves": "retraining curves",
+                "filtering": "filtering-method errors over training (seed {seed})"}
 
 
 def seed_array(values: Any) -> np.ndarray:
@@ -184,11 +186,15 @@ def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str,
     figures_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, str]] = {}
     for case in cases:
-        history = SpectrumHistory.load(out / "cases" / f"{case['id']}.history.npz")
+        path = out / "cases" / f"{case['id']}.history.npz"
         seed = case["seeds"][0]
-        made = {"spectra": spectra_figure(case, history),
-                "heatmap": plot.error_heatmap(history, title=f"{case['id']}, seed {seed}"),
-                "curves": curves_figure(case)}
+        if case["signal"] == "digits":
+            made = {"filtering": plot_filter_history(FilterHistory.load(path))[0], "curves": curves_figure(case)}
+        else:
+            history = SpectrumHistory.load(path)
+            made = {"spectra": spectra_figure(case, history),
+                    "heatmap": plot.error_heatmap(history, title=f"{case['id']}, seed {seed}"),
+                    "curves": curves_figure(case)}
         written[case["id"]] = {}
         for stem, fig in made.items():
             path = save_figure(fig, figures_dir / f"{case['id']}-{stem}.png")

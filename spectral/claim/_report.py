@@ -147,7 +147,8 @@ def _verdict_details(case: dict[str, Any]) -> list[str]:
         notes = [v["reason"]] if v["reason"] else []
         if "alternate_window" in v:
             other = v["alternate_window"]
-            notes.append(f"{'WINDOW-DEPENDENT: ' if v['window_dependent'] else ''}under the alternate window "
+            choice = "filter width" if case["signal"] == "digits" else "window"
+            notes.append(f"{'WINDOW-DEPENDENT: ' if v['window_dependent'] else ''}under the alternate {choice} "
                          f"{verdict_word(other)} (q {number(other['q_value'])})")
         notes += v.get("attribution", [])
         lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {verdict_word(v)} | "
@@ -171,20 +172,36 @@ def _overfit_sentence(case: dict[str, Any]) -> str:
             f"{overfit['seeds_overfitting']}/{seeds} seeds >= {overfit['min_test_gap']}: the case {verdict}.")
 
 
+def _measurement_sentence(case: dict[str, Any]) -> str:
+    if case["signal"] == "digits":
+        widths = case["filter_widths"]
+        return (f"Data: {case['train_points']} training images per seed from scikit-learn's 8x8 digits, "
+                f"{number(case['label_noise'])} of their labels replaced by a random class; {case['test_points']} "
+                "held-out images with clean labels are the test set. The net regresses one-hot targets: test MSE is "
+                "the test loss, test error is 1 - accuracy. Spectral numbers by the filtering method (Xu et al.) "
+                f"over the seed's training images, Gaussian width {number(widths['primary'])} (and "
+                f"{number(widths['alternate'])} as the second measurement choice): HF error is the relative error "
+                "of the high-pass part against the training targets; high-frequency fraction is the high-pass "
+                "share of the output's power.")
+    return (f"High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
+            f"{number(case['signal_max_frequency'])}) over non-DC power, each function's mean removed before "
+            "windowing.")
+
+
 def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
     negative = "negative_control" in case
+    columns = {"test_mse": "test MSE (mean ± sd)", "test_error": "test error", "hf_error:primary": "HF error",
+               "hf_fraction:primary": "high-frequency fraction", "train_mse": "training MSE"}
+    columns = {name: title for name, title in columns.items() if name in case["metrics"]}
     lines = [f"## Case {case['id']}", "",
              f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
              f"{' (constant input feature: positively homogeneous, the negative control)' if negative else ''}, "
              f"optimiser {case['optimizer']} (learning rate {number(case['learning_rate'])}); {len(case['seeds'])} "
-             f"seeds. High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
-             f"{number(case['signal_max_frequency'])}) over non-DC power, each function's mean removed before "
-             f"windowing.", "", _overfit_sentence(case), "",
-             "| arm | test MSE (mean ± sd) | high-frequency fraction | training MSE |", "|---|---|---|---|"]
+             f"seeds. {_measurement_sentence(case)}", "", _overfit_sentence(case), "",
+             "| arm | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     metrics = case["metrics"]
     for arm in ("overfit", "shrunk") + ARMS + BASELINES:
-        row = [mean_sd(metrics[name][arm]) if metrics[name].get(arm) is not None else "-"
-               for name in ("test_mse", "hf_fraction:primary", "train_mse")]
+        row = [mean_sd(metrics[name][arm]) if metrics[name].get(arm) is not None else "-" for name in columns]
         lines.append(f"| {arm} | " + " | ".join(row) + " |")
     lines += ["", f"Output-scale arm: last layer scaled by {mean_sd(case['output_scale_factors'])} (the whole net's "
                   "output RMS ratio after the shrink).", ""]

@@ -8,6 +8,8 @@ seed's numbers never depend on which other members train beside it.
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 import numpy as np
@@ -187,7 +189,7 @@ class Trainer:
             grads = [p.grad for p in self.optimizer.parameters if p.grad is not None]
             if grads:
                 torch._foreach_zero_(grads)  # in place: the optimiser keeps its views of them
-            (self.ensemble(self.x) - self.y).pow(2).mean(dim=1).sum().backward()
+            (self.ensemble(self.x) - self.y).pow(2).flatten(1).mean(dim=1).sum().backward()
             self.optimizer.step(active)
 
     def train_mse(self):
@@ -195,9 +197,22 @@ class Trainer:
 
 
 def mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor):
-    """Every member's mean squared error on ``(x, y)``, float64 numpy."""
+    """Every member's mean squared error on ``(x, y)`` (over points and outputs), float64 numpy."""
     with torch.no_grad():
-        return (ensemble(x) - y).pow(2).mean(dim=1).double().cpu().numpy()
+        return (ensemble(x) - y).pow(2).flatten(1).mean(dim=1).double().cpu().numpy()
+
+
+def evaluate64(ensemble: MLPEnsemble, inputs: torch.Tensor) -> torch.Tensor:
+    """Every member's outputs at ``inputs`` (shared ``(N, d)`` or per member), in float64 from its float32 weights.
+
+    Evaluating in float64 keeps rounding out of the measurement: a member's
+    numbers then do not depend on how many members share the batched matmul,
+    even for the tiny high-frequency power of a shrunk net.
+    """
+    device = next(ensemble.parameters()).device
+    device = torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
+    with torch.no_grad():
+        return copy.deepcopy(ensemble).to(device, torch.float64)(inputs.to(device, torch.float64)).cpu()
 
 
 def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
