@@ -275,7 +275,7 @@ class Spectrum:
         power : ndarray, shape (*batch, rings)
             Sum of ``power`` over the bins with ``round(|f| * L) == r``; the
             rings add up to ``power.sum()``. Without a window a plane wave
-            ``a*sin(2*pi*f.x)`` whose ``|f| * L`` is an integer reads
+            ``a*sin(2*pi*f.x)`` on a bin (``f_i * L_i`` integers) reads
             ``sqrt(2 * power) == a`` in its ring, under either scaling. A
             window spreads the wave over neighbouring bins, some in the
             neighbouring rings: with ``scaling="power"`` the wave's ``a**2 / 2``

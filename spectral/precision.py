@@ -49,13 +49,13 @@ DEFAULT_RATIO_BINS = tuple(range(-30, 31))
 
 def _float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
     """Return ``dtype`` (a torch dtype or its name) as one of the four float dtypes."""
-    if isinstance(dtype, str) and dtype in _FORMATS:
-        return _FORMATS[dtype][0]
-    if isinstance(dtype, torch.dtype) and dtype in _NAMES:
-        return dtype
-    if isinstance(dtype, (str, torch.dtype)):
+    if not isinstance(dtype, (str, torch.dtype)):
+        raise TypeError(f"{name} must be a torch dtype or one of {tuple(_FORMATS)}, got {type(dtype).__name__} "
+                        f"{dtype!r}")
+    found = _FORMATS[dtype][0] if isinstance(dtype, str) and dtype in _FORMATS else dtype
+    if found not in _NAMES:
         raise ValueError(f"{name}={dtype!r} is not a supported float dtype; expected one of {tuple(_FORMATS)}")
-    raise TypeError(f"{name} must be a torch dtype or one of {tuple(_FORMATS)}, got {type(dtype).__name__} {dtype!r}")
+    return found
 
 
 def _ulp_tensor(x: torch.Tensor) -> torch.Tensor:

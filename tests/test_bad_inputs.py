@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from spectral import (BatchSpectrumProbe, FilterProbe, Grid, ProjectionProbe, SpectrumHistory, SpectrumProbe, nudft,
-                      shrink_, spectrum)
+from spectral import (
+    BatchSpectrumProbe,
+    FilterProbe,
+    Grid,
+    ProjectionProbe,
+    SpectrumHistory,
+    SpectrumProbe,
+    nudft,
+    shrink_,
+    spectrum,
+)
 from spectral.cli import main
 from spectral.ensemble import MLPEnsemble
 from spectral.minima import displacement_split, manifold_dimension
