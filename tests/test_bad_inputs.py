@@ -24,7 +24,7 @@ from spectral.cli import main
 from spectral.ensemble import MLPEnsemble
 from spectral.minima import displacement_split, manifold_dimension
 from spectral.models import mlp
-from spectral.precision import lost_update_fraction, ulp
+from spectral.precision import LostUpdateProbe, lost_update_fraction, ulp
 from spectral.signals import SineSum, default_1d
 
 
@@ -155,6 +155,25 @@ CASES.update({
     "shrink seed beyond 2**64": (lambda s: shrink_(s.net, 0.5, perturb=0.1, seed=2**70), ValueError, "seed"),
 })
 
+
+# Issue 13: batch axes, scaling, per-axis extents and the one probe protocol.
+CASES.update({
+    "spectrum ndim 3": (lambda s: spectrum(np.ones((2, 2, 2)), ndim=3), ValueError, "ndim"),
+    "spectrum ndim float": (lambda s: spectrum(np.ones((2, 8)), ndim=1.0), TypeError, "ndim"),
+    "spectrum ndim above values' axes": (lambda s: spectrum(np.ones(8), ndim=2), ValueError, "ndim"),
+    "spectrum scaling unknown": (lambda s: spectrum(np.ones(8), scaling="density"), ValueError, "scaling"),
+    "spectrum extent per axis too many": (lambda s: spectrum(np.ones((4, 4)), extent=(1.0, 2.0, 3.0)), ValueError,
+                                          "extent"),
+    "spectrum extent per axis negative": (lambda s: spectrum(np.ones((4, 4)), extent=(1.0, -2.0)), ValueError,
+                                          "extent"),
+    "batch probe snapshot empty label": (lambda s: BatchSpectrumProbe([1]).snapshot([0.5], [1.0], [1.0], ""),
+                                         TypeError, "label"),
+    "filter probe snapshot step beyond int64": (lambda s: FilterProbe(np.linspace(0, 1, 8), np.zeros(8), [0.1]).snapshot(
+        lambda p: np.zeros(len(p)), "x", step=2**63), ValueError, "step"),
+    "lost update probe update without before_step": (lambda s: LostUpdateProbe(s.net).update(), RuntimeError,
+                                                     "before_step"),
+    "lost update probe snapshot label": (lambda s: LostUpdateProbe(s.net).snapshot(3), TypeError, "label"),
+})
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_refused_and_nothing_changed(name, tmp_path):
