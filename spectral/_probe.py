@@ -77,6 +77,12 @@ class SpectrumProbe(Probe):
     ...     _ = probe.update(net, step)  # inside your training loop; True when it recorded
     >>> probe.history.steps
     array([ 0, 10, 20])
+    >>> probe.snapshot(net, "end")  # always recorded, at the last step given to update
+    >>> int(probe.history.steps[-1]), probe.history.labels[-1]
+    (29, 'end')
+    >>> probe.reset()  # a new, empty history; grid, window and target kept
+    >>> len(probe.history)
+    0
     """
 
     def __init__(self, grid: Grid, *, every: int = 1, target: Any = None, window: Any = None,
