@@ -1,32 +1,84 @@
 """Command line: ``spectral run``, ``report``, ``plot``, ``sweep`` and ``reproduce``.
 
-Every error a user can cause exits with status 2 and one line on stderr.
+Exit status and what goes to stderr:
+
+- 0: done.
+- 2: an error the user can fix (a bad argument or setting, a missing or
+  invalid input file or folder, a missing optional extra, a file system
+  that refuses): one line ``spectral: error: ...``, no traceback.
+- 1: some runs of a sweep failed (the others are saved): one line; or a bug in
+  spectral: its full traceback, then one line asking to report it.
+- 130: interrupted (Ctrl-C): one line.
+
+Only exceptions that *say* they are the user's (:class:`ConfigError`,
+:class:`~spectral._errors.UserInputError`,
+:class:`~spectral._errors.MissingExtraError`, ``OSError``) are reported in
+one line everywhere; a library function that signals bad user input with a
+plain ``ValueError`` is caught at that one call (:func:`_user_input`), so a
+``ValueError`` from a bug anywhere else still shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
 import time
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
-from .claim._config import ConfigError, parse_assignments
-from ._reproduce import REPRODUCTIONS
-from .claim._run import DEVICES
+from ._errors import MissingExtraError, UserInputError
+from ._reproduce import DATA_MISSING, REPRODUCTIONS
+from .claim import DEVICES, ConfigError
+from .claim._config import parse_assignments
+from .claim._sweep import DASK_MISSING
 
 DEFAULT_OUT = "spectral-results"
+#: Where bugs are reported (the last line after a traceback).
+ISSUES = "the project's issue tracker"
+#: Errors the user can fix: one line on stderr, exit status 2. ``OSError``: the file system refused (a missing
+#: file, no permission, a full disk), which no change to spectral fixes.
+USER_ERRORS = (UserInputError, ConfigError, MissingExtraError, OSError)
+#: How :func:`spectral.claim.run_sweep` words the error it raises when runs failed (the others are saved).
+_RUNS_FAILED = re.compile(r"\d+ of \d+ sweep runs failed: ")
 
 
-class UsageError(Exception):
+class UsageError(UserInputError):
     """Bad command-line input: reported in one line, exit status 2."""
 
 
 class RunsFailed(Exception):
     """Some runs of a sweep failed (the others are saved): one line, exit status 1."""
+
+
+@contextlib.contextmanager
+def _user_input(*types: type[BaseException]) -> Iterator[None]:
+    """Around one library call that checks the user's input: an exception of ``types`` from it is a :class:`UsageError`.
+
+    For library functions that refuse bad input with a plain ``ValueError``
+    (a device, a file that is not what it should be), so that the same type
+    raised by a bug elsewhere is not mistaken for the user's error.
+    """
+    try:
+        yield
+    except types as error:
+        raise UsageError(str(error)) from error
+
+
+@contextlib.contextmanager
+def _extra(message: str) -> Iterator[None]:
+    """Around one library call that raises ``ImportError(message)`` when an optional extra is missing."""
+    try:
+        yield
+    except ImportError as error:
+        if isinstance(error, MissingExtraError) or str(error) != message:
+            raise
+        raise MissingExtraError(message) from error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,8 +143,9 @@ def _parser() -> _Parser:
     sweep.add_argument("--out", type=Path, required=True, help="output folder")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     sweep.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
-    sweep.add_argument("--workers", type=_positive_int, help="local worker processes (default: CPU count)")
-    sweep.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, help="local worker processes (default: CPU count)")
+    where.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     reproduce = commands.add_parser("reproduce", help="rerun a published spectral-bias result and compare",
                                     description="Rerun a published result on its embedded default and write "
@@ -109,16 +162,25 @@ def _check_folder(out: Path) -> None:
         raise UsageError(f"--out must be a directory; {str(out)!r} is a file")
 
 
+def _device(name: str) -> str:
+    """``--device`` resolved (``auto``) and checked before any work: one that this machine lacks is a UsageError."""
+    from .claim import resolve_device
+
+    with _user_input(ValueError):
+        return resolve_device(name)
+
+
 def _run(args: argparse.Namespace) -> None:
-    from .claim._run import run_claim_check
+    from .claim import run_claim_check
 
     _check_folder(args.out)
     extra = [f"scope={json.dumps(args.scope)}"] if args.scope else []
     extra += [f"seeds={args.seeds}"] if args.seeds is not None else []
     overrides = parse_assignments(args.set + extra)
+    device = _device(args.device)
     started = time.perf_counter()
-    report, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet,
-                                    device=args.device)
+    _, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet,
+                               device=device)
     if not args.quiet:
         print(table)
         print(f"\nreport: {args.out / 'report.html'} (and report.md, report.json, figures/) in "
@@ -126,20 +188,25 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .claim._report import rebuild
+    from .claim import rebuild
+    from .claim._report import load_report
 
-    if not (args.folder / "report.json").is_file():
+    path = args.folder / "report.json"
+    if not path.is_file():
         raise UsageError(f"{str(args.folder)!r} holds no report.json of a finished `spectral run`")
+    with _user_input(ValueError):
+        load_report(path)  # not a claim-check report, or another version: refused before anything is written
     rebuild(args.folder)
     print(f"report: {args.folder / 'report.html'} (and report.md, figures/)")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
     from ._reproduce import run_reproduction
-    from .claim._run import resolve_device
 
     _check_folder(args.out)
-    report = run_reproduction(args.name, args.out, quiet=args.quiet, device=resolve_device(args.device))
+    device = _device(args.device)
+    with _extra(DATA_MISSING):
+        report = run_reproduction(args.name, args.out, quiet=args.quiet, device=device)
     print(f"{args.name}: {'agrees' if report['agrees'] else 'does not agree'}; report: {args.out / 'report.md'}")
 
 
@@ -148,8 +215,10 @@ def _plot(args: argparse.Namespace) -> None:
     from ._history import SpectrumHistory
     from ._io import figure_format, save_figure
 
-    figure_format(args.out, "--out")  # before any work
-    history = SpectrumHistory.load(args.history)
+    with _user_input(ValueError):
+        figure_format(args.out, "--out")  # before any work
+    with _user_input(ValueError, OSError):
+        history = SpectrumHistory.load(args.history)  # missing, not a history, damaged or crafted
     labels = set(history.labels)
     if {args.before, args.after} <= labels:
         fig = plot.before_after(history, args.before, args.after) if len(history.shape) == 1 else \
@@ -157,48 +226,66 @@ def _plot(args: argparse.Namespace) -> None:
     elif history.target_freqs is not None:
         fig = plot.error_heatmap(history)
     else:
-        raise ValueError(f"history has no records labelled {args.before!r} and {args.after!r} and no target to plot "
+        raise UsageError(f"history has no records labelled {args.before!r} and {args.after!r} and no target to plot "
                          f"a heat map; labels are {sorted(labels - {''})}")
     save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from .claim._sweep import load_sweep, make_executor, run_sweep
+    from .claim import load_sweep, make_executor, run_sweep
 
     _check_folder(args.out)
-    from .claim._run import resolve_device
-
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise UsageError(f"--scheduler must be a Dask scheduler's address such as 'tcp://host:8786', "
+                         f"got {args.scheduler!r}")
     runs = load_sweep(args.config, parse_assignments(args.set))
-    device = resolve_device(args.device)
-    executor, close = make_executor(args.workers, args.scheduler)
+    device = _device(args.device)
+    with _extra(DASK_MISSING), _user_input(ValueError):  # ValueError: Dask could not parse the address
+        executor, close = make_executor(args.workers, args.scheduler)
     try:
         run_sweep(runs, args.out, executor=executor, quiet=args.quiet, device=device)
     except RuntimeError as error:
+        if not _RUNS_FAILED.match(str(error)):
+            raise
         raise RunsFailed(str(error)) from error
     finally:
         close()
     print(f"sweep report: {args.out / 'sweep.md'}")
 
 
+COMMANDS = {"run": _run, "report": _report, "plot": _plot, "sweep": _sweep, "reproduce": _reproduce}
+#: What an interrupted command leaves: run and sweep keep every finished case or run and resume.
+RESUMES = ("run", "sweep")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``spectral`` command; returns the exit status."""
+    """Entry point of the ``spectral`` command; returns the exit status (see the module docstring)."""
+    command = None
     try:
-        args = _parser().parse_args(argv)
-        {"run": _run, "report": _report, "plot": _plot, "sweep": _sweep, "reproduce": _reproduce}[args.command](args)
-    except (UsageError, ConfigError, ValueError, OSError, ImportError) as error:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as done:  # --help and --version
+            return int(done.code or 0)
+        command = args.command
+        COMMANDS[command](args)
+    except USER_ERRORS as error:
         return _fail(error)
     except RunsFailed as error:
         return _fail(error, status=1)
-    except SystemExit as done:  # --help and --version
-        return int(done.code or 0)
     except KeyboardInterrupt:
-        print("spectral: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        hint = "; finished work is saved, rerun the same command to resume" if command in RESUMES else ""
+        print(f"spectral: interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a bug: the whole traceback, and where to send it
+        traceback.print_exc()
+        print(f"spectral: this is a bug; please report it on {ISSUES} with the traceback above "
+              f"(spectral-probes {__version__})", file=sys.stderr)
+        return 1
     return 0
 
 
-def _fail(error: Exception, status: int = 2) -> int:
+def _fail(error: BaseException, status: int = 2) -> int:
     """Report ``error`` in one line: newlines and other control characters are shown escaped."""
     message = re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], str(error) or type(error).__name__)
     print(f"spectral: error: {message}", file=sys.stderr)

@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from claim_config import tiny
+
 from spectral import Grid, SpectrumProbe
 from spectral.cli import main
 
@@ -24,6 +24,7 @@ def run_dir(tmp_path_factory):
     return tmp, config
 
 
+@pytest.mark.slow
 def test_run_writes_report_and_figures(run_dir):
     tmp, _ = run_dir
     out = tmp / "out"
@@ -46,6 +47,7 @@ def test_version_and_help(capsys):
         assert len(capsys.readouterr().out.splitlines()[2]) > 0  # a description after the usage line
 
 
+@pytest.mark.slow
 def test_set_overrides_and_report_rebuild(run_dir, capsys):
     tmp, config = run_dir
     out = tmp / "set"
@@ -59,6 +61,7 @@ def test_set_overrides_and_report_rebuild(run_dir, capsys):
     assert "training.width" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_seeds_option_and_printed_table(run_dir, capsys):
     tmp, config = run_dir
     assert main(["run", "--config", str(config), "--out", str(tmp / "seeds"), "--seeds", "3"]) == 0
@@ -67,10 +70,11 @@ def test_seeds_option_and_printed_table(run_dir, capsys):
     assert json.loads((tmp / "seeds" / "report.json").read_text())["cases"][0]["seeds"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_python_dash_m_works(run_dir):
     tmp, config = run_dir
     result = subprocess.run([sys.executable, "-m", "spectral", "run", "--config", str(config), "--out",
-                             str(tmp / "out"), "--quiet"], capture_output=True, text=True, timeout=300)
+                             str(tmp / "out"), "--quiet"], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -86,6 +90,12 @@ def test_python_dash_m_works(run_dir):
         (["plot", "/no/such/history.npz", "--out", "x.png"], "history.npz"),
         (["plot"], "history"),
         (["sweep", "/no/such/sweep.toml", "--out", "d"], "sweep.toml"),
+        (["sweep", "s.json", "--out", "d", "--workers", "2", "--scheduler", "tcp://h:1"], "not allowed with"),
+        (["run", "--set", "seeds"], "KEY=VALUE"),
+        (["run", "--device", "tpu"], "tpu"),
+        (["reproduce", "no-such-result", "--out", "d"], "no-such-result"),
+        (["plot", "h.npz", "--out", "figure.gif"], "--out"),
+        (["report", "/no/such/folder"], "no report.json"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, match, capsys, tmp_path):
@@ -113,10 +123,11 @@ def test_bad_config_files_exit_2(content, match, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_bad_config_via_subprocess_has_no_traceback(tmp_path):
     path = write_config(tmp_path, {"seeds": "x"})
     result = subprocess.run([sys.executable, "-m", "spectral", "run", "--config", str(path)], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
@@ -134,6 +145,7 @@ def test_plot_command(tmp_path, capsys):
     assert not (tmp_path / "b.png").exists()
 
 
+@pytest.mark.slow
 def test_sweep_command_and_bad_sweep_file(tmp_path, capsys):
     sweep = {"base": tiny(cases=tiny()["cases"][:1], seeds=2, precision={"enabled": False}),
              "grid": {"shrink_factor": [0.2, 0.5]}}
@@ -187,3 +199,139 @@ def test_plot_refuses_a_crafted_history_in_one_line(tmp_path, capsys):
     assert main(["plot", str(crafted), "--out", str(tmp_path / "f.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nested too deeply" in err and not (tmp_path / "f.png").exists()
+
+
+def one_line_error(capsys, status, code):
+    """The stderr of a command that exited with ``code``: checked to be one ``spectral: error:`` line."""
+    err = capsys.readouterr().err
+    assert status == code, err
+    assert err.count("\n") == 1 and err.startswith("spectral: error: ") and "Traceback" not in err
+    return err
+
+
+def bug_report(capsys, status):
+    """The stderr of a command that hit a bug: the traceback, then one line asking for a report."""
+    err = capsys.readouterr().err
+    assert status not in (0, 2), err
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("spectral: this is a bug; please report it")
+    return err
+
+
+def test_a_bad_set_value_exits_2_before_any_work(tmp_path, capsys):
+    err = one_line_error(capsys, main(["run", "--out", str(tmp_path / "o"), "--set", "seeds=many"]), 2)
+    assert "seeds" in err and not (tmp_path / "o").exists()
+
+
+def test_a_device_this_machine_lacks_exits_2(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for argv in (["run"], ["reproduce", "f-principle"]):
+        err = one_line_error(capsys, main(argv + ["--device", "cuda", "--out", str(tmp_path / "o")]), 2)
+        assert "not available" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", ["{", "[1, 2]", '{"version": 1, "config": {}, "cases": []}'])
+def test_report_of_a_folder_without_a_valid_report_exits_2(tmp_path, capsys, content):
+    (tmp_path / "report.json").write_text(content)
+    err = one_line_error(capsys, main(["report", str(tmp_path)]), 2)
+    assert "report.json" in err and not (tmp_path / "report.md").exists()
+
+
+def test_plot_of_a_history_without_the_labels_or_a_target_exits_2(tmp_path, capsys):
+    probe = SpectrumProbe(Grid.uniform(16))
+    probe.snapshot(lambda x: np.sin(2 * np.pi * x[:, 0]), "start")
+    probe.history.save(tmp_path / "h.npz")
+    err = one_line_error(capsys, main(["plot", str(tmp_path / "h.npz"), "--out", str(tmp_path / "f.png")]), 2)
+    assert "'start'" in err and not (tmp_path / "f.png").exists()
+
+
+def test_a_scheduler_address_dask_cannot_parse_exits_2(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    err = one_line_error(capsys, main(["sweep", str(path), "--out", str(tmp_path / "d"), "--scheduler", "foo://x"]), 2)
+    assert "foo" in err
+
+
+@pytest.mark.parametrize("command, target, message", [
+    (["sweep", "{sweep}", "--scheduler", "tcp://h:1"], "spectral.claim.make_executor", "DASK_MISSING"),
+    (["reproduce", "filtering"], "spectral._reproduce.run_reproduction", "DATA_MISSING"),
+])
+def test_a_missing_extra_exits_2_with_the_install_command(tmp_path, capsys, monkeypatch, command, target, message):
+    from spectral import _reproduce
+    from spectral.claim import _sweep
+
+    text = getattr(_sweep if message == "DASK_MISSING" else _reproduce, message)
+
+    def missing(*args, **kwargs):
+        raise ImportError(text)
+
+    monkeypatch.setattr(target, missing)
+    path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    argv = [str(path) if part == "{sweep}" else part for part in command] + ["--out", str(tmp_path / "d")]
+    err = one_line_error(capsys, main(argv), 2)
+    assert "pip install" in err
+
+
+def fail_with(error):
+    def fail(*args, **kwargs):
+        raise error
+    return fail
+
+
+@pytest.mark.parametrize("target, error", [
+    ("spectral.claim.load_sweep", ValueError("boom")),
+    ("spectral.claim.make_executor", ImportError("boom: a broken import inside spectral")),
+    ("spectral.claim.run_sweep", RuntimeError("boom")),
+    ("spectral.claim.run_sweep", TypeError("boom")),
+])
+def test_a_bug_in_sweep_shows_its_traceback_and_asks_for_a_report(tmp_path, capsys, monkeypatch, target, error):
+    monkeypatch.setattr(target, fail_with(error))
+    path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    err = bug_report(capsys, main(["sweep", str(path), "--out", str(tmp_path / "d"), "--workers", "1"]))
+    assert f"{type(error).__name__}: boom" in err
+
+
+def test_a_value_error_inside_a_run_is_a_bug_not_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("spectral.claim.run_claim_check", fail_with(ValueError("boom")))
+    err = bug_report(capsys, main(["run", "--out", str(tmp_path / "o"), "--quiet"]))
+    assert "ValueError: boom" in err and "spectral: error:" not in err
+
+
+def test_a_value_error_from_plotting_a_valid_history_is_a_bug(tmp_path, capsys, monkeypatch):
+    probe = SpectrumProbe(Grid.uniform(16), target=lambda x: np.sin(2 * np.pi * x[:, 0]))
+    probe.snapshot(lambda x: np.sin(2 * np.pi * x[:, 0]), "start")
+    probe.history.save(tmp_path / "h.npz")
+    monkeypatch.setattr("spectral.plot.error_heatmap", fail_with(ValueError("boom")))
+    bug_report(capsys, main(["plot", str(tmp_path / "h.npz"), "--out", str(tmp_path / "f.png")]))
+
+
+def test_failed_sweep_runs_exit_1_in_one_line(tmp_path, capsys, monkeypatch):
+    failed = RuntimeError("1 of 2 sweep runs failed: ['a']; a: ValueError('x')")
+    monkeypatch.setattr("spectral.claim.run_sweep", fail_with(failed))
+    path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    err = one_line_error(capsys, main(["sweep", str(path), "--out", str(tmp_path / "d"), "--workers", "1"]), 1)
+    assert "1 of 2 sweep runs failed" in err
+
+
+@pytest.mark.parametrize("command, resumes", [(["run"], True), (["reproduce", "f-principle"], False)])
+def test_ctrl_c_exits_130_in_one_line(tmp_path, capsys, monkeypatch, command, resumes):
+    monkeypatch.setattr("spectral.claim.run_claim_check", fail_with(KeyboardInterrupt()))
+    monkeypatch.setattr("spectral._reproduce.run_reproduction", fail_with(KeyboardInterrupt()))
+    assert main(command + ["--out", str(tmp_path / "o")]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("spectral: interrupted") and ("resume" in err) == resumes
+
+
+@pytest.mark.slow
+def test_a_bug_via_python_dash_m_prints_the_traceback_and_exits_1(tmp_path):
+    code = ("import sys, spectral.claim\n"
+            "def boom(*args, **kwargs): raise ValueError('boom')\n"
+            "spectral.claim.run_claim_check = boom\n"
+            "from spectral.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", code, "run", "--out", str(tmp_path / "o")], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 1 and result.stderr.startswith("Traceback (most recent call last)")
+    assert result.stderr.splitlines()[-1].startswith("spectral: this is a bug")

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import json, resource, torch
 from spectral import Grid, SpectrumProbe
@@ -25,6 +27,7 @@ def extra_memory(batch):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_of_a_512x512_probe_is_bounded_by_the_batch():
     # One width-256 float32 activation of all 262144 points is 256 MiB; a 16384-point batch is 16 MiB.
     measured = extra_memory(16384)
