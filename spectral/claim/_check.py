@@ -28,9 +28,6 @@ Phase 2 starts every arm from the seed's overfit weights:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,22 +35,30 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._config import CaseConfig, ClaimConfig, DigitsConfig, SignalConfig
-from ._digits import FilterMeasure, split_digits
+from .._filter_probe import FilterProbe
 from .._grid import Grid
 from .._history import SpectrumHistory
-from .._io import read_json, write_json
-from .._filter_probe import FilterProbe
 from .._probe import SpectrumProbe
 from .._shrink import shrink_
 from .._spectrum import fourier, frequency_magnitude, window_array
-from ._stats import smallest_testable_n, verdict
-from ._training import Trainer, evaluate64, mse, repeat_members
 from ..ensemble import MLPEnsemble
 from ..signals import PlaneWaveSum, SineSum
+from ._cache import reuse_or_compute
+from ._config import CaseConfig, ClaimConfig, DigitsConfig, SignalConfig
+from ._digits import FilterMeasure, split_digits
+from ._stats import smallest_testable_n, verdict
+from ._training import Trainer, evaluate64, mse, repeat_members, train_until_below
 
-__all__ = ["ARMS", "BASELINES", "Case", "Trainer", "VERDICTS", "config_digest", "repeat_members", "run_cases",
-           "train_mse"]
+__all__ = [
+    "ARMS",
+    "BASELINES",
+    "VERDICTS",
+    "Case",
+    "Trainer",
+    "repeat_members",
+    "run_cases",
+    "train_mse",
+]
 
 ARMS = ("slingshot", "control", "optimizer_reset", "weight_decay", "shrink_perturb", "fresh", "output_scale")
 #: Compared with the slingshot but not retrained: the phase-1 checkpoint with the best validation error.
@@ -125,11 +130,6 @@ def make_signal(spec: SignalConfig) -> SineSum | PlaneWaveSum:
     """The signal a config's ``signals.<name>`` table describes."""
     kind = SineSum if spec.dims == 1 else PlaneWaveSum
     return kind(spec.frequencies, spec.amplitudes, spec.phases)
-
-
-def config_digest(data: Any) -> str:
-    """Stable hash of JSON-able data: a finished case is reused only if its inputs match."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -270,21 +270,23 @@ def _keep_best(best: MLPEnsemble, current: MLPEnsemble, improved: np.ndarray) ->
 
 
 def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
-    """Phase 1: each seed trains until its own training MSE is below the threshold, then freezes."""
+    """Phase 1: each seed trains until its own training MSE is below the threshold, then freezes.
+
+    Every check records the active seeds' training, validation and test
+    errors and keeps each seed's best-validation weights (``early_stop``).
+    """
     training = case.config.training
     ensemble = case.ensemble(case.seeds)
     trainer = case.trainer(ensemble)
     best = copy.deepcopy(ensemble)
-    members = len(case.seeds)
-    active = np.ones(members, dtype=bool)
-    stop = np.full(members, training.overfit_max_steps)
-    best_validation = np.full(members, np.inf)
+    best_validation = np.full(len(case.seeds), np.inf)
     curves: dict[str, list] = {"steps": [], "train_mse": [], "validation_mse": [], "test_mse": []}
-    step = 0
-    while True:
+
+    def check(step: int, active: np.ndarray, train: np.ndarray) -> None:
+        nonlocal best_validation
         if active[0]:
             case.probe.update(ensemble.member(0), step)
-        measured = {"train_mse": trainer.train_mse(), "validation_mse": case.validation_mse(ensemble),
+        measured = {"train_mse": train, "validation_mse": case.validation_mse(ensemble),
                     "test_mse": case.measure(ensemble)["test_mse"]}
         for name, values in measured.items():
             curves[name].append(np.where(active, values, np.nan))
@@ -292,13 +294,9 @@ def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
         improved = active & (measured["validation_mse"] < best_validation)
         best_validation = np.where(improved, measured["validation_mse"], best_validation)
         _keep_best(best, ensemble, improved)
-        crossed = active & (measured["train_mse"] < case.overfit_threshold)
-        stop[crossed] = step
-        active &= ~crossed
-        if step >= training.overfit_max_steps or not active.any():
-            break
-        trainer.run(training.check_every, torch.as_tensor(active, device=case.device))
-        step += training.check_every
+
+    stop = train_until_below(trainer, case.overfit_threshold, max_steps=training.overfit_max_steps,
+                             every=training.check_every, on_check=check, device=case.device)
     progress()
     return Overfit(ensemble, trainer, best, _phase1_summary(case, curves, stop, trainer.train_mse()))
 
@@ -559,25 +557,6 @@ def case_inputs(case: CaseConfig, config: ClaimConfig, seeds: list[int]) -> dict
     return {"case": case.to_dict(), "seeds": seeds, "signal": config.signal(case).to_dict(), "config": relevant}
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _cached(path: Path, digest: str) -> dict[str, Any] | None:
-    """A finished case's result if its file is whole and matches ``digest`` and its history file, else None."""
-    if not path.is_file():
-        return None
-    try:
-        cached = read_json(path)
-        history = path.with_suffix(".history.npz")
-        if not (isinstance(cached, dict) and cached.get("digest") == digest and isinstance(cached.get("result"), dict)
-                and history.is_file() and cached.get("history_sha256") == _file_digest(history)):
-            return None
-    except (ValueError, OSError):
-        return None
-    return cached["result"]
-
-
 def run_cases(config: ClaimConfig, out: Path, progress: Callable[[], None] = lambda: None,
               device: str = "cpu") -> list[dict[str, Any]]:
     """Run (or resume) every case of ``config``; each result is written atomically as it finishes.
@@ -593,20 +572,14 @@ def run_cases(config: ClaimConfig, out: Path, progress: Callable[[], None] = lam
 
 def run_cached_case(case: CaseConfig, config: ClaimConfig, seeds: list[int], path: Path,
                     progress: Callable[[], None], device: str = "cpu") -> dict[str, Any]:
-    """One case, read from ``path`` when it was finished with the same inputs, else run and written there."""
-    inputs = case_inputs(case, config, seeds)
-    digest = config_digest(inputs)
-    cached = _cached(path, digest)
-    if cached is not None:
-        for _ in range(CASE_UNITS):
-            progress()
-        return cached
-    if path.is_file():
-        print(f"spectral: recomputing {path.name}: its saved result is damaged, incomplete or from other inputs",
-              file=sys.stderr)
-    result, history = run_case(case, config, seeds, progress, device)
-    history_path = path.with_suffix(".history.npz")
-    history.save(history_path)
-    write_json(path, {"digest": digest, "history_sha256": _file_digest(history_path), "inputs": inputs,
-                      "result": result})
-    return read_json(path)["result"]  # exactly what a resumed run reads back
+    """One case, read from ``path`` when it was finished with the same inputs, else run and written there.
+
+    The seed-0 history goes beside it (``<name>.history.npz``), written first;
+    the case file records its SHA-256 (:mod:`spectral.claim._cache`).
+    """
+    def compute() -> tuple[dict[str, Any], Callable[[Path], Any]]:
+        result, history = run_case(case, config, seeds, progress, device)
+        return result, history.save
+
+    return reuse_or_compute(path, case_inputs(case, config, seeds), compute, units=CASE_UNITS, progress=progress,
+                            companion=path.with_suffix(".history.npz"))

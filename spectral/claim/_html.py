@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ._format import number
 from .._io import atomic_write
+from ._format import number
 
 #: Verdict states: ``holds`` value -> (CSS class, symbol, word). Colour, symbol and word all differ.
 STATES = {True: ("holds", "✓", "holds"), False: ("fails", "✗", "does not hold"),

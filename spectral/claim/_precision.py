@@ -37,12 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._check import Case, config_digest, repeat_members, train_mse
-from ._config import SCHEME_NAMES, ClaimConfig, parse_case_id
-from ._format import mean_sd, number
-from .._io import read_json, save_figure, write_json
 from .._shrink import shrink_
-from ._stats import verdict
 from ..ensemble import BatchedLinear, MLPEnsemble
 from ..minima import (
     displacement_split,
@@ -54,8 +49,13 @@ from ..minima import (
 )
 from ..models import mlp
 from ..precision import ratio, register_floor
+from ._cache import reuse_or_compute
+from ._check import Case, repeat_members, train_mse
+from ._config import SCHEME_NAMES, ClaimConfig, parse_case_id
+from ._stats import verdict
+from ._training import train_until_below
 
-__all__ = ["PRECISION_UNITS", "SCHEMES", "StoredTrainer", "precision_figures", "precision_inputs", "precision_markdown",
+__all__ = ["PRECISION_UNITS", "SCHEMES", "StoredTrainer", "precision_inputs",
            "round_to", "run_precision"]
 
 
@@ -89,11 +89,6 @@ ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
 PRECISION_UNITS = 4 + len(SCHEME_NAMES) - 1
 #: Most points of a lost-update curve in the result.
 CURVE_POINTS = 200
-#: File names of the figures, in the folder given to :func:`precision_figures`.
-FIGURES = {"register": "precision-register-floor.png", "singular_values": "precision-singular-values.png",
-           "lost_updates": "precision-lost-updates.png"}
-#: Relative path from report.md to that folder.
-FIGURE_FOLDER = "figures"
 #: Why the slow predictions have no verdict at the default scope.
 FULL_ONLY = 'runs only with scope "full" (spectral run --scope full)'
 
@@ -256,20 +251,6 @@ class StoredTrainer:
         return torch.stack(self.lost).cpu().numpy(), torch.stack(self.changed).cpu().numpy()
 
 
-def _overfit(trainer: StoredTrainer, case: Case) -> np.ndarray:
-    """Phase 1: each member trains until its own training MSE is below the threshold; return its steps."""
-    training = case.config.training
-    members = trainer.theta.shape[0]
-    active, stops, step = np.ones(members, dtype=bool), np.zeros(members, dtype=np.int64), 0
-    while True:
-        active &= ~(trainer.train_mse() < case.overfit_threshold)
-        if step >= training.overfit_max_steps or not active.any():
-            return stops
-        trainer.run(training.check_every, torch.as_tensor(active))
-        step += training.check_every
-        stops[active] = step
-
-
 def _pooled(counts: tuple[np.ndarray, np.ndarray], rows: Callable[[int], slice], columns: range) -> list[float]:
     """Per member ``e`` of ``columns``, the lost fraction pooled over the steps ``rows(e)``."""
     lost, changed = counts
@@ -298,7 +279,9 @@ def _curve(phase1: tuple[np.ndarray, np.ndarray], phase2: tuple[np.ndarray, np.n
 
 def _phase1(case: Case, scheme: Scheme) -> tuple[StoredTrainer, np.ndarray]:
     trainer = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme)
-    return trainer, _overfit(trainer, case)
+    training = case.config.training
+    return trainer, train_until_below(trainer, case.overfit_threshold, max_steps=training.overfit_max_steps,
+                                      every=training.check_every)
 
 
 def _run_scheme(case: Case, scheme: Scheme, phase1: StoredTrainer, stops: np.ndarray) -> dict[str, Any]:
@@ -698,279 +681,5 @@ def run_precision(config: ClaimConfig, out: Path, progress: Callable[[], None] =
         ``metric``, ``claim`` and ``reference``).
     """
     inputs = precision_inputs(config)
-    digest = config_digest(inputs)
-    path = Path(out) / "precision.json"
-    cached = read_json(path) if path.is_file() else None
-    if isinstance(cached, dict) and cached.get("digest") == digest:
-        for _ in range(PRECISION_UNITS):
-            progress()
-        return cached["result"]
-    result = _compute(config, inputs, progress)
-    write_json(path, {"digest": digest, "inputs": inputs, "result": result})
-    return read_json(path)["result"]  # exactly what a resumed run reads back
-
-
-# --- Report --------------------------------------------------------------------------------------------------------
-
-
-def _value(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _seed_mean(values: list[Any]) -> float:
-    array = np.array([_value(v) for v in values])
-    return float(array[np.isfinite(array)].mean()) if np.isfinite(array).any() else math.nan
-
-
-def _percent(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.3g}%"
-
-
-def _holds(item: dict[str, Any]) -> str:
-    """``true``/``false``, or ``untestable (reason)``: read at rendering, after the family correction."""
-    if item["holds"] is None:
-        return f"untestable ({item['reason']})"
-    return "true" if item["holds"] else "false"
-
-
-def _verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str]) -> list[str]:
-    lines = ["| verdict | claim < reference | holds | effect (HL) | 95% CI | p | q | relative effect | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name in names:
-        item = verdicts[name]
-        low, high = item["ci"]
-        lines.append(f"| {name} | {item['metric']}: {item['claim']} < {item['reference']} | {_holds(item)} | "
-                     f"{number(item['effect'])} | [{number(low)}, {number(high)}] | {number(item['p_value'])} | "
-                     f"{number(item['q_value'])} | {number(item['relative_effect'], 2)} | {item['n']} |")
-    return lines
-
-
-def _prefixed(result: dict[str, Any], prefix: str) -> list[str]:
-    return [name for name in result["verdicts"] if name.startswith(prefix)]
-
-
-def _register_section(result: dict[str, Any]) -> list[str]:
-    register = result["register"]
-    lines = ["### Prediction 1: the shrink pushes high frequencies below the data type's register", "",
-             "Each overfit float32 network and its shrunk copy (x "
-             f"{result['shrink_factor']}) are evaluated with weights, inputs and activations in each dtype and in "
-             "float64 (`spectral.precision.register_floor`). The register floor is the power spectrum of the "
-             "difference; a bin of the function lies *below the register* when its power is at or below the floor. "
-             f"Cells: fraction of the power above {number(result['cutoff'])} cycles below the floor (mean ± sd "
-             "over seeds), and the floor's total power relative to the function's.", "",
-             "| dtype | HF below floor, overfit | HF below floor, shrunk | floor / power, overfit | floor / power, shrunk "
-             "| weights subnormal or zero after the shrink |", "|---|---|---|---|---|---|"]
-    for dtype, entry in register["dtypes"].items():
-        before, after = entry["overfit"], entry["shrunk"]
-        lines.append(f"| {dtype} | {mean_sd(before['fraction_below'])} | {mean_sd(after['fraction_below'])} | "
-                     f"{mean_sd(before['relative_floor'])} | {mean_sd(after['relative_floor'])} | "
-                     f"{mean_sd(after['subnormal_weights'])} |")
-    scale = register["scale"]
-    layers = sorted({key.split(":")[1] for key in scale["overfit"]}, key=int)
-    lines += ["", "Floating point is scale-invariant to first order: a uniform shrink multiplies every weight's "
-              "spacing by the same factor, so it does not change relative rounding. It breaks where the sum a layer "
-              "rounds is not scaled uniformly: an additive bias shrinks once while the product of shrunk weights and "
-              "shrunk activations shrinks twice, so after the shrink the bias makes up more of each pre-activation "
-              "and the smaller, input-dependent part is rounded against it; pre-activations near zero are sums whose "
-              "terms cancel, so their rounding is relatively coarser (cancellation = sum of |terms| / |sum|); and "
-              "weights that fall into the subnormal range lose relative precision (last column above). Medians over "
-              "units and grid points, mean ± sd over seeds:", "",
-              "| linear layer | bias share, overfit | bias share, shrunk | cancellation, overfit | cancellation, shrunk |",
-              "|---|---|---|---|---|"]
-    for layer in layers:
-        cells = [mean_sd(scale[state][f"{kind}:{layer}"]) for kind in ("bias_share", "cancellation")
-                 for state in ("overfit", "shrunk")]
-        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-    lines += ["", "Verdicts: per dtype, the HF fraction below the floor is lower before the shrink than after it; "
-              "and its increase is larger in low precision than in float32.", "",
-              *_verdict_rows(result["verdicts"], _prefixed(result, "shrink_pushes") + _prefixed(result, "floor_shift")),
-              "", f"![register floor]({FIGURE_FOLDER}/{FIGURES['register']})", ""]
-    return lines
-
-
-def _bands_section(result: dict[str, Any]) -> list[str]:
-    bands = result["bands"]
-    lines = ["### Prediction 2: after the shrink the data type swallows more of the high band's updates", "",
-             f"Along {bands['steps']} float64 steps from the overfit weights (Adam with the overfit run's own moments; "
-             "plain SGD) and from the shrunk weights (fresh optimiser, as the slingshot restarts), each intended "
-             "update u is stored in the dtype (w_D + u_D in D arithmetic). The function change it was meant to make, "
-             "f(w_D + u) - f(w_D), and the part that did not arrive, f(w_D + u) - f(w_D + stored), are evaluated in "
-             f"float64 on the grid and split at {number(result['cutoff'])} cycles; swallowed = power of the part that "
-             "did not arrive over the power of the intended change, pooled over the steps. Learning rates: "
-             + ", ".join(f"{kind} {rate}" for kind, rate in bands["learning_rate"].items()) + ".", "",
-             "| optimiser | weights | median step / lr | median step / weight | dtype | weights' updates lost | "
-             "LF swallowed | HF swallowed |", "|---|---|---|---|---|---|---|---|"]
-    for kind in OPTIMIZERS:
-        for state in ("overfit", "shrunk"):
-            entry = bands[kind][state]
-            for dtype in BAND_DTYPES:
-                cells = [mean_sd(entry[dtype][key]) for key in ("lost_weights", "swallowed_low", "swallowed_high")]
-                lines.append(f"| {kind} | {state} | {mean_sd(entry['step_over_lr'])} | "
-                             f"{mean_sd(entry['relative_step'])} | {dtype} | " + " | ".join(cells) + " |")
-    adam = bands["adam"]
-    lines += ["", "Why bfloat16 loses most updates near the overfit minimum: Adam's step is lr x m / sqrt(v), and "
-              "where the gradient's sign flips from step to step the first moment averages out while the second "
-              f"does not, so the step collapses to {number(_seed_mean(adam['overfit']['step_over_lr']))} x lr "
-              "(median) - below half a bfloat16 spacing of most weights. After the shrink the gradient signs are "
-              f"consistent again and the step is back to {number(_seed_mean(adam['shrunk']['step_over_lr']))} x lr: "
-              "fewer updates are lost because the *signs* agree, not because the gradients are large. SGD's step "
-              "scales with the gradient itself.", "",
-              *_verdict_rows(result["verdicts"], _prefixed(result, "high_band")), ""]
-    return lines
-
-
-def _scheme_section(result: dict[str, Any]) -> list[str]:
-    lines = ["### Prediction 3: the slingshot gains more in low precision than in float32", ""]
-    schemes = {name: scheme for name, scheme in result["schemes"].items() if "gain" in scheme}
-    if not schemes:
-        lines += [f"Training every scheme in its storage dtype {FULL_ONLY}: this run used scope "
-                  f"\"{result['scope']}\".", ""]
-    else:
-        lines += ["Each scheme trains the same seeds from the same initialisation and data with its weights stored "
-                  "in the storage dtype (no master copy unless the storage is float32): a float64 optimiser computes "
-                  "each update and the stored weight takes it only if the sum rounds to a new value. Each seed stops "
-                  "phase 1 at its own threshold crossing; the shrink is rounded to the storage dtype; the slingshot "
-                  "retrains with a fresh Adam, the control continues with the overfit run's. Gain = control test "
-                  f"MSE - slingshot test MSE after {result['retrain_steps']} steps. Lost updates pooled over "
-                  f"{result['window_steps']} steps before and after the shrink.", "",
-                  "| scheme | compute | storage | lost before shrink | lost after shrink | lost, control | test MSE "
-                  "overfit | test MSE slingshot | test MSE control | gain | seeds below threshold |",
-                  "|" + "---|" * 11]
-        for name, scheme in schemes.items():
-            lost, test = scheme["lost_fraction"], scheme["test_mse"]
-            cells = [name, scheme["compute"], scheme["storage"]]
-            cells += [mean_sd(lost[key]) for key in ("before_shrink", "slingshot", "control")]
-            cells += [mean_sd(test[key]) for key in ("overfit", "slingshot", "control")] + [mean_sd(scheme["gain"])]
-            cells.append(f"{sum(scheme['reached'])}/{len(scheme['reached'])}")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"![lost-update fraction over training]({FIGURE_FOLDER}/{FIGURES['lost_updates']})", ""]
-    return lines + [*_verdict_rows(result["verdicts"], _prefixed(result, "slingshot_gain")), ""]
-
-
-def _manifold_section(result: dict[str, Any]) -> list[str]:
-    manifold = result["manifold"]
-    reached = sum(manifold["interpolated"])
-    lines = ["### Prediction 4: the data type makes the global minimum a manifold", "",
-             f"A {manifold['depth']}-hidden-layer, width-{manifold['width']} network (P = {manifold['parameters']}) "
-             f"trained in float64 by Levenberg-Marquardt on N = {manifold['points']} evenly spaced noisy samples per "
-             f"seed; {reached}/{len(manifold['interpolated'])} seeds reached interpolation (training MSE below "
-             "1e-10 x the target variance; the others are left out). In exact arithmetic the minima near such a point "
-             f"form a manifold of dimension P - N = {manifold['parameters_minus_points']}; a dtype sees the singular "
-             "values of the Jacobian below its relative spacing x the largest as zero, so its dimension is "
-             "P - (number above). Then each seed continues "
-             f"{manifold['continue_steps']} Adam steps with its weights stored in each dtype (rounded from the float64 "
-             "minimum), and the displacement is split along / across the manifold (the float64 null space of the "
-             "Jacobian).", "",
-             "| dtype | relative spacing | manifold dimension | moved | along | across | fraction along | updates lost "
-             "| steps with every update lost | train MSE start → end |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for dtype in MANIFOLD_DTYPES:
-        drift = manifold["drift"][dtype]
-        cells = [mean_sd(drift[key]) for key in ("moved", "along", "across", "fraction_along", "lost_fraction",
-                                                 "stalled_steps")]
-        lines.append(f"| {dtype} | {number(manifold['relative_spacing'][dtype])} | "
-                     f"{mean_sd(manifold['dimension'][dtype])} | " + " | ".join(cells) + " | "
-                     f"{number(_seed_mean(drift['train_mse_start']))} → {number(_seed_mean(drift['train_mse_end']))} |")
-    lines += ["", "The dimension is monotone in the tolerance by construction; the verdicts ask whether lower "
-              "precision reads a larger manifold seed by seed, and whether continued training moves less where "
-              "updates are lost (a stall).", "",
-              *_verdict_rows(result["verdicts"], _prefixed(result, "manifold_grows") + _prefixed(result, "drift")),
-              "", f"![singular values]({FIGURE_FOLDER}/{FIGURES['singular_values']})", ""]
-    return lines
-
-
-def precision_markdown(result: dict[str, Any]) -> str:
-    """The precision section of report.md: one subsection per prediction of the essay, verdicts and numbers.
-
-    Read after the family correction: ``holds`` and ``q_value`` come from the
-    verdict dicts as they are when this runs. Figures are linked as
-    ``figures/<name>``, the folder :func:`precision_figures` writes when given ``out/figures``.
-    """
-    steps = result["schemes"][REFERENCE]["phase1_steps"]
-    lines = [f"## The essay's mechanism: data types ({result['case']}, {len(result['seeds'])} seeds)", "",
-             "Every seed's float32 network trains until its own training MSE is below "
-             f"{number(result['threshold'])} ({min(steps)}-{max(steps)} steps), with its own Adam state. "
-             f"Scope \"{result['scope']}\": the slingshot in true low precision (prediction 3) "
-             + ("ran." if result["scope"] == "full" else f"{FULL_ONLY}.") + " Verdicts are paired by seed and "
-             "belong to the run's multiplicity-corrected family; holds None reads untestable.", "",
-             *_register_section(result), *_bands_section(result), *_scheme_section(result),
-             *_manifold_section(result)]
-    return "\n".join(lines)
-
-
-def _figure(**kwargs: Any) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(layout="constrained", **kwargs)
-
-
-def _positive(values: list[Any]) -> np.ndarray:
-    array = np.array([_value(v) for v in values])
-    return np.where(array > 0, array, np.nan)
-
-
-def _register_figure(result: dict[str, Any]) -> Any:
-    spectra = result["register"]["spectra"]
-    fig = _figure(figsize=(11, 4.5))
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, state in zip(axes, ("overfit", "shrunk")):
-        power = np.array([_value(v) for v in np.ravel(spectra[state]["power"])])
-        x = np.array(spectra["frequencies"]) if "frequencies" in spectra else np.arange(power.size)
-        ax.semilogy(x, _positive(power), color="black", label="function (float64)")
-        for dtype in REGISTER_DTYPES:
-            ax.semilogy(x, _positive(list(np.ravel(spectra[state][dtype]))), label=f"{dtype} floor")
-        if "frequencies" in spectra:
-            ax.axvline(result["cutoff"], color="grey", linestyle=":", label="high-frequency cutoff")
-        ax.set_xlabel("frequency (cycles per unit length)" if "frequencies" in spectra else "bin")
-        ax.set_title(f"{state} (seed {result['seeds'][0]})")
-    axes[0].set_ylabel("power per bin")
-    axes[0].legend(fontsize="small")
-    fig.suptitle(f"{result['case']}: the function's spectrum and each dtype's register floor")
-    return fig
-
-
-def _singular_figure(result: dict[str, Any]) -> Any:
-    manifold = result["manifold"]
-    fig = _figure(figsize=(9, 4.5))
-    ax = fig.add_subplot()
-    for index, values in enumerate(manifold["singular_values"]):
-        values = np.array(values)
-        ax.semilogy(np.arange(1, values.size + 1), values / values[0], color="C0", alpha=0.4,
-                    label="seeds" if index == 0 else None)
-    for index, dtype in enumerate(MANIFOLD_DTYPES):
-        ax.axhline(manifold["relative_spacing"][dtype], color=f"C{index + 1}", linestyle="--",
-                   label=f"{dtype} spacing")
-    ax.set_xlabel("index of singular value")
-    ax.set_ylabel("singular value / largest")
-    ax.set_title(f"Jacobian at the interpolating minimum (P = {manifold['parameters']}, N = {manifold['points']})")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _lost_figure(result: dict[str, Any]) -> Any:
-    fig = _figure(figsize=(9, 4.5))
-    ax = fig.add_subplot()
-    for index, (name, scheme) in enumerate((n, s) for n, s in result["schemes"].items() if "curve" in s):
-        curve, colour = scheme["curve"], f"C{index}"
-        split = int(np.searchsorted(curve["steps"], curve["shrink_step"]))
-        ax.plot(curve["steps"], _positive(curve["slingshot"]), color=colour, label=name)
-        ax.plot(curve["steps"][split:], _positive(curve["control"])[split:], color=colour, linestyle="--")
-        ax.axvline(curve["shrink_step"], color="black", linestyle=":", linewidth=1)
-    ax.plot([], [], color="grey", linestyle="--", label="control (no shrink)")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step (phase 1 until the last seed stopped, then retraining)")
-    ax.set_ylabel("fraction of non-zero updates lost (zeros not shown)")
-    ax.set_title(f"{result['case']}: updates lost to the storage dtype (pooled over seeds)")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def precision_figures(result: dict[str, Any], out: Path) -> list[Path]:
-    """Write the figures (PNG, atomically) into ``out``; return their paths.
-
-    The register floor and the singular values always; the lost-update curves when the schemes ran (scope "full").
-    """
-    out = Path(out)
-    made = [("register", _register_figure), ("singular_values", _singular_figure)]
-    if any("curve" in scheme for scheme in result["schemes"].values()):
-        made.append(("lost_updates", _lost_figure))
-    return [save_figure(make(result), out / FIGURES[key]) for key, make in made]
+    return reuse_or_compute(Path(out) / "precision.json", inputs, lambda: (_compute(config, inputs, progress), None),
+                            units=PRECISION_UNITS, progress=progress)

@@ -8,20 +8,21 @@ keep the raw p-values, every q-value and final ``holds`` lives here.
 from __future__ import annotations
 
 import copy
-import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write, read_json, save_figure, write_json
 from ._check import ARMS, BASELINES, SPECTRAL_VERDICTS
 from ._config import ClaimConfig
+from ._figures import write_figures
 from ._format import mean_sd, number
 from ._html import write_html
-from .._io import atomic_write, read_json, save_figure, write_json
-from ._figures import write_figures
 from ._stats import correct_family, smallest_testable_n
+from ._tables import verdict_cell, verdict_rows
 
 REPORT_VERSION = 2
 
@@ -102,20 +103,6 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
     return report
 
 
-def verdict_word(item: dict[str, Any]) -> str:
-    """``yes``, ``no`` or ``untestable``."""
-    return "untestable" if item["holds"] is None else ("yes" if item["holds"] else "no")
-
-
-def verdict_cell(item: dict[str, Any]) -> str:
-    """``yes (-52%)``, ``no (+3%)``, ``untestable``; ``†`` marks a window-dependent verdict."""
-    if item["holds"] is None:
-        return "untestable"
-    relative = item["relative_effect"]
-    effect = "n/a" if relative is None or not math.isfinite(relative) else f"{100 * relative:+.0f}%"
-    return f"{verdict_word(item)} ({effect})" + (" †" if item.get("window_dependent") else "")
-
-
 def verdict_table(cases: list[dict[str, Any]], names: list[str] | None = None) -> str:
     """Markdown table: one row per case, one column per verdict."""
     names = list(SHORT_NAMES) if names is None else names
@@ -135,25 +122,6 @@ def _comparison_table(cases: list[dict[str, Any]]) -> list[str]:
             cells = [verdict_cell(case["verdicts"][f"slingshot_beats_{r}{suffix}"])
                      if f"slingshot_beats_{r}{suffix}" in case["verdicts"] else "-" for r in references]
             lines.append(f"| {case['id']} | {title} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _verdict_details(case: dict[str, Any]) -> list[str]:
-    lines = ["| verdict | metric: claim vs reference | holds | q | p (signed-rank, less) | estimate [95% CI] | "
-             "relative effect | n | note |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, v in case["verdicts"].items():
-        ci = f"{number(v['effect'])} [{number(v['ci'][0])}, {number(v['ci'][1])}]"
-        count = f"{v['n']} ({v['dropped']} non-finite dropped)" if v["dropped"] else str(v["n"])
-        notes = [v["reason"]] if v["reason"] else []
-        if "alternate_window" in v:
-            other = v["alternate_window"]
-            choice = "filter width" if case["signal"] == "digits" else "window"
-            notes.append(f"{'WINDOW-DEPENDENT: ' if v['window_dependent'] else ''}under the alternate {choice} "
-                         f"{verdict_word(other)} (q {number(other['q_value'])})")
-        notes += v.get("attribution", [])
-        lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {verdict_word(v)} | "
-                     f"{number(v['q_value'])} | {number(v['p_value'])} | {ci} | {number(v['relative_effect'])} | "
-                     f"{count} | {'; '.join(notes)} |")
     return lines
 
 
@@ -194,26 +162,26 @@ def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
                "hf_fraction:primary": "high-frequency fraction", "train_mse": "training MSE"}
     columns = {name: title for name, title in columns.items() if name in case["metrics"]}
     lines = [f"## Case {case['id']}", "",
-             f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
+             (f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
              f"{' (constant input feature: positively homogeneous, the negative control)' if negative else ''}, "
              f"optimiser {case['optimizer']} (learning rate {number(case['learning_rate'])}); {len(case['seeds'])} "
-             f"seeds. {_measurement_sentence(case)}", "", _overfit_sentence(case), "",
+             f"seeds. {_measurement_sentence(case)}"), "", _overfit_sentence(case), "",
              "| arm | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     metrics = case["metrics"]
     for arm in ("overfit", "shrunk") + ARMS + BASELINES:
         row = [mean_sd(metrics[name][arm]) if metrics[name].get(arm) is not None else "-" for name in columns]
         lines.append(f"| {arm} | " + " | ".join(row) + " |")
-    lines += ["", f"Output-scale arm: last layer scaled by {mean_sd(case['output_scale_factors'])} (the whole net's "
-                  "output RMS ratio after the shrink).", ""]
+    lines += ["", (f"Output-scale arm: last layer scaled by {mean_sd(case['output_scale_factors'])} (the whole net's "
+                  "output RMS ratio after the shrink)."), ""]
     if negative:
         control = case["negative_control"]
         state = {True: "no effect, as homogeneity requires", False: "AN EFFECT: the measurement is wrong",
                  None: f"untestable ({control['reason']})"}[control["passed"]]
-        lines += [f"Negative control: the high-frequency fraction changed by at most "
+        lines += [(f"Negative control: the high-frequency fraction changed by at most "
                   f"{number(control['max_relative_hf_change'], 2)} (relative) through the shrink: {state}. "
                   "Homogeneity constrains only the shrink itself; retraining afterwards may change the spectrum "
-                  "like in any other net.", ""]
-    lines += _verdict_details(case) + [""]
+                  "like in any other net."), ""]
+    lines += verdict_rows(case["verdicts"], choice="filter width" if case["signal"] == "digits" else "window") + [""]
     lines += [f"![{name}]({path})" for name, path in figures.items()] + [""]
     return lines
 
@@ -231,9 +199,9 @@ def _sweep_section(case: dict[str, Any], figure: str) -> list[str]:
 
 def _scope_section(scope: list[dict[str, Any]], figure: str) -> list[str]:
     lines = ["## Scope: data size x width", "",
-             "The essay says the maneuver \"works best with smaller data sets and models\". Each cell retrains its "
+             ("The essay says the maneuver \"works best with smaller data sets and models\". Each cell retrains its "
              "case at that number of training points and width; cells read slingshot vs control / slingshot vs "
-             "early stop.", "", "| case | training points | width | overfits | vs control | vs early stop |",
+             "early stop."), "", "| case | training points | width | overfits | vs control | vs early stop |",
              "|---|---|---|---|---|---|"]
     for cell in scope:
         v = cell["verdicts"]
@@ -256,7 +224,7 @@ def _summary(report: dict[str, Any]) -> list[str]:
     method = {"bh": "Benjamini-Hochberg (false discovery rate)", "holm": "Holm (family-wise error rate)",
               "none": "no correction"}[family["method"]]
     return [
-        f"Each verdict compares two arms seed by seed (paired, {seeds} seeds, every seed trained and stopped on its "
+        (f"Each verdict compares two arms seed by seed (paired, {seeds} seeds, every seed trained and stopped on its "
         "own): a one-sided Wilcoxon signed-rank test, with the Hodges-Lehmann estimate of the paired difference and "
         f"its exact 95% signed-rank interval. The family is every testable verdict of this run, {family['size']} "
         f"tests, corrected by {method}: a verdict holds when its q-value is below {config['alpha']} and its relative "
@@ -264,7 +232,7 @@ def _summary(report: dict[str, Any]) -> list[str]:
         f"reason is given): fewer than {smallest_testable_n(config['alpha'])} finite seeds, or a case that did not "
         "overfit. Spectral verdicts are computed under two windows "
         f"(`{config['window']}` and `{config['alternate_window']}`); † marks one where they disagree. Cells read "
-        f"`yes/no (relative effect)`; shrink factor {config['shrink_factor']}.", ""]
+        f"`yes/no (relative effect)`; shrink factor {config['shrink_factor']}."), ""]
 
 
 def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], precision_markdown: str = "") -> str:
@@ -333,7 +301,7 @@ def write_outputs(report: dict[str, Any], out: Path) -> None:
         figures["scope"] = {"scope": str(path.relative_to(out))}
     precision_text = ""
     if report.get("precision"):
-        from ._precision import precision_figures, precision_markdown
+        from ._precision_report import precision_figures, precision_markdown
 
         precision_figures(report["precision"], out / "figures")
         precision_text = precision_markdown(report["precision"])

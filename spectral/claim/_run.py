@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import torch
 
-from ._check import CASE_UNITS, run_cached_case, run_cases
-from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
 from .._io import remove_stale_temporaries
 from .._progress import Progress
+from ._check import CASE_UNITS, run_cached_case, run_cases
+from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
 
 __all__ = ["resolve_device", "run_claim_check"]
 

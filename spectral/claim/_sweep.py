@@ -28,18 +28,28 @@ import multiprocessing
 import os
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 
-from ._check import config_digest, run_cases
-from ._config import DEFAULT_CONFIG, ClaimConfig, ConfigError, load_config, merge_overrides, read_config_file
 from .._io import atomic_write, read_json, write_json
 from .._progress import Progress
-from ._report import SHORT_NAMES, verdict_cell
-from ._stats import correct_family
 from .._validation import positive_int
+from ._cache import digest, load_if_current, save_record
+from ._check import run_cases
+from ._config import (
+    DEFAULT_CONFIG,
+    ClaimConfig,
+    ConfigError,
+    load_config,
+    merge_overrides,
+    read_config_file,
+)
+from ._report import SHORT_NAMES
+from ._stats import correct_family
+from ._tables import verdict_cell
 
 __all__ = ["expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_report"]
 
@@ -99,7 +109,7 @@ def _slug(value: Any) -> str:
 def _run_id(assignment: dict[str, Any], config: ClaimConfig) -> str:
     """``"shrink_factor=0.2,width=64-<digest>"``: the grid values (last key part) and the config's digest."""
     name = ",".join(f"{key.rsplit('.', 1)[-1]}={_slug(value)}" for key, value in assignment.items())
-    return f"{name[:96]}-{config_digest(config.to_dict())[:8]}"
+    return f"{name[:96]}-{digest(config.to_dict())[:8]}"
 
 
 def expand_sweep(spec: dict[str, Any]) -> list[Run]:
@@ -153,11 +163,11 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
             config = load_config(overrides=overrides)
         except ConfigError as error:
             raise ConfigError(f"sweep run {assignment}: {error}") from None
-        digest = config_digest(config.to_dict())
-        if digest in runs:
-            raise ConfigError(f"sweep grid gives one config twice: runs {runs[digest][0]!r} and "
+        key = digest(config.to_dict())
+        if key in runs:
+            raise ConfigError(f"sweep grid gives one config twice: runs {runs[key][0]!r} and "
                               f"{_run_id(assignment, config)!r}; drop the duplicate grid value")
-        runs[digest] = (_run_id(assignment, config), config)
+        runs[key] = (_run_id(assignment, config), config)
     return list(runs.values())
 
 
@@ -207,11 +217,8 @@ def _check_runs(runs: Any) -> list[Run]:
     return runs
 
 
-def _finished(path: Path, digest: str) -> bool:
-    try:
-        return read_json(path).get("digest") == digest
-    except (OSError, ValueError, AttributeError):  # missing, unreadable or not a run file: run it again
-        return False
+def _finished(path: Path, expected: str) -> bool:
+    return load_if_current(path, expected) is not None
 
 
 def _run_task(run: str, config: ClaimConfig, runs_dir: str, device: str = "cpu") -> str:
@@ -224,7 +231,7 @@ def _run_task(run: str, config: ClaimConfig, runs_dir: str, device: str = "cpu")
     directory = Path(runs_dir)
     with _RUN_LOCK:
         cases = run_cases(config, directory / run, device=device)
-    write_json(directory / f"{run}.json", {"format": FORMAT, "id": run, "digest": config_digest(config.to_dict()),
+    save_record(directory / f"{run}.json", {"format": FORMAT, "id": run, "digest": digest(config.to_dict()),
                                            "config": config.to_dict(), "cases": cases})
     return run
 
@@ -343,7 +350,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     runs = load_sweep(runs) if isinstance(runs, (str, os.PathLike)) else _check_runs(runs)
     out = Path(out)
     runs_dir = out / "runs"
-    pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", config_digest(config.to_dict()))]
+    pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", digest(config.to_dict()))]
     progress = Progress(len(runs), "sweep runs", disable=quiet)
     for _ in range(len(runs) - len(pending)):
         progress()
@@ -408,9 +415,9 @@ def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _report_markdown(report: dict[str, Any]) -> str:
     """``sweep.md``: one row per run and case, the two main verdicts as ``yes/no (relative effect)``."""
     lines = [f"# Sweep: {len(report['runs'])} runs", "",
-             f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`; every "
+             (f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`; every "
              f"verdict is corrected over the sweep's {report['family']['size']} tests "
-             f"({report['family']['method']}).", "",
+             f"({report['family']['method']})."), "",
              "| run | grid values | case | " + " | ".join(SHORT_NAMES[name] for name in MAIN_VERDICTS) + " |",
              "|---|---|---|" + "---|" * len(MAIN_VERDICTS)]
     for run in report["runs"]:

@@ -9,8 +9,7 @@ seed's numbers never depend on which other members train beside it.
 from __future__ import annotations
 
 import copy
-
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -194,6 +193,42 @@ class Trainer:
 
     def train_mse(self):
         return mse(self.ensemble, self.x, self.y)
+
+
+def train_until_below(trainer: Any, threshold: float, *, max_steps: int, every: int,
+                      on_check: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """Phase 1 of every experiment: each member trains until its own training MSE is below ``threshold``.
+
+    Every ``every`` steps the training MSE is read; a member below the
+    threshold freezes there (weights, optimiser state and step count), the
+    others go on, up to ``max_steps``. ``trainer`` is anything with
+    ``train_mse()`` and ``run(steps, active)`` (:class:`Trainer`, the
+    precision study's stored-weight trainer). ``on_check(step, active,
+    train_mse)`` sees every check before the members that crossed freeze.
+
+    Returns
+    -------
+    ndarray of int64
+        Per member, the step of its check below the threshold, or the last
+        step trained when it never got there.
+    """
+    train = trainer.train_mse()
+    active = np.ones(train.shape[0], dtype=bool)
+    stops = np.zeros(train.shape[0], dtype=np.int64)
+    step = 0
+    while True:
+        if on_check is not None:
+            on_check(step, active.copy(), train)
+        crossed = active & (train < threshold)
+        stops[crossed] = step
+        active &= ~crossed
+        if step >= max_steps or not active.any():
+            stops[active] = step
+            return stops
+        trainer.run(every, torch.as_tensor(active, device=device))
+        step += every
+        train = trainer.train_mse()
 
 
 def mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor):

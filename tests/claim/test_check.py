@@ -3,12 +3,22 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from claim_config import tiny
+
 from spectral import Grid
-from spectral.claim._check import ARMS, BASELINES, VERDICTS, Case, Measure, _arm_starts, _overfit, run_case, run_cases
-from spectral.claim._config import ClaimConfig, load_config, parse_case_id
 from spectral._spectrum import window_array
+from spectral.claim._check import (
+    ARMS,
+    BASELINES,
+    VERDICTS,
+    Case,
+    Measure,
+    _arm_starts,
+    _overfit,
+    run_case,
+    run_cases,
+)
+from spectral.claim._config import ClaimConfig, load_config, parse_case_id
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from spectral.claim._config import (
     DEFAULT_CONFIG,

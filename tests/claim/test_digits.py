@@ -6,10 +6,10 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from spectral.claim._check import REAL_DATA_VERDICTS, Case, run_case  # noqa: E402
-from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id  # noqa: E402
-from spectral.claim._digits import FilterMeasure, split_digits  # noqa: E402
-from spectral._filter_probe import low_pass  # noqa: E402
+from spectral._filter_probe import low_pass
+from spectral.claim._check import REAL_DATA_VERDICTS, Case, run_case
+from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
+from spectral.claim._digits import FilterMeasure, split_digits
 
 TINY = {"seeds": 5, "sweep": {"case": ""}, "precision": {"enabled": False},
         "training": {"width": 16, "depth": 2, "overfit_max_steps": 100, "check_every": 25, "retrain_steps": 40,

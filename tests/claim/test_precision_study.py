@@ -10,16 +10,22 @@ import torch
 
 from spectral.claim import _precision as experiment
 from spectral.claim._check import Case
-from spectral.claim._config import DEFAULT_CONFIG, SCHEME_NAMES, ConfigError, load_config, merge_overrides, parse_case_id
+from spectral.claim._config import (
+    DEFAULT_CONFIG,
+    SCHEME_NAMES,
+    ConfigError,
+    load_config,
+    merge_overrides,
+    parse_case_id,
+)
 from spectral.claim._precision import (
     PRECISION_UNITS,
     SCHEMES,
     StoredTrainer,
-    precision_figures,
-    precision_markdown,
     round_to,
     run_precision,
 )
+from spectral.claim._precision_report import FIGURES, precision_figures, precision_markdown
 from spectral.precision import lost_update_fraction
 
 CASE = parse_case_id("1d-tanh")
@@ -236,13 +242,13 @@ def test_markdown_has_one_section_per_prediction_and_reads_corrected_verdicts(fu
                    "gradient signs are consistent again", "figures/precision-register-floor.png",
                    "figures/precision-singular-values.png", "figures/precision-lost-updates.png"):
         assert header in text
-    assert "| true |" not in text and "| false |" in text and "| 0.5 |" in text
+    assert "| yes |" not in text and "| no |" in text and "| 0.5 |" in text
     assert "nan" not in text.lower()
 
 
 def test_figures_are_png_files(full, tmp_path):
     paths = precision_figures(full[0], tmp_path / "figures")
-    assert sorted(p.name for p in paths) == sorted(experiment.FIGURES.values())
+    assert sorted(p.name for p in paths) == sorted(FIGURES.values())
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -282,5 +288,5 @@ def test_a_2d_case_at_the_default_scope_leaves_the_slingshot_verdicts_untestable
     assert "full" in verdicts["slingshot_gain_larger_than_float32_float16"]["reason"]
     assert verdicts["slingshot_gain_larger_than_float32_bfloat16"]["reason"] == "scheme not configured"
     text = precision_markdown(result)
-    assert "2d-tanh" in text and "untestable (runs only with scope" in text
+    assert "2d-tanh" in text and "| untestable |" in text and "| runs only with scope" in text
     assert len(precision_figures(result, tmp_path)) == 2

@@ -1,10 +1,11 @@
 import json
 
 import pytest
-
 from claim_config import tiny
-from spectral.claim._report import iter_verdicts, load_report, rebuild, verdict_cell, verdict_table
+
+from spectral.claim._report import iter_verdicts, load_report, rebuild, verdict_table
 from spectral.claim._run import run_claim_check
+from spectral.claim._tables import verdict_cell
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_provenance_and_determinism(run, tmp_path):
     assert {"torch", "numpy", "python", "device", "date", "wall_time_s"} <= set(provenance)
     assert set(provenance["wall_time_s"]) >= {"cases", "scope"}
     again, _ = run_claim_check(out=out, overrides=tiny(), quiet=True)  # resumed from the case files
-    strip = lambda r: json.dumps({k: v for k, v in r.items() if k != "provenance"})  # noqa: E731
+    strip = lambda r: json.dumps({k: v for k, v in r.items() if k != "provenance"})
     assert strip(again) == strip(report)
 
 

@@ -61,8 +61,8 @@ def test_the_comparison_sees_a_changed_number_key_or_verdict():
     nudged = json.loads(json.dumps(report))
     nudged["cases"][0]["metrics"]["test_mse"]["slingshot"][3] *= 1 + 1e-7
     assert _differences(report, nudged) == [
-        f"report.cases[0].metrics.test_mse.slingshot[3]: {report['cases'][0]['metrics']['test_mse']['slingshot'][3]!r}"
-        f" != {nudged['cases'][0]['metrics']['test_mse']['slingshot'][3]!r}"]
+        (f"report.cases[0].metrics.test_mse.slingshot[3]: {report['cases'][0]['metrics']['test_mse']['slingshot'][3]!r}"
+        f" != {nudged['cases'][0]['metrics']['test_mse']['slingshot'][3]!r}")]
     nudged = json.loads(json.dumps(report))
     nudged["cases"][1]["verdicts"]["slingshot_beats_control"]["holds"] = "flipped"
     nudged["family"]["extra"] = 1

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from spectral.claim._stats import adjust, correct_family, hodges_lehmann, signed_rank_null, smallest_testable_n, verdict
 from spectral.claim._config import load_config
+from spectral.claim._stats import (
+    adjust,
+    correct_family,
+    hodges_lehmann,
+    signed_rank_null,
+    smallest_testable_n,
+    verdict,
+)
 
 CONFIG = load_config(overrides={"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"})
 

@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
+from spectral._io import read_json
 from spectral.claim import _sweep as sweep
 from spectral.claim._config import ClaimConfig, ConfigError
-from spectral._io import read_json
 from spectral.claim._sweep import expand_sweep, load_sweep, make_executor, run_sweep
 
 BASE = {
