@@ -175,6 +175,39 @@ def spectra_figure(case: dict[str, Any], history: SpectrumHistory) -> Any:
     return draw(history, cutoff=case["cutoff"], title=title)
 
 
+def scope_figure(scope: list[dict[str, Any]]) -> Any:
+    """Heat maps of the slingshot's relative effect over data size x width, with the verdict in each cell."""
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(cell["case"] for cell in scope))
+    points = sorted({cell["train_points"] for cell in scope})
+    widths = sorted({cell["width"] for cell in scope})
+    references = ("slingshot_beats_control", "slingshot_beats_early_stop")
+    fig = Figure(figsize=(5 * len(references), 3.6 * len(names)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(names), len(references), squeeze=False))
+    for row, name in zip(axes, names):
+        for ax, reference in zip(row, references):
+            effect = np.full((len(points), len(widths)), np.nan)
+            marks = {}
+            for cell in (c for c in scope if c["case"] == name):
+                i, j = points.index(cell["train_points"]), widths.index(cell["width"])
+                item = cell["verdicts"][reference]
+                effect[i, j] = np.nan if item["relative_effect"] is None else item["relative_effect"]
+                marks[i, j] = {True: "*", False: "", None: "u"}[item["holds"]]
+            image = ax.imshow(effect, cmap="RdBu_r", vmin=-1, vmax=1, origin="lower", aspect="auto")
+            for (i, j), mark in marks.items():
+                ax.text(j, i, f"{effect[i, j]:+.2f}{mark}" if np.isfinite(effect[i, j]) else "n/a", ha="center",
+                        va="center", fontsize=9)
+            ax.set_xticks(range(len(widths)), [str(w) for w in widths])
+            ax.set_yticks(range(len(points)), [str(n) for n in points])
+            ax.set_xlabel("width")
+            ax.set_ylabel("training points")
+            ax.set_title(f"{name}: {reference.replace('_', ' ')}")
+            fig.colorbar(image, ax=ax, label="relative effect on test MSE (negative: slingshot better)")
+    fig.suptitle("Scope grid: * holds after correction, u untestable")
+    return fig
+
+
 def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str, str]]:
     """Write every case's PNGs into ``out/figures``; return ``{case id: {figure name: path relative to out}}``.
 
