@@ -19,9 +19,9 @@ from ._datasets import digits, missing_data_message
 from ._filter_probe import FilterProbe, plot_filter_history
 from ._grid import Grid
 from ._io import atomic_write, save_figure, write_json
+from ._plotting import figure_axes
 from ._probe import SpectrumProbe
 from ._progress import Progress
-from ._samples import figure_axes
 from ._validation import optional_seed, positive_int
 
 #: Names ``run_reproduction`` (and ``spectral reproduce``) accepts.
@@ -80,7 +80,9 @@ def rank_correlation(frequencies: np.ndarray, converged: list[int | None]) -> fl
     ranked = np.array([np.inf if step is None else step for step in converged], dtype=np.float64)
     if np.unique(ranked).size < 2:
         return float("nan")
-    from scipy.stats import spearmanr  # here: scipy.stats is slow to import, and only a finished run needs it
+    from scipy.stats import (
+        spearmanr,  # here: scipy.stats is slow to import, and only a finished run needs it
+    )
 
     return float(spearmanr(frequencies, ranked).statistic)
 
