@@ -24,7 +24,7 @@ import torch
 from ._evaluate import PointEvaluator
 from ._grid import Grid
 from ._protocol import History, Probe, ratio
-from ._spectrum import Window, fourier, magnitude_of, spectrum_freqs, window_array
+from ._spectrum import Window, magnitude_of, spectrum, window_array
 from ._validation import int64, non_negative_finite, real_tensor
 
 if TYPE_CHECKING:
@@ -521,8 +521,8 @@ def register_floor(model: torch.nn.Module, grid: Grid, dtype: Any, window: Windo
     -----
     With ``f`` the float64 outputs and ``g`` those in ``dtype``, both after
     removing their means: ``power = P(f)`` and ``floor = P(g - f)``, ``P`` the
-    power of :func:`spectral.spectrum` (``|X_k|^2 / (N sum(w^2))``, one-sided
-    in 1D). Rounding is relative, so a component whose amplitude is far below
+    power of :func:`spectral.spectrum` with ``scaling="power"``
+    (``|X_k|^2 / (N sum(w^2))``, one-sided in 1D). Rounding is relative, so a component whose amplitude is far below
     ``ulp`` of the values it rides on is erased: its power equals the floor.
 
     Examples
@@ -552,14 +552,10 @@ def register_floor(model: torch.nn.Module, grid: Grid, dtype: Any, window: Windo
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a spectral.Grid, got {type(grid).__name__}")
     dtype = _float_dtype(dtype)
-    window_np = window_array(window, grid.shape)
-    window_t = None if window_np is None else torch.as_tensor(window_np)
+    window_array(window, grid.shape)  # an unknown window is refused before the model runs
     evaluate = PointEvaluator(grid.points)
     exact = evaluate(copy.deepcopy(model).to(torch.float64)).to(torch.float64).cpu().reshape(grid.shape)
     rounded = evaluate(copy.deepcopy(model).to(dtype)).to(torch.float64).cpu().reshape(grid.shape)
-
-    def power(values: torch.Tensor) -> np.ndarray:
-        return fourier(values - values.mean(), grid.ndim, window_t)[1].numpy()
-
-    return RegisterFloor(freqs=spectrum_freqs(grid.shape, grid.extent), power=power(exact),
-                         floor=power(rounded - exact), dtype=_NAMES[dtype])
+    function, error = (spectrum(values - values.mean(), extent=grid.extent, window=window, scaling="power")
+                       for values in (exact, rounded - exact))
+    return RegisterFloor(freqs=function.freqs, power=function.power, floor=error.power, dtype=_NAMES[dtype])
