@@ -93,6 +93,7 @@ def digits_case():
     return config, run_case(config.cases[0], config, list(range(5)))[0]
 
 
+@pytest.mark.slow
 def test_a_digits_case_has_every_arm_verdict_and_metric(digits_case):
     _, result = digits_case
     assert result["id"] == "digits-relu-n32" and result["train_points"] == 32
@@ -104,6 +105,7 @@ def test_a_digits_case_has_every_arm_verdict_and_metric(digits_case):
     assert spectral["metric"] == "hf_error" and "alternate_window" in spectral
 
 
+@pytest.mark.slow
 def test_a_digits_seeds_numbers_do_not_depend_on_the_other_seeds(digits_case):
     config, five = digits_case
     six, _ = run_case(config.cases[0], config, list(range(6)))
