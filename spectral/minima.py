@@ -24,7 +24,7 @@ import torch
 from torch.func import functional_call, jacrev, vmap
 
 from ._validation import non_negative_finite, real_tensor
-from .precision import _float_dtype
+from .precision import float_dtype
 
 __all__ = ["displacement_split", "jacobian", "manifold_dimension", "parameter_vector", "relative_spacing",
            "singular_values"]
@@ -57,7 +57,7 @@ def relative_spacing(dtype: Any) -> float:
     >>> relative_spacing("bfloat16") == 2**-7, relative_spacing("float16") == 2**-10
     (True, True)
     """
-    return float(torch.finfo(_float_dtype(dtype)).eps)
+    return float(torch.finfo(float_dtype(dtype)).eps)
 
 
 def _rank(singular_values: torch.Tensor, shape: tuple[int, ...], rtol: float | None) -> int:

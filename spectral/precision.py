@@ -30,7 +30,8 @@ from ._validation import int64, non_negative_finite, real_tensor
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "RegisterFloor", "lost_update_fraction",
+__all__ = ["DEFAULT_RATIO_BINS", "LostUpdateHistory", "LostUpdateProbe", "RegisterFloor", "float_dtype",
+           "lost_update_fraction",
            "ratio", "register_floor", "ulp"]
 
 #: Float formats by name, with the same-width integer type :func:`ulp` views them as.
@@ -47,8 +48,17 @@ _INT_VIEWS = dict(_FORMATS.values())
 DEFAULT_RATIO_BINS = tuple(range(-30, 31))
 
 
-def _float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
-    """Return ``dtype`` (a torch dtype or its name) as one of the four float dtypes."""
+def float_dtype(dtype: Any, name: str = "dtype") -> torch.dtype:
+    """``dtype`` (a torch dtype or its name) as one of the four float dtypes this module measures.
+
+    Raises ``TypeError`` for anything but a dtype or a string, ``ValueError``
+    (naming ``name``) for another dtype.
+
+    Examples
+    --------
+    >>> float_dtype("bfloat16")
+    torch.bfloat16
+    """
     if not isinstance(dtype, (str, torch.dtype)):
         raise TypeError(f"{name} must be a torch dtype or one of {tuple(_FORMATS)}, got {type(dtype).__name__} "
                         f"{dtype!r}")
@@ -161,7 +171,7 @@ def lost_update_fraction(weights: Any, updates: Any, dtype: Any) -> float:
     if updates.shape != weights.shape:
         raise ValueError(f"updates must have the shape of weights {tuple(weights.shape)}, got {tuple(updates.shape)}")
     changed = updates != 0
-    lost = _lost(weights.to(_float_dtype(dtype)), updates, changed)
+    lost = _lost(weights.to(float_dtype(dtype)), updates, changed)
     count = int(changed.sum())
     return int(lost.sum()) / count if count else float("nan")
 
@@ -338,7 +348,7 @@ class LostUpdateProbe(Probe):
             raise ValueError("model has no parameters with requires_grad")
         if isinstance(dtypes, (str, torch.dtype)):
             dtypes = (dtypes,)
-        self._dtypes = tuple(_float_dtype(d, "dtypes") for d in dtypes)
+        self._dtypes = tuple(float_dtype(d, "dtypes") for d in dtypes)
         if not self._dtypes or len(set(self._dtypes)) != len(self._dtypes):
             raise ValueError(f"dtypes must be non-empty and without repeats, got {dtypes!r}")
         edges = _bin_edges(ratio_bins)
@@ -551,7 +561,7 @@ def register_floor(model: torch.nn.Module, grid: Grid, dtype: Any, window: Windo
         raise TypeError(f"model must be a torch.nn.Module (it is evaluated in another dtype), got {type(model).__name__}")
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a spectral.Grid, got {type(grid).__name__}")
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     window_array(window, grid.shape)  # an unknown window is refused before the model runs
     evaluate = PointEvaluator(grid.points)
     exact = evaluate(copy.deepcopy(model).to(torch.float64)).to(torch.float64).cpu().reshape(grid.shape)

@@ -9,7 +9,7 @@ HTML, figures); sweeps over configurations. Nothing in the primitives
 Examples
 --------
 >>> from spectral.claim import load_config
->>> load_config(overrides={"seeds": 4})["seeds"]
+>>> load_config(overrides={"seeds": 4}).seeds
 4
 """
 

@@ -110,7 +110,7 @@ def signed_rank_less(differences: np.ndarray) -> float:
     return float(scipy.stats.wilcoxon(differences, alternative="less").pvalue)
 
 
-def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bool = False,
+def verdict(claim: Any, reference: Any, config: Any, *, log_scale: bool = False,
             reason: str | None = None) -> dict[str, Any]:
     """Does ``claim`` come out lower than ``reference``, pair by pair (one pair per seed)?
 
@@ -119,8 +119,8 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
     claim, reference : array_like, shape (n,)
         One value per seed for the arm the claim favours and for its reference.
         Pairs with a non-finite value are dropped and counted.
-    config : dict
-        Reads ``alpha`` and ``min_relative_effect``.
+    config : ClaimConfig or any object with the same attributes
+        Reads ``config.alpha`` and ``config.min_relative_effect``.
     log_scale : bool, default False
         The values are logarithms (e.g. log retentions): the relative effect
         is then ``expm1(estimate)``, the ratio minus one, instead of the
@@ -149,10 +149,12 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
 
     Examples
     --------
-    >>> result = verdict([0.5, 0.6, 0.4, 0.5, 0.55, 0.45], [1.0] * 6, {"alpha": 0.05, "min_relative_effect": 0.05})
+    >>> from types import SimpleNamespace
+    >>> criteria = SimpleNamespace(alpha=0.05, min_relative_effect=0.05)  # or a ClaimConfig
+    >>> result = verdict([0.5, 0.6, 0.4, 0.5, 0.55, 0.45], [1.0] * 6, criteria)
     >>> result["holds"], result["p_value"], result["effect"]
     (True, 0.015625, -0.5)
-    >>> verdict([0.5], [1.0], {"alpha": 0.05, "min_relative_effect": 0.05})["reason"]
+    >>> verdict([0.5], [1.0], criteria)["reason"]
     'fewer than 5 seeds'
     """
     claim = np.asarray(claim, dtype=np.float64)
@@ -180,7 +182,7 @@ def verdict(claim: Any, reference: Any, config: dict[str, Any], *, log_scale: bo
     return result
 
 
-def _passes(result: dict[str, Any], p: float, config: dict[str, Any]) -> bool:
+def _passes(result: dict[str, Any], p: float, config: Any) -> bool:
     relative = result["relative_effect"]
     return bool(p < config.alpha and relative is not None and math.isfinite(relative)
                 and relative <= -config.min_relative_effect)
@@ -222,11 +224,13 @@ def adjust(p_values: Any, method: str = "bh") -> np.ndarray:
     return result
 
 
-def correct_family(verdicts: Iterable[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+def correct_family(verdicts: Iterable[dict[str, Any]], config: Any) -> dict[str, Any]:
     """Set ``q_value`` and the final ``holds`` of every verdict of one run, adjusted over all of them.
 
     The family is every testable verdict (``reason`` None) with a p-value;
-    ``config.correction`` names the method (:func:`adjust`). Untestable
+    ``config.correction`` names the method (:func:`adjust`; ``config`` a
+    ClaimConfig or an object with ``correction``, ``alpha`` and
+    ``min_relative_effect``). Untestable
     verdicts keep ``holds`` None and ``q_value`` None.
 
     Returns
