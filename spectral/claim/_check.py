@@ -40,7 +40,7 @@ from .._grid import Grid
 from .._history import SpectrumHistory
 from .._probe import SpectrumProbe
 from .._shrink import shrink_
-from .._spectrum import fourier, frequency_magnitude, window_array
+from .._spectrum import frequency_magnitude, spectrum
 from ..ensemble import MLPEnsemble
 from ..signals import PlaneWaveSum, SineSum
 from ._cache import reuse_or_compute
@@ -144,7 +144,7 @@ class Measure:
 
     grid: Grid
     clean: torch.Tensor  # (N,) clean signal on the grid
-    windows: dict[str, torch.Tensor | None]  # "primary", "alternate"
+    windows: dict[str, Any]  # "primary", "alternate": window specifications (scipy names, None for none)
     cutoff: float
 
     def __post_init__(self) -> None:
@@ -153,19 +153,19 @@ class Measure:
         self.high = magnitude > self.cutoff
         self.low = (magnitude > 0) & ~self.high
 
-    @property
-    def window(self) -> torch.Tensor | None:
-        """The primary window."""
-        return self.windows["primary"]
-
     def outputs(self, ensemble: MLPEnsemble) -> torch.Tensor:
         """Every member's function on the grid, evaluated in float64 from its (float32) weights."""
         return evaluate64(ensemble, self.points)
 
-    def bands(self, values: torch.Tensor, window: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-        """Power at ``0 < |f| <= cutoff`` and at ``|f| > cutoff``, per row, after removing each row's mean."""
+    def bands(self, values: torch.Tensor, window: str = "primary") -> tuple[np.ndarray, np.ndarray]:
+        """Power at ``0 < |f| <= cutoff`` and at ``|f| > cutoff``, per row, after removing each row's mean.
+
+        Power as :func:`spectral.spectrum` gives it with ``scaling="power"``
+        (Parseval: the bins sum to the mean square), under ``windows[window]``.
+        """
         centred = values - values.mean(dim=1, keepdim=True)
-        power = fourier(centred.reshape(-1, *self.grid.shape), self.grid.ndim, window)[1]
+        power = torch.as_tensor(spectrum(centred.reshape(-1, *self.grid.shape), extent=self.grid.extent,
+                                         window=self.windows[window], ndim=self.grid.ndim, scaling="power").power)
         axes = tuple(range(1, power.ndim))
         return (torch.where(self.low, power, 0.0).sum(dim=axes).numpy(),
                 torch.where(self.high, power, 0.0).sum(dim=axes).numpy())
@@ -176,8 +176,8 @@ class Measure:
         values = torch.where(torch.isfinite(values), values, 0.0)
         result = {"test_mse": (values - self.clean).pow(2).mean(dim=1).numpy(),
                   "rms": values.pow(2).mean(dim=1).sqrt().numpy()}
-        for name, window in self.windows.items():
-            low, high = self.bands(values, window)
+        for name in self.windows:
+            low, high = self.bands(values, name)
             total = low + high
             with np.errstate(invalid="ignore", divide="ignore"):
                 result[f"hf_fraction:{name}"] = np.where(total > 0, high / np.where(total > 0, total, 1.0), np.nan)
@@ -223,10 +223,7 @@ class Case:
         self.x, self.y = x[:, :fitted], y[:, :fitted]
         self.x_validation, self.y_validation = x[:, fitted:], y[:, fitted:]
         windows = {name: getattr(self.config, key) for name, key in WINDOW_KEYS.items()}
-        arrays = {name: window_array(window, self.grid.shape) for name, window in windows.items()}
-        self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)),
-                               {name: None if a is None else torch.as_tensor(a) for name, a in arrays.items()},
-                               self.cutoff)
+        self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)), windows, self.cutoff)
         self.probe = SpectrumProbe(self.grid, target=self.signal, window=self.config.window)
 
     def _real_data(self, spec: DigitsConfig) -> None:

@@ -413,9 +413,8 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
             rounded = round_to(theta, storage)
             stored = (rounded.to(storage) + update.to(storage)).to(torch.float64) - rounded
             base, intended, kept = function(rounded), function(rounded + update), function(rounded + stored)
-            window = case.measure.window
-            sums[dtype][0:2] += np.stack(case.measure.bands(intended - base, window))
-            sums[dtype][2:4] += np.stack(case.measure.bands(intended - kept, window))
+            sums[dtype][0:2] += np.stack(case.measure.bands(intended - base))
+            sums[dtype][2:4] += np.stack(case.measure.bands(intended - kept))
             changed = update != 0
             sums[dtype][4] += (changed & (stored == 0)).sum(dim=1).numpy()
             sums[dtype][5] += changed.sum(dim=1).numpy()

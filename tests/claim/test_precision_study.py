@@ -25,7 +25,11 @@ from spectral.claim._precision import (
     round_to,
     run_precision,
 )
-from spectral.claim._precision_report import FIGURES, precision_figures, precision_markdown
+from spectral.claim._precision_report import (
+    FIGURES,
+    precision_figures,
+    precision_markdown,
+)
 from spectral.precision import lost_update_fraction
 
 CASE = parse_case_id("1d-tanh")
