@@ -3,9 +3,11 @@
 Probe the spectrum of the function a network learns, during training and
 around weight shrinking, and test claims about it with controls.
 
-The top level holds the core (grids, spectra, probes, shrinking, the claim
-check); submodules hold the rest: ``signals``, ``models``, ``plot``,
-``ensemble``, ``precision``, ``minima``, ``sweep``, ``callbacks``.
+The top level holds the primitives (grids, spectra, probes, shrinking);
+submodules hold the rest: ``signals``, ``models``, ``ensemble``, ``plot``,
+``precision``, ``minima``, ``callbacks``, and ``claim``, the experiment that
+tests the essay's claims (``run_claim_check``, its config, sweeps). The
+module map is in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # The experiment (training, statistics, report, plotting) loads only when used: ``import spectral`` stays cheap.
     if name == "run_claim_check":
-        from .experiment import run_claim_check
+        from .claim import run_claim_check
 
         return run_claim_check
     raise AttributeError(f"module 'spectral' has no attribute {name!r}")
