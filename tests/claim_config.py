@@ -16,3 +16,16 @@ TINY = {
 def tiny(**overrides):
     """TINY with top-level keys replaced."""
     return {**TINY, **overrides}
+
+
+def assert_same_per_seed(few, many):
+    """The seeds of ``few`` (a case result) have the same stops and metrics in ``many`` (run with more seeds)."""
+    import numpy as np
+
+    count = len(few["seeds"])
+    assert few["overfit"]["steps"] == many["overfit"]["steps"][:count]
+    for metric, arms in few["metrics"].items():
+        for arm, values in arms.items():
+            np.testing.assert_allclose(np.array(values, dtype=float),
+                                       np.array(many["metrics"][metric][arm][:count], dtype=float),
+                                       rtol=1e-6, atol=1e-9, err_msg=f"{metric}/{arm}")

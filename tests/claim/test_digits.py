@@ -6,6 +6,8 @@ import torch
 
 pytest.importorskip("sklearn")
 
+from claim_config import assert_same_per_seed
+
 from spectral._filter_probe import low_pass
 from spectral.claim._check import REAL_DATA_VERDICTS, Case, run_case
 from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
@@ -109,12 +111,7 @@ def test_a_digits_case_has_every_arm_verdict_and_metric(digits_case):
 def test_a_digits_seeds_numbers_do_not_depend_on_the_other_seeds(digits_case):
     config, five = digits_case
     six, _ = run_case(config.cases[0], config, list(range(6)))
-    assert five["overfit"]["steps"] == six["overfit"]["steps"][:5]
-    for metric, arms in five["metrics"].items():
-        for arm, values in arms.items():
-            np.testing.assert_allclose(np.array(values, dtype=float), np.array(six["metrics"][metric][arm][:5],
-                                                                               dtype=float),
-                                       rtol=1e-6, atol=1e-9, err_msg=f"{metric}/{arm}")
+    assert_same_per_seed(five, six)
 
 
 def test_a_digits_case_trains_a_ten_output_net_on_64_inputs():
