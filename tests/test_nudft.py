@@ -93,7 +93,7 @@ def test_blocks_bound_memory_whatever_m_times_k():
         assert 1 <= block_rows * columns <= chunk
 
 
-@pytest.mark.parametrize("chunk_elements", [1, 5, 64, 10**6])
+@pytest.mark.parametrize("chunk_elements", [pytest.param(1, marks=pytest.mark.slow), 5, 64, 10**6])
 def test_exact_chunked_over_rows_and_frequencies_equals_direct_sum(chunk_elements):
     rng = np.random.default_rng(3)
     x = rng.uniform(size=(300, 2))

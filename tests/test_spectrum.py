@@ -181,6 +181,7 @@ def test_refuses_boolean_arrays_and_meta_tensors():
         spectrum(torch.zeros(8, device="meta"))
 
 
+@pytest.mark.slow
 def test_import_does_not_load_scipy_signal():
     code = "import sys, spectral; assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from matplotlib.container import ErrorbarContainer
 
 from spectral import Grid, SpectrumHistory, SpectrumProbe
@@ -95,6 +96,7 @@ def test_sweep_figure_has_error_bars_seeds_and_markers():
     assert "8 cycles" in hf.get_title() and "3 seeds" in fig._suptitle.get_text()
 
 
+@pytest.mark.slow
 def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path):
     case = make_case("2d-tanh", seeds=(4, 5))
     (tmp_path / "cases").mkdir()

@@ -182,6 +182,7 @@ def colour(hex_code):
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium "
                                                    "(Debian: apt-get install -y chromium)")
+@pytest.mark.slow
 def test_the_page_renders_in_a_browser_with_the_verdicts_on_the_first_screen(run_folder, tmp_path_factory):
     import matplotlib.image
 

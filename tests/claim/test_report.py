@@ -15,6 +15,7 @@ def run(tmp_path_factory):
     return out, report, table
 
 
+@pytest.mark.slow
 def test_every_verdict_is_corrected_over_the_whole_family(run):
     out, report, _ = run
     verdicts = list(iter_verdicts(report))
@@ -33,6 +34,7 @@ def test_every_verdict_is_corrected_over_the_whole_family(run):
     assert on_disk["family"] == report["family"] and on_disk["config"]["correction"] == "bh"
 
 
+@pytest.mark.slow
 def test_markdown_states_the_family_and_shows_untestable(run):
     out, report, table = run
     text = (out / "report.md").read_text()
@@ -44,6 +46,7 @@ def test_markdown_states_the_family_and_shows_untestable(run):
     assert isinstance(case["verdicts"]["shrink_removes_high_frequencies"]["window_dependent"], bool)
 
 
+@pytest.mark.slow
 def test_provenance_and_determinism(run, tmp_path):
     out, report, _ = run
     provenance = report["provenance"]
@@ -54,6 +57,7 @@ def test_provenance_and_determinism(run, tmp_path):
     assert strip(again) == strip(report)
 
 
+@pytest.mark.slow
 def test_rebuild_from_saved_results(run):
     out, report, _ = run
     (out / "report.md").unlink()
@@ -68,12 +72,14 @@ def test_untestable_cells_never_read_no():
     assert verdict_cell({"holds": False, "relative_effect": None}) == "no (n/a)"
 
 
+@pytest.mark.slow
 def test_one_seed_reads_untestable(tmp_path):
     report, table = run_claim_check(out=tmp_path, overrides=tiny(seeds=1, cases=tiny()["cases"][:1]), quiet=True)
     assert "untestable" in table and "| no" not in table and "yes" not in table
     assert report["family"]["size"] == 0
 
 
+@pytest.mark.slow
 def test_a_diverging_negative_control_still_gives_a_report(tmp_path):
     overrides = tiny(cases=[{"signal": "2d", "activation": "relu", "bias": False}], shrink_factor=1e30,
                      sweep={"case": ""}, training={**tiny()["training"], "learning_rate": {"relu": 1e12}})

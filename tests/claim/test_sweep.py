@@ -65,6 +65,7 @@ def test_runs_are_named_and_written(local_run):
     assert table.count("| 1d-tanh |") == 2
 
 
+@pytest.mark.slow
 def test_dask_cluster_equals_local_run(local_run, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -74,6 +75,7 @@ def test_dask_cluster_equals_local_run(local_run, tmp_path):
     assert _outputs(tmp_path / "dask") == _outputs(local_run[1])
 
 
+@pytest.mark.slow
 def test_default_process_pool_equals_local_run(local_run, tmp_path):
     run_sweep(expand_sweep(SPEC), tmp_path, quiet=True)
     assert _outputs(tmp_path) == _outputs(local_run[1])
