@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._errors import MissingExtraError
+
 #: Classes of the 8x8 digits.
 DIGIT_CLASSES = 10
 
@@ -28,8 +30,8 @@ def digits(purpose: str = "this") -> tuple[np.ndarray, np.ndarray]:
 
     Raises
     ------
-    ImportError
-        Without scikit-learn, naming the extra that installs it.
+    spectral._errors.MissingExtraError
+        (an ``ImportError``) without scikit-learn, naming the extra that installs it.
 
     Examples
     --------
@@ -40,6 +42,6 @@ def digits(purpose: str = "this") -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError(missing_data_message(purpose)) from None
+        raise MissingExtraError(missing_data_message(purpose)) from None
     data = load_digits()
     return data.data / 16.0, data.target

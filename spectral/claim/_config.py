@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._errors import UserInputError
 from .._spectrum import window_array
 from ..models import ACTIVATIONS
 from ..signals import default_1d, default_2d
@@ -52,8 +53,9 @@ DIGIT_IMAGES, DIGIT_CLASSES = 1797, 10
 NO_WINDOW = "none"
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the dotted key (``key``, when there is one)."""
+class ConfigError(UserInputError):
+    """A configuration that cannot be run (a ``ValueError``); the message names the dotted key (``key``, when there
+    is one)."""
 
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)

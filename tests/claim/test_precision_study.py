@@ -279,6 +279,7 @@ def test_bad_precision_config_names_the_key(precision, key):
         load_config(overrides={**TINY, "precision": precision})
 
 
+@pytest.mark.slow
 def test_a_2d_case_at_the_default_scope_leaves_the_slingshot_verdicts_untestable(tmp_path):
     overrides = copy.deepcopy(TINY)
     overrides["cases"] = [{"signal": "2d", "activation": "tanh", "bias": True}]
