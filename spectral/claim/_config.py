@@ -461,7 +461,7 @@ class CaseConfig(_Table):
 
 
 def _default_cases() -> tuple[CaseConfig, ...]:
-    return tuple(CaseConfig(signal, activation, bias) for signal in SIGNALS
+    return tuple(CaseConfig(signal, activation, bias) for signal in WAVES
                  for activation, bias in (("relu", True), ("tanh", True), ("sine", True), ("relu", False)))
 
 

@@ -21,7 +21,8 @@ def test_default_is_valid_and_has_required_cases():
     assert config.seeds >= 16 and config.alpha == 0.05 and config.correction == "bh" and config.min_relative_effect == 0.05
     assert config.shrink_factor == 0.2
     ids = {case_id(c) for c in config.cases}
-    assert {"1d-relu", "1d-tanh", "1d-sine", "1d-relu-nobias", "2d-relu", "2d-tanh", "2d-sine", "2d-relu-nobias"} <= ids
+    # the synthetic cases only: the digits cases run from examples/claim-digits.toml (the default stays < 3 min)
+    assert {"1d-relu", "1d-tanh", "1d-sine", "1d-relu-nobias", "2d-relu", "2d-tanh", "2d-sine", "2d-relu-nobias"} == ids
     factors = config.sweep.factors
     assert min(factors) <= 0.1 and max(factors) == 1.0
     assert config.to_dict() == DEFAULT_CONFIG
