@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from .claim._sweep import expand_sweep, load_sweep, make_executor, run_sweep, write_report
+from .claim._sweep import (
+    expand_sweep,
+    load_sweep,
+    make_executor,
+    run_sweep,
+    write_report,
+)
 
 __all__ = ["expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_report"]
