@@ -177,6 +177,18 @@ def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[
 # --- The tables -----------------------------------------------------------------------------------------------------
 
 
+def _instance(kind: type) -> Callable[[Any, str], Any]:
+    def check(value: Any, key: str) -> Any:
+        _require(isinstance(value, kind), key, f"a {kind.__name__} table", value)
+        return value
+    return check
+
+
+def _table(kind: type) -> Any:
+    """A sub-table field: its defaults, and only a table of that type accepted."""
+    return _spec(factory=kind, check=_instance(kind))
+
+
 def _spec(default: Any = dataclasses.MISSING, check: Callable | None = None, *, factory: Callable | None = None) -> Any:
     """A dataclass field with its check in the metadata (``factory`` for table defaults)."""
     metadata = {"check": check}
@@ -215,11 +227,12 @@ class _Table:
         base = cls() if base is None else base
         if not isinstance(data, Mapping):
             raise ConfigError(f"config key {key or 'top level'!r} must be a table, got {data!r}", key or None)
-        names = [spec.name for spec in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
+        names = [spec.name for spec in dataclasses.fields(cls)]  # internal fields come from base, never from data
+        public = [spec.name for spec in dataclasses.fields(cls) if not spec.metadata.get("internal")]
+        unknown = sorted(set(data) - set(public))
         if unknown:
             where = f" in {key!r}" if key else ""
-            raise ConfigError(f"unknown config key{where}: {unknown[0]!r}; expected one of {sorted(names)}",
+            raise ConfigError(f"unknown config key{where}: {unknown[0]!r}; expected one of {sorted(public)}",
                               f"{key}.{unknown[0]}".lstrip("."))
         values = {}
         for name in names:
@@ -241,8 +254,9 @@ class _Table:
         return value
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able tree: tables as dicts, sequences as lists."""
-        return {spec.name: _plain(getattr(self, spec.name)) for spec in dataclasses.fields(self)}
+        """The JSON-able tree: tables as dicts, sequences as lists (internal fields left out)."""
+        return {spec.name: _plain(getattr(self, spec.name)) for spec in dataclasses.fields(self)
+                if not spec.metadata.get("internal")}
 
     def replace(self, **changes: Any) -> Any:
         """A copy with ``changes`` (checked like any construction)."""
@@ -313,6 +327,8 @@ class TrainingConfig(_Table):
         return _per_activation(value, key, current) if name.endswith("learning_rate") else value
 
     def _check(self) -> None:
+        _require(self.check_every <= self.overfit_max_steps, "check_every",
+                 f"at most overfit_max_steps ({self.overfit_max_steps})", self.check_every)
         for name in ("learning_rate", "sgd_learning_rate"):
             rates = getattr(self, name)
             _require(isinstance(rates, Mapping) and set(rates) == set(ACTIVATIONS), name,
@@ -371,14 +387,6 @@ class SignalConfig(_Table):
         """The largest ``|k|``."""
         return max(math.hypot(*k) if self.dims == 2 else k for k in self.frequencies)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: value for name, value in super().to_dict().items() if name != "dims"}
-
-    @classmethod
-    def from_dict(cls, data: Any, base: Any = None, key: str = "") -> SignalConfig:
-        if isinstance(data, Mapping) and "dims" in data:
-            raise ConfigError(f"unknown config key in {key!r}: 'dims'", f"{key}.dims")
-        return super().from_dict(data, base, key)
 
 
 @dataclass(frozen=True)
@@ -391,7 +399,10 @@ class DigitsConfig(_Table):
     class (Zhang et al. 2017's memorisation setting: without noise there is
     little to overfit). Spectral numbers use the filtering method (Xu et al.)
     over the seed's training inputs, at ``filter_width`` and, as the second
-    measurement choice, ``alternate_filter_width``. The widths are in pixel
+    measurement choice, ``alternate_filter_width``: the Gaussian
+    ``exp(-|x|^2 / (2 delta^2))``, ``delta`` its standard deviation (Xu et al.
+    write ``exp(-|x|^2 / (2 delta))``, their ``delta`` a variance, so their
+    2.25 is our 1.5). The widths are in pixel
     units (pixels scaled to [0, 1]): a training image's nearest neighbour is
     about 1.3-1.7 away and the median pair about 3.1, so at 1.5 about two
     thirds of the one-hot targets' variance lies in the high-pass part.
@@ -418,8 +429,6 @@ class DigitsConfig(_Table):
         changed = self.label_noise * (1 - 1 / DIGIT_CLASSES)
         return changed * 2 / DIGIT_CLASSES
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: value for name, value in super().to_dict().items() if name != "dims"}
 
 
 def _default_signals() -> Mapping[str, SignalConfig]:
@@ -488,7 +497,7 @@ class PrecisionConfig(_Table):
     window_steps: int = _spec(20, _positive_int)
     #: Steps of continued training at the interpolating minimum, per storage dtype.
     continue_steps: int = _spec(200, _positive_int)
-    manifold: ManifoldConfig = _spec(factory=ManifoldConfig)
+    manifold: ManifoldConfig = _table(ManifoldConfig)
 
     def _check(self) -> None:
         schemes = self.schemes
@@ -501,6 +510,23 @@ class PrecisionConfig(_Table):
         except ConfigError as error:
             raise ConfigError(f"config key 'case': {error}", "case") from None
         _require(case.signal in WAVES, "case", f"a case on a synthetic signal {WAVES}", self.case)
+
+
+def _signal_tables(value: Any, key: str) -> Mapping[str, Any]:
+    """One table per signal name: a SignalConfig of its dimension for ``1d``/``2d``, a DigitsConfig for ``digits``."""
+    expected = {"1d": (SignalConfig, 1), "2d": (SignalConfig, 2), "digits": (DigitsConfig, 64)}
+    _require(isinstance(value, Mapping) and set(value) == set(SIGNALS), key,
+             f"a table with one entry per signal {list(SIGNALS)}", value)
+    for name, (kind, dims) in expected.items():
+        _require(isinstance(value[name], kind) and value[name].dims == dims, f"{key}.{name}",
+                 f"a {kind.__name__} of dimension {dims}", value[name])
+    return FrozenMap(value)
+
+
+def _case_tables(value: Any, key: str) -> tuple[CaseConfig, ...]:
+    _require(isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(c, CaseConfig) for c in value),
+             key, "a non-empty list of CaseConfig tables", value)
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -524,7 +550,7 @@ class ClaimConfig(_Table):
     correction: str = _spec("bh", _choice(CORRECTIONS))
     min_relative_effect: float = _spec(0.05, _non_negative)
     shrink_factor: float = _spec(0.2, _positive)
-    shrink_perturb: ShrinkPerturbConfig = _spec(factory=ShrinkPerturbConfig)
+    shrink_perturb: ShrinkPerturbConfig = _table(ShrinkPerturbConfig)
     #: Decoupled weight decay of the weight_decay arm: each step multiplies the weights by (1 - lr * weight_decay).
     weight_decay: float = _spec(0.5, _non_negative)
     window: Any = _spec("hann", _window)
@@ -532,12 +558,12 @@ class ClaimConfig(_Table):
     alternate_window: Any = _spec(("tukey", 0.5), _window)
     #: "full" adds the data-size x width grid (scope_grid) to the default run.
     scope: str = _spec("default", _choice(("default", "full")))
-    scope_grid: ScopeGridConfig = _spec(factory=ScopeGridConfig)
-    sweep: SweepConfig = _spec(factory=SweepConfig)
-    training: TrainingConfig = _spec(factory=TrainingConfig)
-    signals: Mapping[str, SignalConfig] = _spec(factory=_default_signals)
-    cases: tuple[CaseConfig, ...] = _spec(factory=_default_cases)
-    precision: PrecisionConfig = _spec(factory=PrecisionConfig)
+    scope_grid: ScopeGridConfig = _table(ScopeGridConfig)
+    sweep: SweepConfig = _table(SweepConfig)
+    training: TrainingConfig = _table(TrainingConfig)
+    signals: Mapping[str, SignalConfig] = _spec(factory=_default_signals, check=_signal_tables)
+    cases: tuple[CaseConfig, ...] = _spec(factory=_default_cases, check=_case_tables)
+    precision: PrecisionConfig = _table(PrecisionConfig)
 
     @classmethod
     def _merge_field(cls, name: str, value: Any, current: Any, key: str) -> Any:
@@ -551,18 +577,17 @@ class ClaimConfig(_Table):
     def _check(self) -> None:
         names = set()
         for i, case in enumerate(self.cases):
-            _require(isinstance(case, CaseConfig), f"cases[{i}]", "a CaseConfig", case)
             _require(case.id not in names, f"cases[{i}]", "unique", case.id)
             names.add(case.id)
-        object.__setattr__(self, "cases", tuple(self.cases))
         for i, case in enumerate(self.cases):
             if case.signal == "digits":
                 spec = self.signals["digits"]
                 used = (case.train_points or spec.train_points) + spec.validation_points + spec.test_points
                 _require(used <= DIGIT_IMAGES, f"cases[{i}].train_points", f"leaving room in the {DIGIT_IMAGES} "
                          "images for signals.digits.validation_points and test_points", case.train_points)
-        _require(self.sweep.case in names or self.sweep.case == "", "sweep.case",
-                 f"one of the cases {sorted(names)} or \"\"", self.sweep.case)
+        synthetic = sorted(case.id for case in self.cases if case.signal in WAVES)
+        _require(self.sweep.case in synthetic or self.sweep.case == "", "sweep.case",
+                 f"one of the synthetic cases {synthetic} or \"\"", self.sweep.case)
         precision = parse_case_id(self.precision.case)
         points = self.signals[precision.signal].train_points
         _require(self.precision.manifold.points <= points, "precision.manifold.points",

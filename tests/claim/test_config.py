@@ -9,6 +9,7 @@ from spectral.claim._config import (
     DEFAULT_CONFIG,
     ClaimConfig,
     ConfigError,
+    SignalConfig,
     TrainingConfig,
     case_id,
     load_config,
@@ -156,6 +157,13 @@ def test_bad_case_names(name):
 # --- The typed config (issue 13, item 2) ---------------------------------------------------------------------------
 
 
+def test_tables_given_directly_are_frozen_too():
+    config = ClaimConfig(signals={**ClaimConfig().signals})
+    with pytest.raises(TypeError, match="frozen"):
+        config.signals["1d"] = None
+    assert hash(config) == hash(ClaimConfig())
+
+
 def test_config_is_frozen_all_the_way_down():
     import dataclasses
 
@@ -177,6 +185,11 @@ def test_config_is_frozen_all_the_way_down():
     (lambda: ClaimConfig(window="nope"), "'window'"),
     (lambda: load_config().replace(alpha=2.0), "'alpha'"),
     (lambda: load_config().signals["2d"].replace(noise=-1.0), "'noise'"),
+    (lambda: ClaimConfig(training={"width": 3}), "'training'"),
+    (lambda: ClaimConfig(signals={"1d": SignalConfig()}), "'signals'"),
+    (lambda: ClaimConfig(signals={**ClaimConfig().signals, "2d": SignalConfig()}), "'signals.2d'"),
+    (lambda: ClaimConfig(cases=[{"signal": "1d", "activation": "relu", "bias": True}]), "'cases'"),
+    (lambda: TrainingConfig(check_every=500, overfit_max_steps=100), "'check_every'"),
 ])
 def test_direct_construction_is_checked_too(build, key):
     with pytest.raises(ConfigError, match=key):

@@ -104,7 +104,10 @@ def test_a_digits_case_has_every_arm_verdict_and_metric(digits_case):
     for name in ("test_mse", "test_error", "hf_error:primary", "hf_error:alternate", "test_error@end"):
         assert len(result["metrics"][name]["slingshot"]) == 5
     spectral = result["verdicts"]["shrink_removes_high_frequencies"]
-    assert spectral["metric"] == "hf_error" and "alternate_window" in spectral
+    assert spectral["metric"] == "hf_fraction" and "alternate_window" in spectral  # scale-free
+    fit = result["verdicts"]["slingshot_fits_high_frequencies_less"]
+    assert (fit["metric"], fit["claim"], fit["reference"]) == ("hf_error", "control", "slingshot")
+    assert "alternate_window" in fit
 
 
 @pytest.mark.slow
@@ -126,6 +129,9 @@ def test_a_digits_case_trains_a_ten_output_net_on_64_inputs():
     ({"precision": {"case": "digits-relu"}}, "precision.case"),
     ({"signals": {"digits": {"label_noise": 0}}}, "signals.digits.label_noise"),
     ({"signals": {"digits": {"filter_width": -1}}}, "signals.digits.filter_width"),
+    ({"signals": {"digits": {"dims": 3}}}, "signals.digits"),
+    ({"cases": [{"signal": "digits", "activation": "relu", "bias": True}], "sweep": {"case": "digits-relu"}},
+     "sweep.case"),
 ])
 def test_bad_digits_config_names_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
@@ -137,3 +143,16 @@ def test_digits_case_names_round_trip():
         assert parse_case_id(name).id == name
     with pytest.raises(ConfigError):
         parse_case_id("digits-relu-n0")
+
+
+@pytest.mark.slow
+def test_the_homogeneous_digits_net_reads_no_shrink_effect():
+    """A bias-free ReLU net on the digits is positively homogeneous: the shrink scales its output and nothing else,
+    so no scale-free spectral verdict may hold (the HF error, which is not scale-free, is never used for it)."""
+    overrides = {**TINY, "cases": [{"signal": "digits", "activation": "relu", "bias": False, "train_points": 32}]}
+    config = load_config(overrides=overrides)
+    result, _ = run_case(config.cases[0], config, list(range(5)))
+    assert result["negative_control"]["passed"]
+    for name in ("shrink_removes_high_frequencies", "shrink_removes_high_more_than_low"):
+        verdict = result["verdicts"][name]
+        assert verdict["holds"] is False and abs(verdict["relative_effect"]) < 1e-4, name
