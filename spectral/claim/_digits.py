@@ -88,32 +88,33 @@ class FilterMeasure:
         self.clean_test = torch.nn.functional.one_hot(data.labels_test.cpu(), DIGIT_CLASSES).double()
         x = data.x.double().cpu()
         identity = torch.eye(x.shape[1], dtype=torch.float64)
-        # low_pass of the identity is the row-normalised kernel itself: (widths, seeds, n, n)
+        targets = data.y.double().cpu()
+        # low_pass of the identity is the row-normalised kernel itself: (seeds, n, n) per width; the targets'
+        # high-pass part does not change during training, so it is split once.
         self.kernels = {name: torch.stack([low_pass(points, identity, width)[0] for points in x])
                         for name, width in widths.items()}
-        self.targets = data.y.double().cpu()
+        self.target_high = {name: targets - kernel @ targets for name, kernel in self.kernels.items()}
 
     def __call__(self, ensemble: MLPEnsemble) -> dict[str, np.ndarray]:
-        groups = ensemble.members // self.data.x.shape[0]
-        test = evaluate64(ensemble, self.data.x_test)
-        train = evaluate64(ensemble, repeat_members(self.data.x, groups))
+        seeds = self.data.x.shape[0]
+        groups = ensemble.members // seeds
+        test, train = evaluate64(ensemble, self.data.x_test, repeat_members(self.data.x, groups))
         finite = (torch.isfinite(test).flatten(1).all(1) & torch.isfinite(train).flatten(1).all(1)).numpy()
         test, train = torch.nan_to_num(test), torch.nan_to_num(train)
         wrong = test.argmax(dim=-1) != self.data.labels_test.cpu()
         result = {"test_mse": (test - self.clean_test).pow(2).flatten(1).mean(1).numpy(),
                   "test_error": wrong.double().mean(1).numpy(),
                   "rms": test.pow(2).flatten(1).mean(1).sqrt().numpy()}
-        targets = repeat_members(self.targets, groups)
+        train = train.reshape(groups, seeds, *train.shape[1:])  # member e is seed e % seeds: kernels broadcast
+        centred = train - train.mean(dim=2, keepdim=True)
         for name, kernel in self.kernels.items():
-            kernel = repeat_members(kernel, groups)
             high = train - kernel @ train
-            low = kernel @ (train - train.mean(dim=1, keepdim=True))
-            target_high = targets - kernel @ targets
-            low_power, high_power = (part.pow(2).flatten(1).sum(1).numpy() for part in (low, high))
+            low = kernel @ centred
+            low_power, high_power = (part.pow(2).flatten(2).sum(2).flatten().numpy() for part in (low, high))
             total = low_power + high_power
+            error = (self.target_high[name] - high).flatten(2).norm(dim=2) / self.target_high[name].flatten(1).norm(dim=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 result[f"hf_fraction:{name}"] = np.where(total > 0, high_power / np.where(total > 0, total, 1), np.nan)
-                result[f"hf_error:{name}"] = ((target_high - high).flatten(1).norm(dim=1)
-                                             / target_high.flatten(1).norm(dim=1)).numpy()
+            result[f"hf_error:{name}"] = error.flatten().numpy()
             result[f"low_power:{name}"], result[f"high_power:{name}"] = low_power, high_power
         return {name: np.where(finite, value, np.nan) for name, value in result.items()}

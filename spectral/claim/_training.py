@@ -237,8 +237,9 @@ def mse(ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor):
         return (ensemble(x) - y).pow(2).flatten(1).mean(dim=1).double().cpu().numpy()
 
 
-def evaluate64(ensemble: MLPEnsemble, inputs: torch.Tensor) -> torch.Tensor:
-    """Every member's outputs at ``inputs`` (shared ``(N, d)`` or per member), in float64 from its float32 weights.
+def evaluate64(ensemble: MLPEnsemble, *inputs: torch.Tensor) -> Any:
+    """Every member's outputs at each of ``inputs`` (shared ``(N, d)`` or per member), in float64 from its float32
+    weights: one tensor for one input, a list for several (the weights are converted once).
 
     Evaluating in float64 keeps rounding out of the measurement: a member's
     numbers then do not depend on how many members share the batched matmul,
@@ -246,8 +247,10 @@ def evaluate64(ensemble: MLPEnsemble, inputs: torch.Tensor) -> torch.Tensor:
     """
     device = next(ensemble.parameters()).device
     device = torch.device("cpu") if device.type == "mps" else device  # MPS has no float64
+    model = copy.deepcopy(ensemble).to(device, torch.float64)
     with torch.no_grad():
-        return copy.deepcopy(ensemble).to(device, torch.float64)(inputs.to(device, torch.float64)).cpu()
+        outputs = [model(points.to(device, torch.float64)).cpu() for points in inputs]
+    return outputs[0] if len(outputs) == 1 else outputs
 
 
 def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:
