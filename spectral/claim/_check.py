@@ -204,12 +204,8 @@ class Case:
         self.spec = spec = config.signal(case)
         self.train_points = case.train_points or spec.train_points
         self.optimizer = case.optimizer
-        if case.signal == "digits":
-            self.learning_rate = spec.learning_rate if self.optimizer == "adam" else spec.sgd_learning_rate
-        else:
-            rates = config.training.learning_rate if self.optimizer == "adam" else config.training.sgd_learning_rate
-            self.learning_rate = rates[case.activation]
-        self.noise_variance = spec.noise_variance if case.signal == "digits" else spec.noise ** 2
+        self.learning_rate = config.learning_rate(case)
+        self.noise_variance = spec.noise_variance
         self.overfit_threshold = config.training.overfit_ratio * self.noise_variance
         if case.signal == "digits":
             self._real_data(spec)

@@ -383,6 +383,11 @@ class SignalConfig(_Table):
                  f"frequency {self.grid // 2}", self.cutoff_margin)
 
     @property
+    def noise_variance(self) -> float:
+        """Variance of the noise on the training targets."""
+        return self.noise**2
+
+    @property
     def max_frequency(self) -> float:
         """The largest ``|k|``."""
         return max(math.hypot(*k) if self.dims == 2 else k for k in self.frequencies)
@@ -595,9 +600,17 @@ class ClaimConfig(_Table):
                  self.precision.manifold.points)
         _check_size(self)
 
-    def signal(self, case: CaseConfig) -> SignalConfig:
-        """The signal ``case`` fits."""
+    def signal(self, case: CaseConfig) -> SignalConfig | DigitsConfig:
+        """The signal (or data set) ``case`` fits."""
         return self.signals[case.signal]
+
+    def learning_rate(self, case: CaseConfig) -> float:
+        """``case``'s step size: its data set's own for the digits, else the training table's for its activation."""
+        spec = self.signal(case)
+        if isinstance(spec, DigitsConfig):
+            return spec.learning_rate if case.optimizer == "adam" else spec.sgd_learning_rate
+        rates = self.training.learning_rate if case.optimizer == "adam" else self.training.sgd_learning_rate
+        return rates[case.activation]
 
     def to_toml(self) -> str:
         """The config as a TOML document that :func:`load_config` reads back into an equal config."""
