@@ -264,8 +264,10 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_files_written_by_the_version_2_layout_still_load(tmp_path):
-    # Written by spectral 0.1.0's SpectrumHistory.save (schema version 2), before histories shared one base; the
-    # same records taken now are equal, bit for bit.
+    # Written by spectral 0.1.0's SpectrumHistory.save (schema version 2), before histories shared one base, on
+    # another machine. The same records taken now agree to rounding: an FFT's last bits depend on the CPU's code
+    # path (an Intel Xeon differs from the AMD EPYC that wrote the files by 1.4e-17 on a 0.25 peak), so the
+    # spectra compare with a tolerance; what the file itself holds (its steps, flags, labels) compares exactly.
     sine = lambda x: np.sin(2 * np.pi * 3 * x[:, 0])
     probe = SpectrumProbe(Grid.uniform(16), every=2, target=sine, window="hann")
     for step in range(4):
@@ -279,12 +281,20 @@ def test_files_written_by_the_version_2_layout_still_load(tmp_path):
         old = SpectrumHistory.load(DATA / f"spectrum_history_v2_{name}.npz")
         assert (old.shape, old.extent, old.window) == (now.shape, now.extent, now.window)
         assert old.labels.tolist() == now.labels.tolist()
-        for key in ("steps", "finite", "amplitude", "power"):
+        for key in ("steps", "finite"):
             np.testing.assert_array_equal(getattr(old, key), getattr(now, key), err_msg=key)
+        for key in ("amplitude", "power"):
+            assert_close_across_machines(getattr(old, key), getattr(now, key), err_msg=key)
         again = SpectrumHistory.load(old.save(tmp_path / f"{name}.npz"))  # and it saves in the current layout
         np.testing.assert_array_equal(again.power, old.power)
     np.testing.assert_array_equal(old.power[:, 2, 1], [0.25, 0.0625])  # (1/2, 1/2) cycles per unit length
     old = SpectrumHistory.load(DATA / "spectrum_history_v2_1d.npz")
     assert old.labels.tolist() == ["", "", "diverged\x00"] and old.finite.tolist() == [True, True, False]
     np.testing.assert_array_equal(old.target_freqs, [3.0])
-    np.testing.assert_array_equal(old.relative_error(), probe.history.relative_error())
+    assert_close_across_machines(old.relative_error(), probe.history.relative_error())
+
+
+def assert_close_across_machines(stored, computed, err_msg=""):
+    """Floats computed here against floats stored by another machine: equal to 1e-12 of the array's scale."""
+    scale = np.nanmax(np.abs(stored))
+    np.testing.assert_allclose(computed, stored, rtol=1e-12, atol=1e-12 * scale, err_msg=err_msg)
