@@ -311,6 +311,31 @@ class MLPEnsemble(nn.Module):
                 layer.members = layer.weight.shape[0]
         return whole
 
+    def select(self, members: Sequence[int]) -> MLPEnsemble:
+        """A new ensemble holding copies of ``members`` (indices into this one, in that order).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from spectral.ensemble import MLPEnsemble
+        >>> ens = MLPEnsemble(1, members=4, width=8, depth=1, seeds=[0, 1, 2, 3])
+        >>> x = torch.rand(5, 1)
+        >>> torch.allclose(ens.select([3, 1])(x), ens(x)[[3, 1]])
+        True
+        """
+        index = [int(i) for i in members]
+        if not index or not all(0 <= i < self.members for i in index):
+            raise ValueError(f"members must be a non-empty list of indices in [0, {self.members}), got {members!r}")
+        part = copy.deepcopy(self)
+        rows = torch.as_tensor(index, device=self.layers[-1].weight.device)
+        with torch.no_grad():
+            for layer in _modules_of(part, BatchedLinear):
+                layer.weight = nn.Parameter(layer.weight[rows].clone())
+                if layer.bias is not None:
+                    layer.bias = nn.Parameter(layer.bias[rows].clone())
+                layer.members = len(index)
+        return part
+
     @property
     def members(self) -> int:
         """Number of member networks ``E``."""

@@ -9,20 +9,30 @@ other seeds.
 
 Phase 1 trains every seed until its own training MSE is below the overfit
 threshold, recording its validation and test error on the way (the
-``early_stop`` baseline is the checkpoint with the best validation error).
-Phase 2 starts every arm from the seed's overfit weights:
+``early_stop`` baseline is the checkpoint after step 0 with the best
+validation error). A seed *overfits* when it reached the threshold before the
+step limit and its own test gap (test MSE at the stop over its phase-1
+minimum) is at least ``min_test_gap``; the generalisation verdicts use those
+seeds only. Phase 2 starts every arm from the seed's overfit weights:
 
 * ``slingshot``: all weights x ``shrink_factor``, optimiser restarted;
 * ``control``: nothing changed, the overfit run's optimiser state continued;
 * ``optimizer_reset``: nothing changed, the optimiser restarted (separates
   the restart from the shrink);
-* ``weight_decay``: the overfit run continued with decoupled weight decay
-  (the standard regulariser that also shrinks weights);
+* ``gradual_shrink``: the overfit run continued with the decoupled weight
+  decay that multiplies the weights by ``shrink_factor`` over the
+  ``retrain_steps`` (the same shrink spread over retraining instead of at once);
 * ``shrink_perturb``: shrink and add noise (Ash & Adams), optimiser restarted;
 * ``fresh``: a new initialisation;
 * ``output_scale``: only the last layer scaled, so that the output RMS drops
   as much as the slingshot's (separates "smaller function" from "smaller
   weights").
+
+Every arm trains ``retrain_steps`` (the essay's "few epochs": the comparison
+*at the end*); then every member not yet back at its seed's overfit training
+MSE trains on alone until it is (*recovered*: it freezes there) or until
+``recovery_max_steps``. The comparison *at matched fit* reads each arm's test
+error at its recovery.
 """
 
 from __future__ import annotations
@@ -35,19 +45,24 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .._filter_probe import FilterProbe
-from .._grid import Grid
 from .._history import SpectrumHistory
-from .._probe import SpectrumProbe
 from .._shrink import shrink_
-from .._spectrum import frequency_magnitude, spectrum
 from ..ensemble import MLPEnsemble
-from ..signals import PlaneWaveSum, SineSum
+from ._arms import (
+    ARMS,
+    BASELINES,
+    COMPARISONS,
+    CONTINUED,
+    SPECTRAL_METRICS,
+    TEST_METRICS,
+    UNCHANGED,
+    family,
+)
 from ._cache import reuse_or_compute
-from ._config import CaseConfig, ClaimConfig, DigitsConfig, SignalConfig
-from ._digits import FilterMeasure, split_digits
+from ._config import CaseConfig, ClaimConfig
+from ._kinds import kind_of
 from ._stats import smallest_testable_n, verdict
-from ._training import Trainer, evaluate64, mse, repeat_members, train_until_below
+from ._training import Trainer, mse, repeat_members, train_until_below
 
 __all__ = [
     "ARMS",
@@ -60,187 +75,84 @@ __all__ = [
     "train_mse",
 ]
 
-ARMS = ("slingshot", "control", "optimizer_reset", "weight_decay", "shrink_perturb", "fresh", "output_scale")
-#: Compared with the slingshot but not retrained: the phase-1 checkpoint with the best validation error.
-BASELINES = ("early_stop",)
-#: Arms that continue the overfit run's optimiser state; the others restart it.
-CONTINUED = ("control", "weight_decay")
-#: Arms whose retraining starts from the overfit weights as they are.
-UNCHANGED = ("control", "optimizer_reset", "weight_decay")
-#: Seed offsets for the fresh initialisations and the perturbations, so they never equal a member's own seed.
+#: The homogeneous negative control passes when the shrink changes no seed's HF fraction by more than this
+#: (relative): a numerical tolerance (float64 measurement; 1.3e-6 measured), not the statistical margin.
+NEGATIVE_CONTROL_TOLERANCE = 1e-4
+#: Seed offsets for the fresh initialisations, the perturbations and the initial jitter, never a member's own seed.
 FRESH_SEED_OFFSET = 1_000_003
 PERTURB_SEED_OFFSET = 2_000_003
-#: The two measurement choices every spectral number is taken under, and their config keys.
-WINDOW_KEYS = {"primary": "window", "alternate": "alternate_window"}
+JITTER_SEED_OFFSET = 3_000_017
 #: Calls of ``progress`` per case: one after phase 1, one after phase 2 (both at once for a cached case).
 CASE_UNITS = 2
-#: Generalisation metrics, lower is better: test MSE (test loss for the digits), and the digits' error rate.
-TEST_METRICS = ("test_mse", "test_error")
-#: Where along retraining each arm's test error is read.
-COMPARISONS = ("end", "matched_fit", "best_validation")
+#: The synthetic cases' verdicts (the digits': ``kind_of("digits").verdicts``).
+VERDICTS = kind_of("1d").verdicts
 
 train_mse = mse
 
 
-def _spectral_verdicts() -> dict[str, tuple[str, str, str]]:
-    return {"shrink_removes_high_frequencies": ("hf_fraction", "shrunk", "overfit"),
-            "shrink_removes_high_more_than_low": ("log_retention", "high", "low"),
-            "slingshot_keeps_fewer_high_frequencies": ("hf_fraction", "slingshot", "control"),
-            "fresh_keeps_fewer_high_frequencies": ("hf_fraction", "fresh", "control")}
-
-
-def _real_data_spectral_verdicts() -> dict[str, tuple[str, str, str]]:
-    # The share and retention verdicts as for the signals, from the filtering method's split (scale-free: a uniform
-    # scaling of the function changes neither). The filtering method's HF error |y_high - h_high| / |y_high| is
-    # not scale-free (a shrunk net's tiny output reads about 1 whatever its shape, the homogeneous net's too), so
-    # it is compared only between retrained nets, which fit the same targets: "claim < reference" reads "the
-    # control fits the targets' high-frequency part better than the slingshot (or a fresh start)".
-    return {**_spectral_verdicts(),
-            "slingshot_fits_high_frequencies_less": ("hf_error", "control", "slingshot"),
-            "fresh_fits_high_frequencies_less": ("hf_error", "control", "fresh")}
-
-
-def _generalisation_verdicts(metric: str = "test_mse", comparisons: tuple[str, ...] = COMPARISONS,
-                             name_suffix: str = "") -> dict[str, tuple[str, str, str]]:
-    verdicts = {}
-    for comparison in comparisons:
-        suffix = "" if comparison == "end" else f"_at_{comparison}"
-        references = [arm for arm in ARMS + BASELINES if arm != "slingshot"]
-        if comparison == "matched_fit":
-            # Arms that start from the overfit weights unchanged are at the overfit fit from step 0: against all
-            # three the comparison is "slingshot re-fitted vs the overfit net", one test, not three.
-            references = ["overfit"] + [arm for arm in references if arm not in UNCHANGED + BASELINES]
-        for reference in references:
-            verdicts[f"slingshot_beats_{reference}{suffix}{name_suffix}"] = (f"{metric}@{comparison}", "slingshot",
-                                                                             reference)
-    return verdicts
-
-
-#: verdict name -> (metric, claim, reference); the claim is "claim < reference", paired by seed.
-SPECTRAL_VERDICTS = _spectral_verdicts()
-#: Metrics taken under two measurement choices (windows, or filter widths): their verdicts are checked under both.
-SPECTRAL_METRICS = ("hf_fraction", "hf_error", "log_retention")
-VERDICTS = {**SPECTRAL_VERDICTS, **_generalisation_verdicts()}
-#: The digits case: spectral verdicts on the filtering method's HF error, and test error rate beside test loss.
-REAL_DATA_VERDICTS = {**_real_data_spectral_verdicts(), **_generalisation_verdicts(),
-                      **_generalisation_verdicts("test_error", ("end",), "_on_test_error")}
-
-
 def case_verdicts(case: CaseConfig) -> dict[str, tuple[str, str, str]]:
     """The verdicts a case is tested on: name -> (metric, claim, reference), "claim < reference" by seed."""
-    return REAL_DATA_VERDICTS if case.signal == "digits" else VERDICTS
+    return kind_of(case.signal).verdicts
 
 
-def make_signal(spec: SignalConfig) -> SineSum | PlaneWaveSum:
-    """The signal a config's ``signals.<name>`` table describes."""
-    kind = SineSum if spec.dims == 1 else PlaneWaveSum
-    return kind(spec.frequencies, spec.amplitudes, spec.phases)
+def jitter_ulps_(ensemble: MLPEnsemble, ulps: int, seeds: list[int]) -> MLPEnsemble:
+    """Move every parameter of member ``e`` by ``ulps`` units in the last place, up or down by a coin of ``seeds[e]``.
 
+    The replication check of the verdicts: a perturbation at the data type's
+    resolution, drawn per member, so a seed's numbers still depend on its seed only.
 
-@dataclass
-class Measure:
-    """Test error and spectral band powers of every member of an ensemble, in one batched pass.
-
-    The mean of each member's function is removed before windowing (an offset
-    would otherwise leak into the lowest bins), and every spectral number is
-    taken under two windows, so that a verdict can be checked for window
-    dependence.
+    Examples
+    --------
+    >>> import torch
+    >>> from spectral.ensemble import MLPEnsemble
+    >>> ens = MLPEnsemble(1, members=2, width=4, depth=1, seeds=[0, 1])
+    >>> before = [p.clone() for p in ens.parameters()]
+    >>> moved = jitter_ulps_(ens, 1, [7, 8])
+    >>> all(bool((a != b).all()) and torch.equal(torch.nextafter(b, a), a) for a, b in zip(ens.parameters(), before))
+    True
     """
-
-    grid: Grid
-    clean: torch.Tensor  # (N,) clean signal on the grid
-    windows: dict[str, Any]  # "primary", "alternate": window specifications (scipy names, None for none)
-    cutoff: float
-
-    def __post_init__(self) -> None:
-        self.points = torch.as_tensor(self.grid.points, dtype=torch.float64)
-        magnitude = torch.as_tensor(frequency_magnitude(self.grid.shape, self.grid.extent))
-        self.high = magnitude > self.cutoff
-        self.low = (magnitude > 0) & ~self.high
-
-    def outputs(self, ensemble: MLPEnsemble) -> torch.Tensor:
-        """Every member's function on the grid, evaluated in float64 from its (float32) weights."""
-        return evaluate64(ensemble, self.points)
-
-    def bands(self, values: torch.Tensor, window: str = "primary") -> tuple[np.ndarray, np.ndarray]:
-        """Power at ``0 < |f| <= cutoff`` and at ``|f| > cutoff``, per row, after removing each row's mean.
-
-        Power as :func:`spectral.spectrum` gives it with ``scaling="power"``
-        (Parseval: the bins sum to the mean square), under ``windows[window]``.
-        """
-        centred = values - values.mean(dim=1, keepdim=True)
-        power = torch.as_tensor(spectrum(centred.reshape(-1, *self.grid.shape), extent=self.grid.extent,
-                                         window=self.windows[window], ndim=self.grid.ndim, scaling="power").power)
-        axes = tuple(range(1, power.ndim))
-        return (torch.where(self.low, power, 0.0).sum(dim=axes).numpy(),
-                torch.where(self.high, power, 0.0).sum(dim=axes).numpy())
-
-    def __call__(self, ensemble: MLPEnsemble) -> dict[str, np.ndarray]:
-        values = self.outputs(ensemble)
-        finite = torch.isfinite(values).all(dim=1).numpy()
-        values = torch.where(torch.isfinite(values), values, 0.0)
-        result = {"test_mse": (values - self.clean).pow(2).mean(dim=1).numpy(),
-                  "rms": values.pow(2).mean(dim=1).sqrt().numpy()}
-        for name in self.windows:
-            low, high = self.bands(values, name)
-            total = low + high
-            with np.errstate(invalid="ignore", divide="ignore"):
-                result[f"hf_fraction:{name}"] = np.where(total > 0, high / np.where(total > 0, total, 1.0), np.nan)
-            result[f"low_power:{name}"], result[f"high_power:{name}"] = low, high
-        return {name: np.where(finite, value, np.nan) for name, value in result.items()}
+    with torch.no_grad():
+        for member, seed in enumerate(seeds):
+            generator = torch.Generator().manual_seed(int(seed))
+            for parameter in ensemble.parameters():
+                values = parameter[member]
+                up = torch.rand(values.shape, generator=generator) < 0.5
+                direction = torch.where(up, torch.inf, -torch.inf).to(values.dtype)
+                for _ in range(ulps):
+                    values.copy_(torch.nextafter(values, direction))
+    return ensemble
 
 
 class Case:
     """Everything one case needs: data per seed (training and validation), the measure, the seed-0 probe.
 
-    A synthetic case (``1d``, ``2d``) measures on the uniform grid of its
-    signal with two windows; the ``digits`` case measures on held-out images
-    and, by the filtering method, at its seeds' training inputs with two
-    filter widths (:mod:`spectral.claim._digits`).
+    Its kind (:func:`spectral.claim._kinds.kind_of` of ``case.signal``) sets
+    them up: a synthetic case measures on the uniform grid of its signal with
+    two windows; a digits case on held-out images and, by the filtering
+    method, at its seeds' training inputs with two filter widths.
     """
 
     def __init__(self, case: CaseConfig, config: ClaimConfig, seeds: list[int], device: str = "cpu") -> None:
         self.case, self.config, self.seeds, self.device = case, config, seeds, torch.device(device)
+        self.kind = kind_of(case.signal)
         self.spec = spec = config.signal(case)
         self.train_points = case.train_points or spec.train_points
         self.optimizer = case.optimizer
         self.learning_rate = config.learning_rate(case)
         self.noise_variance = spec.noise_variance
         self.overfit_threshold = config.training.overfit_ratio * self.noise_variance
-        if case.signal == "digits":
-            self._real_data(spec)
-        else:
-            self._synthetic(spec)
+        self.kind.setup(self)
 
-    def _synthetic(self, spec: SignalConfig) -> None:
-        self.signal = make_signal(spec)
-        self.in_features, self.out_features = spec.dims, 1
-        self.grid = Grid.uniform(spec.grid if spec.dims == 1 else (spec.grid, spec.grid))
-        self.cutoff = self.signal.max_frequency + spec.cutoff_margin
-        fitted = self.train_points
-        samples = [self.signal.sample(fitted + spec.validation_points, noise=spec.noise, seed=s) for s in self.seeds]
-        x = torch.tensor(np.stack([x for x, _ in samples]), dtype=torch.float32, device=self.device)
-        y = torch.tensor(np.stack([y for _, y in samples]), dtype=torch.float32, device=self.device)
-        self.x, self.y = x[:, :fitted], y[:, :fitted]
-        self.x_validation, self.y_validation = x[:, fitted:], y[:, fitted:]
-        windows = {name: getattr(self.config, key) for name, key in WINDOW_KEYS.items()}
-        self.measure = Measure(self.grid, torch.as_tensor(self.signal(self.grid.points)), windows, self.cutoff)
-        self.probe = SpectrumProbe(self.grid, target=self.signal, window=self.config.window)
-
-    def _real_data(self, spec: DigitsConfig) -> None:
-        data = split_digits(spec, self.train_points, self.seeds, self.device)
-        self.in_features, self.out_features = data.x.shape[2], data.y.shape[2]
-        self.x, self.y, self.x_validation, self.y_validation = data.x, data.y, data.x_validation, data.y_validation
-        self.widths = {"primary": spec.filter_width, "alternate": spec.alternate_filter_width}
-        self.measure = FilterMeasure(data, self.widths)
-        self.probe = FilterProbe(data.x[0], data.y[0], list(self.widths.values()))
-
-    def ensemble(self, seeds: list[int]) -> MLPEnsemble:
+    def ensemble(self, seeds: list[int], *, jitter: bool = True) -> MLPEnsemble:
+        """Members initialised from ``seeds``; with ``jitter``, moved by ``training.init_jitter_ulps`` ULPs."""
         training = self.config.training
-        return MLPEnsemble(self.in_features, members=len(seeds), width=training.width, depth=training.depth,
-                           activation=self.case.activation, bias=self.case.bias,
-                           constant_feature=not self.case.bias, omega_0=training.omega_0,
-                           out_features=self.out_features, seeds=seeds).to(self.device)
+        ensemble = MLPEnsemble(self.in_features, members=len(seeds), width=training.width, depth=training.depth,
+                               activation=self.case.activation, bias=self.case.bias,
+                               constant_feature=not self.case.bias, omega_0=training.omega_0,
+                               out_features=self.out_features, seeds=seeds)
+        if jitter and training.init_jitter_ulps:
+            jitter_ulps_(ensemble, training.init_jitter_ulps, [s + JITTER_SEED_OFFSET for s in seeds])
+        return ensemble.to(self.device)
 
     def trainer(self, ensemble: MLPEnsemble, repeats: int = 1, weight_decay: Any = 0.0) -> Trainer:
         return Trainer(ensemble, repeat_members(self.x, repeats), repeat_members(self.y, repeats), self.learning_rate,
@@ -271,7 +183,8 @@ def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
     """Phase 1: each seed trains until its own training MSE is below the threshold, then freezes.
 
     Every check records the active seeds' training, validation and test
-    errors and keeps each seed's best-validation weights (``early_stop``).
+    errors and keeps each seed's best-validation weights after step 0
+    (``early_stop``: the untrained network is never the early-stopping pick).
     """
     training = case.config.training
     ensemble = case.ensemble(case.seeds)
@@ -289,6 +202,8 @@ def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
         for name, values in measured.items():
             curves[name].append(np.where(active, values, np.nan))
         curves["steps"].append(step)
+        if step == 0:
+            return
         improved = active & (measured["validation_mse"] < best_validation)
         best_validation = np.where(improved, measured["validation_mse"], best_validation)
         _keep_best(best, ensemble, improved)
@@ -300,36 +215,54 @@ def _overfit(case: Case, progress: Callable[[], None]) -> Overfit:
 
 
 def _phase1_summary(case: Case, curves: dict[str, list], stop: np.ndarray, final_mse: np.ndarray) -> dict[str, Any]:
+    """Per seed: the stop, whether it reached the threshold, its test gap and whether it overfits (both)."""
+    training = case.config.training
     test = np.stack(curves["test_mse"])  # (checks, seeds), NaN once a seed has stopped
     at_stop = test[np.searchsorted(curves["steps"], stop), np.arange(stop.size)]
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = at_stop / np.where(np.isfinite(test), test, np.inf).min(axis=0)
-    minimum = case.config.training.min_test_gap
     gap = np.where(np.isfinite(gap) & (gap > 0), gap, np.nan)  # a seed with no finite test error has no gap
-    finite_gap = gap[np.isfinite(gap)]
-    overfits = bool(finite_gap.size and np.median(finite_gap) >= minimum)
+    reached = final_mse < case.overfit_threshold
+    overfit_seeds = reached & (np.nan_to_num(gap, nan=0.0) >= training.min_test_gap)
     return {"steps": stop.tolist(), "train_mse": final_mse.tolist(), "threshold": case.overfit_threshold,
-            "reached": (final_mse < case.overfit_threshold).tolist(), "test_gap": gap.tolist(),
-            "min_test_gap": minimum, "overfits": overfits,
-            "seeds_overfitting": int(np.sum(finite_gap >= minimum)),
+            "reached": reached.tolist(), "test_gap": gap.tolist(), "min_test_gap": training.min_test_gap,
+            "overfit_seeds": overfit_seeds.tolist(), "seeds_overfitting": int(overfit_seeds.sum()),
+            "min_overfit_fraction": training.min_overfit_fraction,
+            "overfits": bool(overfit_seeds.mean() >= training.min_overfit_fraction),
             "curves": {"steps": curves["steps"], **{name: np.stack(curves[name]).tolist()
                                                     for name in ("train_mse", "validation_mse", "test_mse")}}}
+
+
+def gradual_decay(shrink_factor: float, learning_rate: float, steps: int) -> float:
+    """The decoupled weight decay that multiplies the weights by ``shrink_factor`` over ``steps`` steps.
+
+    Decoupled decay multiplies the weights by ``1 - learning_rate * decay``
+    every step, so ``(1 - learning_rate * decay)**steps = shrink_factor``.
+
+    Examples
+    --------
+    >>> decay = gradual_decay(0.2, 0.01, 400)
+    >>> round((1 - 0.01 * decay) ** 400, 12)
+    0.2
+    """
+    return (1 - shrink_factor ** (1 / steps)) / learning_rate
 
 
 def _arm_starts(case: Case, overfit: MLPEnsemble, before: dict[str, np.ndarray]) -> dict[str, MLPEnsemble]:
     """The starting weights of every arm of phase 2, all from the same overfit weights."""
     config = case.config
     slingshot = shrink_(copy.deepcopy(overfit), config.shrink_factor)
-    noise = case.ensemble([s + PERTURB_SEED_OFFSET for s in case.seeds])
+    noise = case.ensemble([s + PERTURB_SEED_OFFSET for s in case.seeds], jitter=False)
     perturbed = shrink_(copy.deepcopy(overfit), config.shrink_perturb.shrink)
     with torch.no_grad():
         for parameter, fresh in zip(perturbed.parameters(), noise.parameters()):
             parameter.add_(fresh, alpha=config.shrink_perturb.perturb)
     factors = case.measure(slingshot)["rms"] / before["rms"]
     output_scale = copy.deepcopy(overfit).scale_output_(np.nan_to_num(factors, nan=1.0))
-    starts = {arm: copy.deepcopy(overfit) for arm in ("control", "optimizer_reset", "weight_decay")}
+    starts = {arm: copy.deepcopy(overfit) for arm in UNCHANGED}
     return {"slingshot": slingshot, **starts, "shrink_perturb": perturbed,
-            "fresh": case.ensemble([s + FRESH_SEED_OFFSET for s in case.seeds]), "output_scale": output_scale}
+            "fresh": case.ensemble([s + FRESH_SEED_OFFSET for s in case.seeds], jitter=False),
+            "output_scale": output_scale}
 
 
 def _sweep_group(factor: float, config: ClaimConfig) -> str:
@@ -339,13 +272,54 @@ def _sweep_group(factor: float, config: ClaimConfig) -> str:
     return "optimizer_reset" if factor == 1.0 else f"sweep:{factor:g}"
 
 
-def _checkpoints(training: dict[str, Any]) -> list[int]:
-    return sorted({round(i * training.retrain_steps / training.curve_points)
-                   for i in range(training.curve_points + 1)})
+def _checkpoints(training: Any) -> list[int]:
+    """Steps of the fixed retraining at which everything is measured: the curve points and every recovery check."""
+    curve = {round(i * training.retrain_steps / training.curve_points) for i in range(training.curve_points + 1)}
+    return sorted(curve | set(range(0, training.retrain_steps + 1, training.check_every)))
+
+
+def weight_norms(ensemble: MLPEnsemble) -> np.ndarray:
+    """Every member's Euclidean norm over all its parameters, float64."""
+    with torch.no_grad():
+        squares = sum(p.detach().double().flatten(1).pow(2).sum(1) for p in ensemble.parameters())
+    return squares.sqrt().cpu().numpy()
+
+
+class Recovery:
+    """Per member: the first check at which its training MSE is back at its seed's overfit training MSE.
+
+    At that check the member's test metrics and weight norm are recorded; it
+    is *recovered* from then on.
+    """
+
+    def __init__(self, case: Case, target: np.ndarray, norms: np.ndarray) -> None:
+        self.case, self.target, self.norms = case, target, norms
+        self.step = np.full(target.size, -1, dtype=np.int64)
+        self.norm_ratio = np.full(target.size, np.nan)
+        self.metrics: dict[str, np.ndarray] = {}
+
+    @property
+    def pending(self) -> np.ndarray:
+        return self.step < 0
+
+    def check(self, step: int, ensemble: MLPEnsemble, train: np.ndarray) -> None:
+        new = np.flatnonzero(self.pending & (train <= self.target))
+        if not new.size:
+            return
+        self.step[new] = step
+        part = ensemble.select(new.tolist())
+        self.norm_ratio[new] = weight_norms(part) / self.norms[new]
+        for name, values in self.case.measure.test(part).items():
+            self.metrics.setdefault(name, np.full(self.target.size, np.nan))[new] = values
 
 
 def _retrain(case: Case, phase1: Overfit, progress: Callable[[], None]) -> dict[str, Any]:
-    """Phase 2: every arm (and the sweep) retrained together, each member with its own optimiser state."""
+    """Phase 2: every arm (and the sweep) retrained together, each member with its own optimiser state.
+
+    All members train ``retrain_steps``; then each member not yet recovered
+    trains on alone, checked every ``check_every`` steps, until it recovers
+    or ``recovery_max_steps``.
+    """
     config, training = case.config, case.config.training
     seeds = len(case.seeds)
     overfit = phase1.ensemble
@@ -359,12 +333,16 @@ def _retrain(case: Case, phase1: Overfit, progress: Callable[[], None]) -> dict[
     groups = list(ARMS) + [_sweep_group(f, config) for f in new_factors]
     everything = MLPEnsemble.concatenate(parts)
     decay = torch.zeros(len(groups), seeds)
-    decay[groups.index("weight_decay")] = config.weight_decay
+    decay[groups.index("gradual_shrink")] = gradual_decay(config.shrink_factor, case.learning_rate,
+                                                          training.retrain_steps)
     trainer = case.trainer(everything, len(parts), weight_decay=decay.flatten())
     continued = phase1.trainer.optimizer.select(list(range(seeds)))
     for arm in CONTINUED:
         index = groups.index(arm)
         trainer.optimizer.load(continued, slice(index * seeds, (index + 1) * seeds))
+    # 1e-6 relative slack: the same weights in a larger batched matmul may round a last bit differently.
+    target = np.tile(np.maximum(case.overfit_threshold, before["train_mse"]) * (1 + 1e-6), len(groups))
+    recovery = Recovery(case, target, np.tile(weight_norms(overfit), len(groups)))
     curves: dict[str, list] = {}
     done = 0
     checkpoints = _checkpoints(training)
@@ -373,14 +351,21 @@ def _retrain(case: Case, phase1: Overfit, progress: Callable[[], None]) -> dict[
         done = step
         measured = case.measure(everything)
         measured.update(train_mse=trainer.train_mse(), validation_mse=case.validation_mse(everything, len(parts)))
+        recovery.check(step, everything, measured["train_mse"])
         for name, values in measured.items():
             curves.setdefault(name, []).append(values)
         _probe_phase2(case, overfit, everything, phase1.summary["steps"][0], step)
     case.probe.snapshot(everything.member(0), "retrained", step=phase1.summary["steps"][0] + checkpoints[-1])
     progress()
+    trainer.optimizer.weight_decay.zero_()  # the gradual shrink is spread over the fixed steps only
+    while done < training.recovery_max_steps and recovery.pending.any():
+        steps = min(training.check_every, training.recovery_max_steps - done)
+        trainer.run(steps, torch.as_tensor(recovery.pending, device=case.device))
+        done += steps
+        recovery.check(done, everything, trainer.train_mse())
     by_group = {name: np.stack(values).reshape(len(checkpoints), len(groups), seeds) for name, values in curves.items()}
     return {"checkpoints": checkpoints, "groups": groups, "curves": by_group, "before": before,
-            "early_stop": case.measure(phase1.best),
+            "early_stop": case.measure(phase1.best), "recovery": recovery,
             "output_scale_factors": (case.measure(starts["slingshot"])["rms"] / before["rms"]).tolist()}
 
 
@@ -392,33 +377,27 @@ def _probe_phase2(case: Case, overfit: MLPEnsemble, everything: MLPEnsemble, sto
         case.probe.update(everything.member(0), stop + step)
 
 
-def _first_below(train: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Index of the first checkpoint whose training MSE is at most ``threshold`` (per column), -1 if none."""
-    below = train <= threshold
-    return np.where(below.any(axis=0), below.argmax(axis=0), -1)
-
-
 def _read_at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     picked = values[np.maximum(index, 0), np.arange(index.size)]
     return np.where(index >= 0, picked, np.nan)
 
 
-def _test_at(curves: dict[str, np.ndarray], index: int, threshold: np.ndarray,
-             metric: str = "test_mse") -> dict[str, np.ndarray]:
-    """``metric`` of group ``index`` at the end, at matched training fit and at its best validation error.
-
-    Matched fit: the first checkpoint whose training MSE is back at ``threshold`` (per seed: the overfit
-    threshold, or the seed's own training MSE at the stop where phase 1 ended above it).
-    """
-    test, train, validation = (curves[name][:, index] for name in (metric, "train_mse", "validation_mse"))
+def _best_validation(curves: dict[str, np.ndarray], index: int, metric: str) -> np.ndarray:
+    """``metric`` of group ``index`` at its best validation error during the fixed retraining."""
+    test, validation = curves[metric][:, index], curves["validation_mse"][:, index]
     best = np.nanargmin(np.where(np.isfinite(validation), validation, np.inf), axis=0)
-    return {"end": test[-1], "matched_fit": _read_at(test, _first_below(train, threshold)),
-            "best_validation": _read_at(test, np.where(np.isfinite(validation).any(axis=0), best, -1))}
+    return _read_at(test, np.where(np.isfinite(validation).any(axis=0), best, -1))
+
+
+def _by_arm(values: np.ndarray, groups: list[str], seeds: int) -> dict[str, np.ndarray]:
+    """A per-member array (groups x seeds, group-major) as one per-seed array per arm."""
+    return {arm: values[groups.index(arm) * seeds:(groups.index(arm) + 1) * seeds] for arm in ARMS}
 
 
 def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
     """Every metric per arm, one value per seed."""
-    curves, groups = phase2["curves"], phase2["groups"]
+    curves, groups, recovery = phase2["curves"], phase2["groups"], phase2["recovery"]
+    seeds = len(case.seeds)
     index = {arm: groups.index(arm) for arm in ARMS}
     before, early = phase2["before"], phase2["early_stop"]
     metrics: dict[str, dict[str, Any]] = {}
@@ -432,13 +411,12 @@ def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
         if name in early:
             entry["early_stop"] = early[name]
         metrics[name] = entry
-    # 1e-6 relative slack: the same weights in a larger batched matmul may round a last bit differently
-    fit = np.maximum(case.overfit_threshold, before["train_mse"]) * (1 + 1e-6)
     for metric in test_metrics:
-        at = {arm: _test_at(curves, index[arm], fit, metric) for arm in ARMS}
+        at = {"end": {arm: curves[metric][-1, index[arm]] for arm in ARMS},
+              "matched_fit": _by_arm(recovery.metrics.get(metric, np.full(recovery.step.size, np.nan)), groups, seeds),
+              "best_validation": {arm: _best_validation(curves, index[arm], metric) for arm in ARMS}}
         for comparison in COMPARISONS:
-            metrics[f"{metric}@{comparison}"] = {**{arm: at[arm][comparison] for arm in ARMS},
-                                                 "early_stop": early[metric], "overfit": before[metric]}
+            metrics[f"{metric}@{comparison}"] = {**at[comparison], "early_stop": early[metric], "overfit": before[metric]}
     for window in ("primary", "alternate"):
         after = {band: curves[f"{band}_power:{window}"][0, index["slingshot"]] for band in ("low", "high")}
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -448,39 +426,60 @@ def _metrics(case: Case, phase2: dict[str, Any]) -> dict[str, dict[str, list]]:
             for name, entry in metrics.items()}
 
 
-def _generalisation_reason(phase1: dict[str, Any]) -> str | None:
+def _retrain_summary(case: Case, phase2: dict[str, Any]) -> dict[str, Any]:
+    """Per arm and seed: the step of recovery (None: not within the cap) and the weight-norm ratio there."""
+    recovery, groups, seeds = phase2["recovery"], phase2["groups"], len(case.seeds)
+    steps = _by_arm(recovery.step, groups, seeds)
+    return {"fixed_steps": case.config.training.retrain_steps,
+            "recovery_max_steps": case.config.training.recovery_max_steps,
+            "check_every": case.config.training.check_every,
+            "target_train_mse": recovery.target[:seeds].tolist(),
+            "recovered_step": {arm: [int(s) if s >= 0 else None for s in values] for arm, values in steps.items()},
+            "weight_norm_ratio": {arm: [float(v) if np.isfinite(v) else None for v in values]
+                                  for arm, values in _by_arm(recovery.norm_ratio, groups, seeds).items()}}
+
+
+def _generalisation_reason(phase1: dict[str, Any], config: ClaimConfig) -> str | None:
+    """Why a case's generalisation verdicts cannot be tested: too few of its seeds overfit."""
     if phase1["overfits"]:
         return None
-    gap = np.array(phase1["test_gap"], dtype=float)
-    if not np.isfinite(gap).any():
-        return "non-finite: no seed has a finite test error in phase 1"
-    return f"case did not overfit (median test gap {np.median(gap[np.isfinite(gap)]):.2f} < {phase1['min_test_gap']})"
+    seeds = len(phase1["overfit_seeds"])
+    return (f"case did not overfit: {phase1['seeds_overfitting']} of {seeds} seeds reached the threshold with a "
+            f"test gap >= {phase1['min_test_gap']} (needs {config.training.min_overfit_fraction:.0%})")
 
 
-def _unmatched_reason(values: dict[str, list], arms: tuple[str, str], config: ClaimConfig) -> str | None:
-    """Why a matched-fit comparison cannot be tested: too few seeds got back to their overfit training error."""
-    matched = [np.isfinite(np.array(values[arm], dtype=float)) for arm in arms]
+def _unmatched_reason(claim: np.ndarray, reference: np.ndarray, names: tuple[str, str],
+                      config: ClaimConfig) -> str | None:
+    """Why a matched-fit comparison cannot be tested: too few overfit seeds got back to their overfit training error."""
+    matched = [np.isfinite(values) for values in (claim, reference)]
     if np.sum(matched[0] & matched[1]) >= smallest_testable_n(config.alpha):
         return None
-    counts = ", ".join(f"{arm} in {int(m.sum())}/{m.size} seeds" for arm, m in zip(arms, matched))
-    return f"too few seeds returned to their overfit training error within retraining ({counts})"
+    counts = ", ".join(f"{arm} in {int(m.sum())}" for arm, m in zip(names, matched))
+    return (f"too few overfit seeds returned to their overfit training error within "
+            f"{config.training.recovery_max_steps} steps ({counts})")
 
 
 def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str, Any]) -> dict[str, dict[str, Any]]:
     config = case.config
+    criteria = {"alpha": config.alpha, "margin": config.min_relative_effect}
+    overfit = np.array(phase1["overfit_seeds"], dtype=bool)
     verdicts = {}
     for name, (metric, claim, reference) in case_verdicts(case.case).items():
         if metric in SPECTRAL_METRICS:
+            scale = "log" if metric == "log_retention" else "ratio"
             by_window = {window: verdict(metrics[f"{metric}:{window}"][claim], metrics[f"{metric}:{window}"][reference],
-                                         config, log_scale=metric == "log_retention")
+                                         family=family(name) if window == "primary" else "secondary", scale=scale,
+                                         **criteria).to_dict()
                          for window in ("primary", "alternate")}
             result = by_window["primary"]
             result["alternate_window"] = by_window["alternate"]
         else:
-            reason = _generalisation_reason(phase1)
+            # generalisation: only the seeds that overfit (the others never had anything to recover from)
+            pair = [np.where(overfit, np.array(metrics[metric][arm], dtype=float), np.nan) for arm in (claim, reference)]
+            reason = _generalisation_reason(phase1, config)
             if reason is None and metric.endswith("@matched_fit"):
-                reason = _unmatched_reason(metrics[metric], (claim, reference), config)
-            result = verdict(metrics[metric][claim], metrics[metric][reference], config, reason=reason)
+                reason = _unmatched_reason(*pair, (claim, reference), config)
+            result = verdict(*pair, family=family(name), reason=reason, **criteria).to_dict()
         result.update(metric=metric, claim=claim, reference=reference)
         verdicts[name] = result
     return verdicts
@@ -497,43 +496,35 @@ def _sweep(case: Case, phase2: dict[str, Any]) -> dict[str, Any] | None:
             "test_mse": curves["test_mse"][-1, index].tolist()}
 
 
-def _negative_control(metrics: dict[str, dict[str, list]], config: ClaimConfig) -> dict[str, Any]:
+def _negative_control(metrics: dict[str, dict[str, list]]) -> dict[str, Any]:
     """A positively homogeneous net: the shrink scales the function, so its HF fraction must not change."""
     hf = metrics["hf_fraction:primary"]
     with np.errstate(invalid="ignore", divide="ignore"):
         change = np.abs(np.array(hf["shrunk"], dtype=float) / np.array(hf["overfit"], dtype=float) - 1)
     finite = change[np.isfinite(change)]
     if not finite.size:
-        return {"max_relative_hf_change": None, "passed": None, "reason": "non-finite"}
-    return {"max_relative_hf_change": float(finite.max()), "passed": bool(finite.max() < config.min_relative_effect),
-            "reason": None}
+        return {"max_relative_hf_change": None, "tolerance": NEGATIVE_CONTROL_TOLERANCE, "passed": None,
+                "reason": "non-finite"}
+    return {"max_relative_hf_change": float(finite.max()), "tolerance": NEGATIVE_CONTROL_TOLERANCE,
+            "passed": bool(finite.max() < NEGATIVE_CONTROL_TOLERANCE), "reason": None}
 
 
 def _summarise(case: Case, phase1: dict[str, Any], phase2: dict[str, Any]) -> dict[str, Any]:
     metrics = _metrics(case, phase2)
     curves, groups = phase2["curves"], phase2["groups"]
     arm_index = {arm: groups.index(arm) for arm in ARMS}
-    if case.case.signal == "digits":
-        measurement = {"train_points": case.train_points, "filter_widths": case.widths,
-                       "label_noise": case.spec.label_noise, "test_points": case.spec.test_points,
-                       "noise_variance": case.noise_variance}
-        names = ("test_mse", "test_error", "hf_error:primary", "hf_fraction:primary", "train_mse", "validation_mse")
-    else:
-        measurement = {"cutoff": case.cutoff, "signal_max_frequency": case.signal.max_frequency,
-                       "noise_variance": case.noise_variance,
-                       "windows": {name: case.config.to_dict()[key] for name, key in WINDOW_KEYS.items()}}
-        names = ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")
     result = {
         "id": case.case.id, **case.case.to_dict(), "optimizer": case.optimizer, "shrink_factor": case.config.shrink_factor,
-        "seeds": case.seeds, "learning_rate": case.learning_rate, **measurement,
-        "overfit": phase1, "metrics": metrics, "verdicts": _verdicts(case, metrics, phase1),
+        "seeds": case.seeds, "learning_rate": case.learning_rate, **case.kind.measurement(case),
+        "overfit": phase1, "retrain": _retrain_summary(case, phase2), "metrics": metrics,
+        "verdicts": _verdicts(case, metrics, phase1),
         "curves": {"steps": phase2["checkpoints"],
                    **{name.replace(":primary", ""): {arm: curves[name][:, arm_index[arm]].tolist() for arm in ARMS}
-                      for name in names}},
+                      for name in case.kind.curve_names}},
         "output_scale_factors": phase2["output_scale_factors"], "sweep": _sweep(case, phase2),
     }
     if not case.case.bias and case.case.activation == "relu":
-        result["negative_control"] = _negative_control(metrics, case.config)
+        result["negative_control"] = _negative_control(metrics)
     return result
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from .. import plot
-from .._filter_probe import FilterHistory, plot_filter_history
 from .._history import SpectrumHistory
 from .._io import save_figure
+from ._kinds import kind_of
 
 #: Curves of the retraining figure: metric key -> axis label.
 CURVE_METRICS = {"test_mse": "test MSE", "hf_fraction": "high-frequency fraction", "train_mse": "training MSE"}
@@ -221,13 +221,7 @@ def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str,
     for case in cases:
         path = out / "cases" / f"{case['id']}.history.npz"
         seed = case["seeds"][0]
-        if case["signal"] == "digits":
-            made = {"filtering": plot_filter_history(FilterHistory.load(path))[0], "curves": curves_figure(case)}
-        else:
-            history = SpectrumHistory.load(path)
-            made = {"spectra": spectra_figure(case, history),
-                    "heatmap": plot.error_heatmap(history, title=f"{case['id']}, seed {seed}"),
-                    "curves": curves_figure(case)}
+        made = kind_of(case["signal"]).figures(case, path)
         written[case["id"]] = {}
         for stem, fig in made.items():
             path = save_figure(fig, figures_dir / f"{case['id']}-{stem}.png")

@@ -16,30 +16,37 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write, read_json, save_figure, write_json
-from ._check import ARMS, BASELINES
+from ._arms import ARMS, BASELINES
 from ._config import ClaimConfig
 from ._figures import scope_figure, write_figures
 from ._format import mean_sd, number
 from ._html import write_html
-from ._stats import correct_family, smallest_testable_n
+from ._kinds import kind_of
+from ._stats import correct_families, smallest_testable_n
 from ._tables import verdict_cell, verdict_rows
 
 REPORT_VERSION = 2
 
-#: Columns of the headline table: the slingshot at the end of retraining, and the spectral claims.
-SHORT_NAMES = {
+#: Columns of the headline table: the primary verdicts (declared in advance; one corrected family).
+PRIMARY_NAMES = {
     "shrink_removes_high_frequencies": "shrink cuts HF",
     "shrink_removes_high_more_than_low": "cuts HF more than LF",
-    "slingshot_keeps_fewer_high_frequencies": "fewer HF after retrain",
     "slingshot_beats_control": "beats control",
-    "slingshot_beats_optimizer_reset": "beats optimizer reset",
-    "slingshot_beats_weight_decay": "beats weight decay",
+    "slingshot_beats_overfit_at_matched_fit": "beats overfit at matched fit",
     "slingshot_beats_early_stop": "beats early stop",
+    "slingshot_beats_gradual_shrink": "beats gradual shrink",
+}
+#: Columns of the secondary table (their own corrected family).
+SECONDARY_NAMES = {
+    "slingshot_keeps_fewer_high_frequencies": "fewer HF after retrain",
+    "slingshot_beats_optimizer_reset": "beats optimizer reset",
     "slingshot_beats_fresh": "beats fresh",
     "slingshot_beats_shrink_perturb": "beats shrink+perturb",
     "slingshot_beats_output_scale": "beats output-scale",
     "slingshot_beats_control_on_test_error": "beats control (test error)",
+    "slingshot_fits_high_frequencies_less": "fits HF less after retrain",
 }
+SHORT_NAMES = {**PRIMARY_NAMES, **SECONDARY_NAMES}
 COMPARISON_TITLES = {"": "at the end of retraining", "_at_matched_fit": "at matched training fit",
                      "_at_best_validation": "at each arm's best validation error"}
 
@@ -82,12 +89,12 @@ def build_report(config: ClaimConfig, cases: list[dict[str, Any]], precision: di
 
     report = copy.deepcopy({"version": REPORT_VERSION, "config": config.to_dict(), "cases": cases, "precision": precision,
                             "scope": scope or None})
-    report["family"] = correct_family(iter_verdicts(report), config)
+    report["family"] = correct_families(iter_verdicts(report), alpha=config.alpha, correction=config.correction)
     for case in report["cases"]:
         for item in case["verdicts"].values():
             if "alternate_window" not in item:
                 continue
-            item["window_dependent"] = item["holds"] != item["alternate_window"]["holds"]
+            item["window_dependent"] = item["outcome"] != item["alternate_window"]["outcome"]
     _attribute(report["cases"])
     report["provenance"] = {**provenance(device=device, dtype="float32"),
                             "wall_time_s": {name: round(value, 2) for name, value in (times or {}).items()}}
@@ -106,9 +113,10 @@ def load_report(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def verdict_table(cases: list[dict[str, Any]], names: list[str] | None = None) -> str:
-    """Markdown table: one row per case, one column per verdict."""
-    if names is None:  # every short-named verdict that some case has (test error: the digits cases only)
-        names = [name for name in SHORT_NAMES if any(name in case["verdicts"] for case in cases)]
+    """Markdown table: one row per case, one column per verdict (default: the primary verdicts)."""
+    if names is None:
+        names = list(PRIMARY_NAMES)
+    names = [name for name in names if any(name in case["verdicts"] for case in cases)]
     lines = ["| case | " + " | ".join(SHORT_NAMES.get(n, n) for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for case in cases:
@@ -135,29 +143,32 @@ def _overfit_sentence(case: dict[str, Any]) -> str:
     steps = np.array(overfit["steps"], dtype=float)
     reached = sum(bool(r) for r in overfit["reached"])
     gap = np.array([np.nan if g is None else g for g in overfit["test_gap"]], dtype=float)
-    verdict = ("overfits" if overfit["overfits"] else "DID NOT OVERFIT: its generalisation verdicts are untestable")
+    verdict = ("overfits: its generalisation verdicts use those seeds" if overfit["overfits"] else
+               f"DID NOT OVERFIT (fewer than {overfit['min_overfit_fraction']:.0%} of its seeds): its generalisation "
+               "verdicts are untestable")
     return (f"Phase 1: each seed trained until its own training MSE fell below {number(overfit['threshold'])} "
             f"({number(overfit['threshold'] / case['noise_variance'], 2)} x the noise variance), "
             f"{int(steps.min())}-{int(steps.max())} steps; {reached}/{seeds} "
             f"seeds reached it. Test MSE at the stop over the seed's phase-1 minimum (test gap): median "
-            f"{number(float(np.nanmedian(gap)) if np.isfinite(gap).any() else None)}, "
-            f"{overfit['seeds_overfitting']}/{seeds} seeds >= {overfit['min_test_gap']}: the case {verdict}.")
+            f"{number(float(np.nanmedian(gap)) if np.isfinite(gap).any() else None)}. "
+            f"{overfit['seeds_overfitting']}/{seeds} seeds overfit (reached the threshold and a test gap >= "
+            f"{overfit['min_test_gap']}): the case {verdict}.")
 
 
-def _measurement_sentence(case: dict[str, Any]) -> str:
-    if case["signal"] == "digits":
-        widths = case["filter_widths"]
-        return (f"Data: {case['train_points']} training images per seed from scikit-learn's 8x8 digits, "
-                f"{number(case['label_noise'])} of their labels replaced by a random class; {case['test_points']} "
-                "held-out images with clean labels are the test set. The net regresses one-hot targets: test MSE is "
-                "the test loss, test error is 1 - accuracy. Spectral numbers by the filtering method (Xu et al.) "
-                f"over the seed's training images, Gaussian width {number(widths['primary'])} (and "
-                f"{number(widths['alternate'])} as the second measurement choice): HF error is the relative error "
-                "of the high-pass part against the training targets; high-frequency fraction is the high-pass "
-                "share of the output's power.")
-    return (f"High-frequency fraction: power above {number(case['cutoff'])} cycles (the signal's highest is "
-            f"{number(case['signal_max_frequency'])}) over non-DC power, each function's mean removed before "
-            "windowing.")
+def _recovery_sentence(case: dict[str, Any]) -> str:
+    """How many seeds of each retrained arm got back to their overfit training MSE, when, and at what weight norm."""
+    retrain = case["retrain"]
+    parts = []
+    for arm, steps in retrain["recovered_step"].items():
+        recovered = np.array([s for s in steps if s is not None], dtype=float)
+        ratios = np.array([r for r in retrain["weight_norm_ratio"][arm] if r is not None], dtype=float)
+        median = f", median step {number(float(np.median(recovered)))}" if recovered.size else ""
+        norm = f", weight norm {number(float(np.median(ratios)), 2)} x overfit" if ratios.size else ""
+        parts.append(f"{arm} {recovered.size}/{len(steps)}{median}{norm}")
+    return (f"Retraining: every arm trained {retrain['fixed_steps']} steps (the comparison at the end), then each "
+            f"member not yet back at its seed's overfit training MSE trained on alone, checked every "
+            f"{retrain['check_every']} steps, up to {retrain['recovery_max_steps']} (matched fit). Recovered: "
+            + "; ".join(parts) + ".")
 
 
 def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
@@ -169,7 +180,7 @@ def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
              (f"Signal {case['signal']}, activation {case['activation']}, biases {'on' if case['bias'] else 'off'}"
              f"{' (constant input feature: positively homogeneous, the negative control)' if negative else ''}, "
              f"optimiser {case['optimizer']} (learning rate {number(case['learning_rate'])}); {len(case['seeds'])} "
-             f"seeds. {_measurement_sentence(case)}"), "", _overfit_sentence(case), "",
+             f"seeds. {kind_of(case['signal']).describe(case)}"), "", _overfit_sentence(case), "", _recovery_sentence(case), "",
              "| arm | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]
     metrics = case["metrics"]
     for arm in ("overfit", "shrunk") + ARMS + BASELINES:
@@ -185,7 +196,7 @@ def _case_section(case: dict[str, Any], figures: dict[str, str]) -> list[str]:
                   f"{number(control['max_relative_hf_change'], 2)} (relative) through the shrink: {state}. "
                   "Homogeneity constrains only the shrink itself; retraining afterwards may change the spectrum "
                   "like in any other net."), ""]
-    lines += verdict_rows(case["verdicts"], choice="filter width" if case["signal"] == "digits" else "window") + [""]
+    lines += verdict_rows(case["verdicts"], choice=kind_of(case["signal"]).choice) + [""]
     lines += [f"![{name}]({path})" for name, path in figures.items()] + [""]
     return lines
 
@@ -222,27 +233,38 @@ def _provenance_lines(provenance: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _method(method: str) -> str:
+    return {"bh": "Benjamini-Hochberg (false discovery rate)", "holm": "Holm (family-wise error rate)",
+            "none": "no correction"}[method]
+
+
 def _summary(report: dict[str, Any]) -> list[str]:
-    config, family = report["config"], report["family"]
+    config, families = report["config"], report["family"]
     seeds = len(report["cases"][0]["seeds"]) if report["cases"] else 0
-    method = {"bh": "Benjamini-Hochberg (false discovery rate)", "holm": "Holm (family-wise error rate)",
-              "none": "no correction"}[family["method"]]
+    margin = config["min_relative_effect"]
+    sizes = ", ".join(f"{name} {family['size']} hypotheses" for name, family in families.items())
     return [
         (f"Each verdict compares two arms seed by seed (paired, {seeds} seeds, every seed trained and stopped on its "
-        "own): a one-sided Wilcoxon signed-rank test, with the Hodges-Lehmann estimate of the paired difference and "
-        f"its exact 95% signed-rank interval. The family is every testable verdict of this run, {family['size']} "
-        f"tests, corrected by {method}: a verdict holds when its q-value is below {config['alpha']} and its relative "
-        f"effect is at most -{config['min_relative_effect']}. \"untestable\" means the data cannot answer (the "
-        f"reason is given): fewer than {smallest_testable_n(config['alpha'])} finite seeds, or a case that did not "
-        "overfit. Spectral verdicts are computed under two windows "
-        f"(`{config['window']}` and `{config['alternate_window']}`); † marks one where they disagree. Cells read "
-        f"`yes/no (relative effect)`; shrink factor {config['shrink_factor']}."), ""]
+         "own). One estimand serves the test, the interval and the margin: the paired log-ratio log(claim / "
+         "reference), its Hodges-Lehmann estimate and exact signed-rank interval; the relative effect is "
+         "exp(estimate) - 1. **yes**: the claim's arm is lower, significantly after correction, by at least the "
+         f"margin ({margin:.0%}). **no**: a test shows the improvement is absent or smaller than the margin "
+         "(equivalent: within the margin either way; worse: significantly higher). **inconclusive**: neither "
+         "(with the seeds the data suggest would decide it). **untestable**: the data cannot answer (reason given: "
+         f"fewer than {smallest_testable_n(config['alpha'])} finite pairs, too few seeds that overfit, too few "
+         f"that recovered). The primary verdicts were declared in advance and form one family; every other verdict "
+         f"is secondary, a family of its own ({sizes}; each corrected by {_method(config['correction'])} at "
+         f"{config['alpha']}). Generalisation verdicts use only the seeds that overfit. Spectral verdicts are also "
+         f"computed under a second measurement choice (`{config['window']}` and `{config['alternate_window']}` "
+         f"windows for the signals); † marks one whose outcome differs. Cells read `outcome (relative effect)`; "
+         f"shrink factor {config['shrink_factor']}."), ""]
 
 
 def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], precision_markdown: str = "") -> str:
     """The human-readable report: verdict table first, then one section per case."""
     cases = report["cases"]
-    lines = ["# Claim check: the slingshot maneuver", "", *_summary(report), "## Verdicts", "", verdict_table(cases), "",
+    lines = ["# Claim check: the slingshot maneuver", "", *_summary(report), "## Primary verdicts", "",
+             verdict_table(cases), "", "## Secondary verdicts", "", verdict_table(cases, list(SECONDARY_NAMES)), "",
              "### The slingshot against every reference, at three points of retraining", "",
              *_comparison_table(cases), ""]
     for case in cases:
