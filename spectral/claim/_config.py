@@ -71,10 +71,15 @@ NO_WINDOW = NO_VALUE
 
 
 def _window(value: Any, key: str) -> Any:
-    """``None`` (or ``"none"``), a window name, or a ``(name, parameter)`` pair scipy knows."""
+    """``None`` (or ``"none"``), a window name, or a ``(name, parameters...)`` tuple scipy knows.
+
+    A ``"none"`` parameter is a null (``("exponential", None, 3.0)``: the default centre), as TOML writes it.
+    """
     if value is None or value == NO_WINDOW:
         return None
     _require(isinstance(value, (str, list, tuple)), key, "a window name, [name, parameter] or \"none\"", value)
+    if not isinstance(value, str) and len(value) > 0:
+        value = (value[0], *(None if parameter == NO_VALUE else parameter for parameter in value[1:]))
     try:
         values = window_array(value, (16,))
     except (TypeError, ValueError) as error:
