@@ -16,7 +16,6 @@ signals from :func:`spectral.signals.default_1d` and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -26,13 +25,31 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._errors import UserInputError
 from .._spectrum import window_array
 from ..models import ACTIVATIONS
 from ..signals import default_1d, default_2d
+from ._config_checks import (
+    ConfigError,
+    FrozenMap,
+    _choice,
+    _flag,
+    _integer,
+    _is_integer,
+    _is_number,
+    _list_of,
+    _non_negative,
+    _number,
+    _positive,
+    _positive_int,
+    _require,
+    _spec,
+    _Table,
+    _table,
+)
+from ._toml import NO_VALUE, parse_toml, toml_document
 
 __all__ = ["ACTIVATIONS", "CORRECTIONS", "DEFAULT_CONFIG", "OPTIMIZERS", "SCHEME_NAMES", "CaseConfig", "ClaimConfig",
-           "ConfigError", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
+           "ConfigError", "DigitsConfig", "FrozenMap", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
            "merge_overrides", "parse_assignments", "parse_case_id", "read_config_file"]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -50,111 +67,19 @@ MEMORY_LIMIT_BYTES = 8 * 2**30
 #: Images in scikit-learn's 8x8 digits, and their classes.
 DIGIT_IMAGES, DIGIT_CLASSES = 1797, 10
 #: A window written as this string in TOML (which has no null) means no window.
-NO_WINDOW = "none"
-
-
-class ConfigError(UserInputError):
-    """A configuration that cannot be run (a ``ValueError``); the message names the dotted key (``key``, when there
-    is one)."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _fail(key: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"config key {key!r} must be {expected}, got {value!r}", key)
-
-
-def _require(condition: bool, key: str, expected: str, value: Any) -> None:
-    if not condition:
-        raise _fail(key, expected, value)
-
-
-def _prefixed(error: ConfigError, prefix: str) -> ConfigError:
-    """``error`` with its key (and message) moved under the table ``prefix``."""
-    if error.key is None or not prefix:
-        return error
-    key = f"{prefix}.{error.key}"
-    return ConfigError(str(error).replace(repr(error.key), repr(key), 1), key)
-
-
-class FrozenMap(dict):
-    """A read-only dict (hashable, picklable): the per-name tables of a frozen config."""
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("a config is frozen: build a new one (ClaimConfig.replace, load_config)")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(sorted(self.items())))
-
-    def __reduce__(self) -> tuple:
-        return type(self), (dict(self),)
-
-
-# --- Field checks: (value, key) -> the stored value ----------------------------------------------------------------
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(minimum: int) -> Callable[[Any, str], int]:
-    def check(value: Any, key: str) -> int:
-        _require(_is_integer(value) and value >= minimum, key,
-                 "a positive integer" if minimum == 1 else f"an integer >= {minimum}", value)
-        return value
-    return check
-
-
-def _number(low: float = -math.inf, high: float = math.inf, *, open_low: bool = True, open_high: bool = False,
-            expected: str = "") -> Callable[[Any, str], float]:
-    def check(value: Any, key: str) -> float:
-        _require(_is_number(value), key, "a finite number", value)
-        inside = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
-        _require(inside, key, expected, value)
-        return float(value)
-    return check
-
-
-_positive = _number(0.0, expected="positive")
-_non_negative = _number(0.0, open_low=False, expected=">= 0")
-_positive_int = _integer(1)
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def check(value: Any, key: str) -> str:
-        _require(isinstance(value, str) and value in options, key, f"one of {options}", value)
-        return value
-    return check
-
-
-def _flag(value: Any, key: str) -> bool:
-    _require(isinstance(value, bool), key, "true or false", value)
-    return value
-
-
-def _list_of(item: Callable[[Any, str], Any], expected: str) -> Callable[[Any, str], tuple]:
-    def check(value: Any, key: str) -> tuple:
-        _require(isinstance(value, (list, tuple)) and len(value) > 0, key, expected, value)
-        try:
-            return tuple(item(v, key) for v in value)
-        except ConfigError:
-            raise _fail(key, expected, value) from None
-    return check
+NO_WINDOW = NO_VALUE
 
 
 def _window(value: Any, key: str) -> Any:
-    """``None`` (or ``"none"``), a window name, or a ``(name, parameter)`` pair scipy knows."""
+    """``None`` (or ``"none"``), a window name, or a ``(name, parameters...)`` tuple scipy knows.
+
+    A ``"none"`` parameter is a null (``("exponential", None, 3.0)``: the default centre), as TOML writes it.
+    """
     if value is None or value == NO_WINDOW:
         return None
     _require(isinstance(value, (str, list, tuple)), key, "a window name, [name, parameter] or \"none\"", value)
+    if not isinstance(value, str) and len(value) > 0:
+        value = (value[0], *(None if parameter == NO_VALUE else parameter for parameter in value[1:]))
     try:
         values = window_array(value, (16,))
     except (TypeError, ValueError) as error:
@@ -172,95 +97,6 @@ def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[
         raise ConfigError(f"unknown config key in {key!r}: {unknown[0]!r}; expected one of {list(ACTIVATIONS)}", key)
     return FrozenMap({name: _positive(value[name], f"{key}.{name}") if name in value else base[name]
                              for name in ACTIVATIONS})
-
-
-# --- The tables -----------------------------------------------------------------------------------------------------
-
-
-def _instance(kind: type) -> Callable[[Any, str], Any]:
-    def check(value: Any, key: str) -> Any:
-        _require(isinstance(value, kind), key, f"a {kind.__name__} table", value)
-        return value
-    return check
-
-
-def _table(kind: type) -> Any:
-    """A sub-table field: its defaults, and only a table of that type accepted."""
-    return _spec(factory=kind, check=_instance(kind))
-
-
-def _spec(default: Any = dataclasses.MISSING, check: Callable | None = None, *, factory: Callable | None = None) -> Any:
-    """A dataclass field with its check in the metadata (``factory`` for table defaults)."""
-    metadata = {"check": check}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def _plain(value: Any) -> Any:
-    """A field's JSON-able form: tables as dicts, tuples as lists."""
-    if dataclasses.is_dataclass(value):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-class _Table:
-    """A frozen table of the config: fields checked on construction, built from and written to plain dicts."""
-
-    def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            check = spec.metadata.get("check")
-            if check is not None:
-                object.__setattr__(self, spec.name, check(getattr(self, spec.name), spec.name))
-        self._check()
-
-    def _check(self) -> None:
-        """Checks across fields (none by default)."""
-
-    @classmethod
-    def from_dict(cls, data: Any, base: Any = None, key: str = "") -> Any:
-        """``base`` (the defaults when None) with the keys of ``data`` replaced; sub-tables merge key by key."""
-        base = cls() if base is None else base
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"config key {key or 'top level'!r} must be a table, got {data!r}", key or None)
-        names = [spec.name for spec in dataclasses.fields(cls)]  # internal fields come from base, never from data
-        public = [spec.name for spec in dataclasses.fields(cls) if not spec.metadata.get("internal")]
-        unknown = sorted(set(data) - set(public))
-        if unknown:
-            where = f" in {key!r}" if key else ""
-            raise ConfigError(f"unknown config key{where}: {unknown[0]!r}; expected one of {sorted(public)}",
-                              f"{key}.{unknown[0]}".lstrip("."))
-        values = {}
-        for name in names:
-            current, inner = getattr(base, name), f"{key}.{name}".lstrip(".")
-            if name not in data:
-                values[name] = current
-            elif isinstance(current, _Table):
-                values[name] = type(current).from_dict(data[name], current, inner)
-            else:
-                values[name] = cls._merge_field(name, data[name], current, inner)
-        try:
-            return cls(**values)
-        except ConfigError as error:
-            raise _prefixed(error, key) from None
-
-    @classmethod
-    def _merge_field(cls, name: str, value: Any, current: Any, key: str) -> Any:
-        """How a plain field takes an override (replaced; tables of values override key by key)."""
-        return value
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-able tree: tables as dicts, sequences as lists (internal fields left out)."""
-        return {spec.name: _plain(getattr(self, spec.name)) for spec in dataclasses.fields(self)
-                if not spec.metadata.get("internal")}
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with ``changes`` (checked like any construction)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -614,7 +450,7 @@ class ClaimConfig(_Table):
 
     def to_toml(self) -> str:
         """The config as a TOML document that :func:`load_config` reads back into an equal config."""
-        return _toml_table(self.to_dict(), [])
+        return toml_document(self.to_dict())
 
 
 def _merge_signals(value: Any, current: Mapping[str, SignalConfig], key: str) -> Mapping[str, SignalConfig]:
@@ -736,7 +572,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     >>> load_config(overrides={"seeds": 0})
     Traceback (most recent call last):
     ...
-    spectral.claim._config.ConfigError: config key 'seeds' must be a positive integer, got 0
+    spectral.claim._config_checks.ConfigError: config key 'seeds' must be a positive integer, got 0
     """
     config = ClaimConfig()
     if path is not None:
@@ -744,14 +580,6 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if overrides:
         config = ClaimConfig.from_dict(overrides, config)
     return config
-
-
-def _parse_toml(text: str) -> Any:
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11: tomli, a dependency there
-        import tomli as tomllib
-    return tomllib.loads(text)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -764,47 +592,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     kind = "TOML" if suffix == ".toml" else "JSON"
     try:
         text = path.read_bytes().decode("utf-8")
-        return _parse_toml(text) if kind == "TOML" else json.loads(text)
+        return parse_toml(text) if kind == "TOML" else json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # JSONDecodeError, TOMLDecodeError: ValueError
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
         raise ConfigError(f"config file {str(path)!r} is not valid {kind}: {reason}") from None
-
-
-# --- TOML output ----------------------------------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if value is None:
-        return json.dumps(NO_WINDOW)  # the only null a config holds is "no window"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _toml_table(table: dict[str, Any], path: list[str], header: bool = True) -> str:
-    """Scalars and arrays first (under a ``[a.b]`` header), then sub-tables, then arrays of tables as ``[[a]]``."""
-    lines, sections = [], []
-    for key, value in table.items():
-        if isinstance(value, dict):
-            sections.append(_toml_table(value, path + [key]))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for item in value:
-                sections.append(f"[[{'.'.join(map(_toml_key, path + [key]))}]]\n" + _toml_table(item, path + [key], False))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    title = f"[{'.'.join(map(_toml_key, path))}]\n" if header and path and lines else ""
-    body = title + "".join(line + "\n" for line in lines)
-    return "\n".join([body] + sections) if body else "\n".join(sections)
 
 
 #: The built-in default, as the plain tree a file overrides.

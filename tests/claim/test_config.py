@@ -214,6 +214,7 @@ def test_nested_errors_name_the_dotted_key(overrides, key):
     {"window": None, "alternate_window": "hann", "seeds": 7, "training": {"learning_rate": {"sine": 2e-4}}},
     {"cases": [{"signal": "1d", "activation": "tanh", "bias": True, "optimizer": "sgd"}], "sweep": {"case": ""},
      "signals": {"1d": {"noise": 1, "frequencies": [2, 7]}, "2d": {"frequencies": [[3, -1]]}}},
+    {"window": ["exponential", None, 3.0]},  # a null inside an array: TOML has none, written "none" and read back
 ])
 def test_json_and_toml_round_trip(tmp_path, overrides):
     if "signals" in overrides:
