@@ -150,11 +150,18 @@ class TrainingConfig(_Table):
     overfit_max_steps: int = _spec(2000, _positive_int)
     #: Overfit: every training point fitted to a tenth of the noise variance (most of the noise memorised).
     overfit_ratio: float = _spec(0.1, _positive)
-    #: A case counts as overfit when the median over seeds of (test MSE at the stop / phase-1 minimum) is this.
+    #: A seed overfits when it reached the threshold and its test MSE at the stop is this x its phase-1 minimum.
     min_test_gap: float = _spec(1.5, _positive)
+    #: A case's generalisation verdicts are testable when at least this fraction of its seeds overfit.
+    min_overfit_fraction: float = _spec(0.75, _number(0.0, 1.0, expected="in (0, 1]"))
     check_every: int = _spec(50, _positive_int)
+    #: Every arm retrains this many steps (the essay's "few epochs": the comparison at the end) ...
     retrain_steps: int = _spec(400, _positive_int)
+    #: ... then each member not yet back at its seed's overfit training MSE trains on alone, up to this many steps.
+    recovery_max_steps: int = _spec(4000, _positive_int)
     curve_points: int = _spec(10, _positive_int)
+    #: The replication check: every initial weight moved up or down by this many units in the last place.
+    init_jitter_ulps: int = _spec(0, _integer(0))
     #: SIREN's frequency scale; the paper's 30 is for [-1, 1], and on [0, 1) it memorises without ever generalising.
     omega_0: float = _spec(10.0, _positive)
 
@@ -165,6 +172,8 @@ class TrainingConfig(_Table):
     def _check(self) -> None:
         _require(self.check_every <= self.overfit_max_steps, "check_every",
                  f"at most overfit_max_steps ({self.overfit_max_steps})", self.check_every)
+        _require(self.recovery_max_steps >= self.retrain_steps, "recovery_max_steps",
+                 f"at least retrain_steps ({self.retrain_steps})", self.recovery_max_steps)
         for name in ("learning_rate", "sgd_learning_rate"):
             rates = getattr(self, name)
             _require(isinstance(rates, Mapping) and set(rates) == set(ACTIVATIONS), name,
@@ -392,8 +401,6 @@ class ClaimConfig(_Table):
     min_relative_effect: float = _spec(0.05, _non_negative)
     shrink_factor: float = _spec(0.2, _positive)
     shrink_perturb: ShrinkPerturbConfig = _table(ShrinkPerturbConfig)
-    #: Decoupled weight decay of the weight_decay arm: each step multiplies the weights by (1 - lr * weight_decay).
-    weight_decay: float = _spec(0.5, _non_negative)
     window: Any = _spec("hann", _window)
     #: Every spectral verdict is also computed under this window and flagged where the two disagree.
     alternate_window: Any = _spec(("tukey", 0.5), _window)
