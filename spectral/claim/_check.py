@@ -472,7 +472,8 @@ def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str,
     for name, (metric, claim, reference) in case_verdicts(case.case).items():
         if metric in SPECTRAL_METRICS:
             by_window = {window: verdict(metrics[f"{metric}:{window}"][claim], metrics[f"{metric}:{window}"][reference],
-                                         config, log_scale=metric == "log_retention")
+                                         alpha=config.alpha, margin=config.min_relative_effect,
+                                         scale="log" if metric == "log_retention" else "ratio").to_dict()
                          for window in ("primary", "alternate")}
             result = by_window["primary"]
             result["alternate_window"] = by_window["alternate"]
@@ -480,7 +481,8 @@ def _verdicts(case: Case, metrics: dict[str, dict[str, list]], phase1: dict[str,
             reason = _generalisation_reason(phase1)
             if reason is None and metric.endswith("@matched_fit"):
                 reason = _unmatched_reason(metrics[metric], (claim, reference), config)
-            result = verdict(metrics[metric][claim], metrics[metric][reference], config, reason=reason)
+            result = verdict(metrics[metric][claim], metrics[metric][reference], alpha=config.alpha,
+                             margin=config.min_relative_effect, reason=reason).to_dict()
         result.update(metric=metric, claim=claim, reference=reference)
         verdicts[name] = result
     return verdicts
