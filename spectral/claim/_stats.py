@@ -1,25 +1,55 @@
-"""Paired statistics behind every verdict: the signed-rank test, its interval, and the family correction.
+"""Paired statistics behind every verdict: one estimand, its exact signed-rank tests, power, and the families.
 
 A verdict asks whether ``claim`` comes out lower than ``reference``, seed by
-seed. The test is the one-sided Wilcoxon signed-rank test; the estimate is its
-Hodges-Lehmann companion (the median of the Walsh averages of the paired
-differences) with the exact signed-rank confidence interval, so the estimate,
-the interval and the test rest on the same ranks. ``holds`` is three-valued:
-``None`` (with a ``reason``) when the data cannot answer, never ``False``.
-The final ``holds`` is set by :func:`correct_family` from the q-value,
-adjusted over every verdict of a run.
+seed, and by more than a margin. One estimand serves the test, the interval
+and the margin: the paired log-ratio ``d = log(claim / reference)`` (or
+``claim - reference`` for values already on a log scale), its Hodges-Lehmann
+estimate (the median of the Walsh averages), the exact signed-rank interval,
+and two one-sided exact signed-rank tests whose p-values come from the
+enumerated null distribution (:func:`signed_rank_null`), never from
+``scipy.stats.wilcoxon`` (whose method differs between scipy versions):
+
+- ``p_value``, superiority: H0 ``effect >= 0`` against "claim is lower";
+- ``p_absent``, non-superiority: H0 ``effect <= -delta`` against "the
+  improvement is absent or smaller than the margin", with
+  ``delta = -log(1 - margin)``: the differences shifted by ``delta`` tested
+  for the other side.
+
+Zero differences (a seed where the two arms agree exactly) carry no sign: they
+are left out of the sample, counted in ``zeros``, and ``n`` counts the pairs
+that remain; the estimate, the interval and both tests use the same ``n``
+pairs. Ties among the remaining ``|d|`` get midranks and the exact null of
+those midranks. The outcome is four-valued (:class:`Verdict`) and is set
+within a corrected family by :func:`correct_families`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 CORRECTIONS = ("bh", "holm", "none")
-CONFIDENCE = 0.95
+OUTCOMES = ("yes", "no", "inconclusive", "untestable")
+FAMILIES = ("primary", "secondary")
+DIRECTIONS = ("equivalent", "worse", "smaller than the margin")
+SCALES = ("ratio", "log")
+ESTIMANDS = {"ratio": "median paired log-ratio log(claim/reference) (Hodges-Lehmann)",
+             "log": "median paired difference claim - reference of log values (Hodges-Lehmann)"}
+#: The effect every verdict's power is stated for: 20% lower, on the log scale.
+POWER_EFFECT = math.log(0.8)
+#: The power ``seeds_needed`` asks for.
+TARGET_POWER = 0.8
+#: The largest seed count ``seeds_needed`` searches; beyond it, ``None``.
+MAX_SEEDS = 256
+#: Simulated samples per power estimate (standard error at most 0.025 at power 0.8).
+SIMULATIONS = 256
+#: The power simulation's fixed seed: the same data give the same power.
+POWER_SEED = 20240619
 
 
 def smallest_testable_n(alpha: float) -> int:
@@ -35,22 +65,94 @@ def smallest_testable_n(alpha: float) -> int:
     return math.floor(math.log2(1 / alpha)) + 1
 
 
+@functools.lru_cache(maxsize=None)
+def _null(n: int) -> np.ndarray:
+    probability = np.zeros(n * (n + 1) // 2 + 1)
+    probability[0] = 1.0
+    for rank in range(1, n + 1):  # halve at every step: no overflow at any n
+        probability[rank:] = (probability[rank:] + probability[:-rank].copy()) / 2
+        probability[:rank] /= 2
+    probability.flags.writeable = False
+    return probability
+
+
 def signed_rank_null(n: int) -> np.ndarray:
     """``P(T+ = t)`` for ``t = 0 .. n(n+1)/2`` under the null: the exact signed-rank distribution.
+
+    ``T+`` is the sum of the ranks of ``|d|`` over the positive ``d``; under
+    the null each of the ``2**n`` sign patterns is equally likely.
 
     Examples
     --------
     >>> signed_rank_null(2).tolist()  # T+ in {0, 1, 2, 3}, each of the 4 sign patterns equally likely
     [0.25, 0.25, 0.25, 0.25]
     """
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for rank in range(1, n + 1):
-        counts[rank:] = counts[rank:] + counts[:-rank].copy()
-    return counts / 2.0**n
+    return _null(int(n)).copy()
 
 
-def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[float, list[float], float]:
+@functools.lru_cache(maxsize=None)
+def _tied_null(doubled_ranks: tuple[int, ...]) -> np.ndarray:
+    """``P(2 T+ = s)`` for midranks with ties (doubled so that they are integers)."""
+    probability = np.zeros(sum(doubled_ranks) + 1)
+    probability[0] = 1.0
+    for rank in doubled_ranks:
+        probability[rank:] = (probability[rank:] + probability[:-rank].copy()) / 2
+        probability[:rank] /= 2
+    return probability
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
+
+
+def signed_rank_p(differences: Any, alternative: str) -> float:
+    """Exact one-sided signed-rank p-value of non-zero paired differences.
+
+    Parameters
+    ----------
+    differences : array_like, shape (n,)
+        Finite differences. Zeros count as negative (they never add to
+        ``T+``): callers leave true zero differences out (see the module
+        docstring); a zero of shifted differences then makes ``"greater"``
+        conservative.
+    alternative : {"less", "greater"}
+        ``"less"``: the differences are centred below 0, ``p = P(T+ <= t)``;
+        ``"greater"``: above 0, ``p = P(T+ >= t)``.
+
+    Returns
+    -------
+    float
+        From the exact null of ``n`` untied ranks (:func:`signed_rank_null`),
+        or, with ties among ``|d|``, the exact null of their midranks.
+
+    Examples
+    --------
+    >>> signed_rank_p([-1.0, -2.0, -3.0, -4.0, -5.0], "less")  # every sign negative: 2**-5
+    0.03125
+    >>> signed_rank_p([-1.0, -1.0, 1.0], "greater")  # midranks 2, 2, 2: P(T+ >= 2) = 7/8
+    0.875
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError(f"differences must be a non-empty 1D array of finite numbers, got shape {d.shape}")
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater', got {alternative!r}")
+    doubled = np.rint(2 * _midranks(np.abs(d))).astype(np.int64)
+    statistic = int(doubled[d > 0].sum())
+    if np.array_equal(np.sort(doubled), np.arange(2, 2 * d.size + 1, 2)):  # no ties: the cached table
+        probability, statistic = _null(d.size), statistic // 2
+    else:
+        probability = _tied_null(tuple(int(r) for r in np.sort(doubled)))
+    tail = probability[:statistic + 1] if alternative == "less" else probability[statistic:]
+    return float(min(1.0, tail.sum()))
+
+
+def hodges_lehmann(differences: Any, confidence: float = 0.95) -> tuple[float, list[float], float]:
     """Hodges-Lehmann estimate of the centre of paired differences, with its exact signed-rank interval.
 
     Parameters
@@ -91,8 +193,8 @@ def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[fl
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     i, j = np.triu_indices(d.size)
     walsh = np.sort((d[i] + d[j]) / 2)
-    cumulative = np.cumsum(signed_rank_null(d.size))
-    below = np.flatnonzero(cumulative <= (1 - confidence) / 2)
+    cumulative = np.cumsum(_null(d.size))
+    below = np.flatnonzero(cumulative <= (1 - confidence) / 2 * (1 + 1e-12))
     depth = int(below[-1]) + 1 if below.size else 0  # d - 1 = the largest such t; 0: no finite interval
     if depth:
         interval, level = [float(walsh[depth - 1]), float(walsh[walsh.size - depth])], 1 - 2 * cumulative[depth - 1]
@@ -101,91 +203,392 @@ def hodges_lehmann(differences: Any, confidence: float = CONFIDENCE) -> tuple[fl
     return float(np.median(walsh)), interval, float(level)
 
 
-def signed_rank_less(differences: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value for "the differences are centred below 0" (zeros dropped)."""
-    import scipy.stats  # here: slow to import, and only a finished case needs it
-
-    if not np.any(differences):
-        return 1.0  # no pair differs: no evidence for a decrease
-    return float(scipy.stats.wilcoxon(differences, alternative="less").pvalue)
+# --- Power -------------------------------------------------------------------------------------------------------
 
 
-def verdict(claim: Any, reference: Any, config: Any, *, log_scale: bool = False,
-            reason: str | None = None) -> dict[str, Any]:
-    """Does ``claim`` come out lower than ``reference``, pair by pair (one pair per seed)?
+@functools.lru_cache(maxsize=None)
+def _critical(n: int, alpha: float) -> int:
+    """Largest ``t`` with ``P(T+ <= t) < alpha`` (-1 if none): "less" rejects at ``T+ <= t``."""
+    below = np.flatnonzero(np.cumsum(_null(n)) < alpha)
+    return int(below[-1]) if below.size else -1
+
+
+def _positive_rank_sums(samples: np.ndarray) -> np.ndarray:
+    """``T+`` of every row of ``samples`` (continuous draws: no ties, no zeros)."""
+    order = np.argsort(np.abs(samples), axis=1)
+    positive = np.take_along_axis(samples, order, axis=1) > 0
+    return positive @ np.arange(1, samples.shape[1] + 1)
+
+
+class _PowerSimulation:
+    """The uncorrected decision rules applied to samples drawn like a verdict's centred log differences.
+
+    The draws are a smoothed bootstrap of ``differences - HL``: a resampled
+    residual plus Gaussian noise of Silverman's bandwidth, rescaled to the
+    residuals' variance (continuous, so the untied null applies), one fixed
+    ``(SIMULATIONS, MAX_SEEDS)`` matrix per verdict; the power at ``n`` uses
+    its first ``n`` columns, so power against ``n`` is smooth.
+    """
+
+    def __init__(self, differences: np.ndarray, *, alpha: float, margin: float) -> None:
+        residuals = differences - hodges_lehmann(differences)[0]
+        rng = np.random.default_rng(POWER_SEED)
+        picks = residuals[rng.integers(0, residuals.size, (SIMULATIONS, MAX_SEEDS))]
+        spread = float(residuals.std())
+        quartiles = np.subtract(*np.percentile(residuals, [75, 25]))
+        width = 0.9 * min(spread, quartiles / 1.34 if quartiles > 0 else spread) * residuals.size ** -0.2
+        noise = rng.standard_normal((SIMULATIONS, MAX_SEEDS))
+        self.draws = (picks + width * noise) / math.sqrt(1 + (width / spread) ** 2) if spread > 0 else picks
+        self.alpha, self.delta = alpha, -math.log1p(-margin)
+
+    def power(self, n: int, effect: float, rule: str) -> float:
+        """Fraction of samples of ``n`` pairs with true ``effect`` that read ``rule`` ("yes" or "no")."""
+        critical = _critical(n, self.alpha)
+        if critical < 0:
+            return 0.0
+        sample = self.draws[:, :n] + effect
+        half = n * (n + 1) / 4  # HL <= -delta  <=>  T+(d + delta) < M / 2 (up to T+ = M / 2 exactly)
+        shifted = _positive_rank_sums(sample + self.delta)
+        if rule == "yes":
+            passed = (_positive_rank_sums(sample) <= critical) & (shifted < half)
+        else:
+            passed = shifted >= n * (n + 1) // 2 - critical
+        return float(passed.mean())
+
+    def seeds(self, effect: float, rule: str, power: float = TARGET_POWER) -> int | None:
+        """Fewest ``n`` up to :data:`MAX_SEEDS` with power at least ``power`` (doubling, then bisection).
+
+        Assumes the power grows with ``n`` (it does up to simulation noise and
+        the discreteness of the critical values).
+        """
+        low, high = smallest_testable_n(self.alpha) - 1, smallest_testable_n(self.alpha)
+        while self.power(high, effect, rule) < power:  # invariant: power(low) < power (or low untestable)
+            if high == MAX_SEEDS:
+                return None
+            low, high = high, min(2 * high, MAX_SEEDS)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self.power(middle, effect, rule) >= power else (middle, high)
+        return high
+
+
+def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power: float = TARGET_POWER,
+                   alpha: float = 0.05, margin: float = 0.05) -> int | None:
+    """Fewest seeds whose "yes" rule has the given power for ``effect`` at the variability of ``log_differences``.
 
     Parameters
     ----------
-    claim, reference : array_like, shape (n,)
-        One value per seed for the arm the claim favours and for its reference.
-        Pairs with a non-finite value are dropped and counted.
-    config : ClaimConfig or any object with the same attributes
-        Reads ``config.alpha`` and ``config.min_relative_effect``.
-    log_scale : bool, default False
-        The values are logarithms (e.g. log retentions): the relative effect
-        is then ``expm1(estimate)``, the ratio minus one, instead of the
-        estimate over ``|mean(reference)|``.
-    reason : str, optional
-        Why the verdict cannot be tested (e.g. "case did not overfit"): the
-        statistics are still computed, ``holds`` is None.
+    log_differences : array_like, shape (n,)
+        Per-seed paired log-ratios ``log(claim / reference)`` (n >= 2, finite);
+        their spread (around their Hodges-Lehmann centre) is what is used.
+    effect : float, default log(0.8)
+        True effect on the log scale (a 20% improvement by default).
+    power : float, default 0.8
+    alpha : float, default 0.05
+        Level of the superiority test, uncorrected. Pass a smaller level
+        (e.g. alpha over the family size, Bonferroni) for a count that
+        survives a family correction.
+    margin : float, default 0.05
+        The verdict's relative margin: "yes" also needs the estimate beyond it.
 
     Returns
     -------
-    dict
-        ``effect`` (Hodges-Lehmann estimate of the paired difference),
-        ``ci`` (its exact signed-rank interval, nominal 95%, for that shift:
-        the pseudo-median of the differences, which is their mean only when
-        they are symmetric), ``ci_level`` (its exact coverage), ``p_value`` (one-sided
-        Wilcoxon signed-rank, ``alternative="less"``), ``relative_effect``
-        (``mean(claim - reference) / |mean(reference)|``, i.e. the ratio of
-        the means minus one, never below -1 for a positive metric; with
-        ``log_scale``, ``expm1(effect)``),
-        ``n`` (finite pairs), ``dropped`` (non-finite pairs), ``reason``
-        (None when testable), ``q_value`` (None until
-        :func:`correct_family`) and ``holds``: None when untestable, else the
-        uncorrected ``p_value < alpha and relative_effect <=
-        -min_relative_effect`` until :func:`correct_family` replaces
-        ``p_value`` by ``q_value`` there.
+    int or None
+        None when even :data:`MAX_SEEDS` seeds fall short.
 
     Examples
     --------
-    >>> from types import SimpleNamespace
-    >>> criteria = SimpleNamespace(alpha=0.05, min_relative_effect=0.05)  # or a ClaimConfig
-    >>> result = verdict([0.5, 0.6, 0.4, 0.5, 0.55, 0.45], [1.0] * 6, criteria)
-    >>> result["holds"], result["p_value"], result["effect"]
-    (True, 0.015625, -0.5)
-    >>> verdict([0.5], [1.0], criteria)["reason"]
-    'fewer than 5 seeds'
+    >>> noise = np.random.default_rng(0).normal(0.0, 0.5, 16)
+    >>> 20 <= required_seeds(noise) <= 60  # sd 0.5: about ((1.64 + 0.84) * 0.5 / 0.22)**2 * pi / 3 seeds
+    True
     """
+    d = _finite_sample(log_differences)
+    if d.size < 2:
+        raise ValueError(f"log_differences needs at least 2 finite values, got {d.size}")
+    return _PowerSimulation(d, alpha=alpha, margin=margin).seeds(effect, "yes", power)
+
+
+def _finite_sample(values: Any) -> np.ndarray:
+    d = np.asarray(values, dtype=np.float64)
+    if d.ndim != 1:
+        raise ValueError(f"expected a 1D array, got shape {d.shape}")
+    return d[np.isfinite(d)]
+
+
+# --- The verdict ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """One verdict: does ``claim`` come out lower than ``reference`` by more than the margin?
+
+    The fields are the verdict contract's (``docs/architecture.md``); see
+    :func:`verdict` for how each is computed and :func:`correct_families` for
+    the final ``outcome``. ``to_dict()`` gives the JSON form written to
+    ``report.json``; :meth:`from_dict` reads it back and checks it.
+
+    Examples
+    --------
+    >>> result = verdict([0.5, 0.6, 0.4, 0.5, 0.55, 0.45], [1.0] * 6, alpha=0.05, margin=0.05)
+    >>> Verdict.from_dict(result.to_dict()) == result
+    True
+    """
+
+    outcome: str = "untestable"
+    holds: bool | None = None
+    family: str = "secondary"
+    estimand: str = ESTIMANDS["ratio"]
+    effect: float | None = None
+    relative_effect: float | None = None
+    ci: list[float | None] = field(default_factory=lambda: [None, None])
+    ci_level: float | None = None
+    p_value: float | None = None
+    p_absent: float | None = None
+    q_value: float | None = None
+    q_absent: float | None = None
+    margin: float = 0.05
+    direction: str | None = None
+    n: int = 0
+    dropped: int = 0
+    zeros: int = 0
+    power: float | None = None
+    seeds_needed: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able dict of the contract's keys."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """Read a verdict back (e.g. from ``report.json``); other keys (``metric``, ...) are ignored.
+
+        Raises
+        ------
+        ValueError
+            A key is missing, or a value has the wrong type or is out of range
+            (the message names the key).
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a verdict must be a dict, got {type(data).__name__}")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"verdict is missing {', '.join(missing)}")
+        values = {f.name: data[f.name] for f in fields(cls)}
+        for name, check in _CHECKS.items():
+            expected = check(values[name])
+            if expected:
+                raise ValueError(f"verdict field {name!r}: expected {expected}, got {values[name]!r}")
+        values["ci"] = [None if v is None else float(v) for v in values["ci"]]
+        result = cls(**values)
+        if result.holds is not _HOLDS[result.outcome] and result.outcome != "inconclusive" or (
+                result.outcome == "inconclusive" and result.holds is not None):
+            raise ValueError(f"verdict field 'holds': {result.holds!r} contradicts outcome {result.outcome!r}")
+        return result
+
+
+def _number(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_optional(test: Any, expected: str) -> Any:
+    return lambda value: None if value is None or test(value) else f"{expected} or null"
+
+
+_HOLDS = {"yes": True, "no": False, "inconclusive": None, "untestable": None}
+_CHECKS = {
+    "outcome": lambda v: None if v in OUTCOMES else f"one of {OUTCOMES}",
+    "holds": lambda v: None if v in (True, False, None) else "true, false or null",
+    "family": lambda v: None if v in FAMILIES else f"one of {FAMILIES}",
+    "estimand": lambda v: None if isinstance(v, str) else "a string",
+    "effect": _check_optional(_number, "a number"),
+    "relative_effect": _check_optional(_number, "a number"),
+    "ci": lambda v: None if isinstance(v, (list, tuple)) and len(v) == 2 and all(x is None or _number(x) for x in v)
+    else "a list of two numbers (or nulls)",
+    "ci_level": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "p_value": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "p_absent": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "q_value": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "q_absent": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "margin": lambda v: None if _number(v, 0, 1) and v < 1 else "a number in [0, 1)",
+    "direction": lambda v: None if v is None or v in DIRECTIONS else f"one of {DIRECTIONS} or null",
+    "n": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "an integer >= 0",
+    "dropped": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "an integer >= 0",
+    "zeros": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "an integer >= 0",
+    "power": _check_optional(lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "seeds_needed": _check_optional(lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                                    "an integer > 0"),
+    "reason": _check_optional(lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _paired_log_differences(claim: Any, reference: Any, scale: str) -> tuple[np.ndarray, int]:
+    """The paired log differences of the usable pairs, and how many pairs were dropped."""
     claim = np.asarray(claim, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if claim.shape != reference.shape or claim.ndim != 1:
         raise ValueError(f"claim and reference must be 1D of the same length, got {claim.shape} and {reference.shape}")
     keep = np.isfinite(claim) & np.isfinite(reference)
-    differences = claim[keep] - reference[keep]
-    result: dict[str, Any] = {"holds": None, "reason": reason, "q_value": None, "p_value": None,
-                              "effect": None, "ci": [None, None], "ci_level": None, "relative_effect": None,
-                              "n": int(keep.sum()), "dropped": int((~keep).sum())}
-    if differences.size:
-        estimate, interval, level = hodges_lehmann(differences)
-        mean, scale = float(differences.mean()), abs(float(reference[keep].mean()))
-        relative = math.expm1(estimate) if log_scale else (
-            mean / scale if scale > 0 else (0.0 if mean == 0 else math.nan))
-        result.update(effect=estimate, ci=interval, ci_level=level, relative_effect=relative,
-                      p_value=signed_rank_less(differences))
-    needed = smallest_testable_n(config.alpha)
-    if result["reason"] is None and differences.size < needed:
-        result["reason"] = (f"non-finite values in {result['dropped']} seeds leave fewer than {needed}"
-                            if result["dropped"] else f"fewer than {needed} seeds")
-    if result["reason"] is None:
-        result["holds"] = _passes(result, result["p_value"], config)
+    if scale == "ratio":
+        keep &= (claim > 0) & (reference > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            differences = np.log(claim[keep]) - np.log(reference[keep])
+    else:
+        differences = claim[keep] - reference[keep]
+    return differences, int((~keep).sum())
+
+
+def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: str = "secondary",
+            scale: str = "ratio", reason: str | None = None) -> Verdict:
+    """Does ``claim`` come out lower than ``reference`` by more than ``margin``, pair by pair (one pair per seed)?
+
+    Parameters
+    ----------
+    claim, reference : array_like, shape (n,)
+        One value per seed for the arm the claim favours and for its reference.
+    alpha : float
+        Level of every test, in (0, 0.5); the interval's level is ``1 - 2 alpha``.
+    margin : float
+        Relative margin ``m`` in [0, 1) (config ``min_relative_effect``): "yes"
+        needs ``claim / reference <= 1 - m``; ``delta = -log(1 - m)`` on the
+        log scale.
+    family : {"primary", "secondary"}, default "secondary"
+        The corrected family the verdict belongs to (:func:`correct_families`).
+    scale : {"ratio", "log"}, default "ratio"
+        ``"ratio"``: positive values compared as ``log(claim / reference)``;
+        pairs with a non-finite or non-positive value are dropped and counted.
+        ``"log"``: values already logarithms (e.g. log retentions) compared as
+        ``claim - reference``; non-finite pairs dropped.
+    reason : str, optional
+        Why the verdict cannot be tested (e.g. "case did not overfit"): the
+        statistics are still computed, the outcome is "untestable" and the
+        verdict stays out of the family.
+
+    Returns
+    -------
+    Verdict
+        ``effect`` (Hodges-Lehmann estimate of the log differences; zero
+        differences left out, counted in ``zeros``), ``relative_effect``
+        (``expm1(effect)``), ``ci`` (the exact signed-rank interval at level
+        ``1 - 2 alpha``, exact coverage ``ci_level``: its ends are where the
+        two one-sided tests at ``alpha`` turn), ``p_value`` (H0 effect >= 0),
+        ``p_absent`` (H0 effect <= -delta: the signed-rank test of
+        ``d + delta`` for "greater"), ``power`` (the uncorrected "yes" rule's
+        power at ``n`` for a 20% effect at this verdict's variability),
+        ``seeds_needed`` (fewest seeds for power 0.8, None beyond
+        :data:`MAX_SEEDS`), and the outcome of the rule of
+        :func:`correct_families` with ``q = p`` (a family of one) until that
+        function corrects it: "untestable" when ``reason`` is given or fewer
+        than :func:`smallest_testable_n` pairs remain.
+
+    Notes
+    -----
+    Power: :data:`SIMULATIONS` samples from a smoothed bootstrap of the
+    centred differences (fixed seed :data:`POWER_SEED`), shifted by
+    ``log(0.8)``, judged by the uncorrected rule at ``alpha``
+    (``p_value < alpha`` and ``effect <= -delta``). The family correction
+    lowers the level each test meets, so this power is an upper bound on the
+    corrected one; :func:`required_seeds` takes a smaller ``alpha`` for a
+    conservative count.
+
+    Examples
+    --------
+    >>> result = verdict([0.5, 0.6, 0.4, 0.5, 0.55, 0.45], [1.0] * 6, alpha=0.05, margin=0.05)
+    >>> result.outcome, result.p_value, round(result.relative_effect, 3)
+    ('yes', 0.015625, -0.5)
+    >>> verdict([0.5], [1.0], alpha=0.05, margin=0.05).reason
+    'fewer than 5 seeds'
+    """
+    if not (isinstance(alpha, float | int) and 0 < alpha < 0.5):
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    if not (isinstance(margin, float | int) and 0 <= margin < 1):
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    differences, dropped = _paired_log_differences(claim, reference, scale)
+    sample = differences[differences != 0]
+    result = Verdict(family=family, estimand=ESTIMANDS[scale], margin=float(margin), n=int(sample.size),
+                     dropped=dropped, zeros=int(differences.size - sample.size), reason=reason)
+    if sample.size:
+        delta = -math.log1p(-margin)
+        estimate, interval, level = hodges_lehmann(sample, 1 - 2 * alpha)
+        result.effect, result.relative_effect, result.ci, result.ci_level = estimate, math.expm1(estimate), interval, level
+        result.p_value = signed_rank_p(sample, "less")
+        result.p_absent = signed_rank_p(sample + delta, "greater")
+    if sample.size >= 2:
+        simulation = _PowerSimulation(sample, alpha=alpha, margin=margin)
+        result.power = simulation.power(sample.size, POWER_EFFECT, "yes")
+        result.seeds_needed = simulation.seeds(POWER_EFFECT, "yes")
+    needed = smallest_testable_n(alpha)
+    if result.reason is None and sample.size < needed:
+        result.reason = _too_few(result, needed)
+    if result.reason is None:
+        _decide(result, result.p_value, result.p_absent, alpha)
+        if result.outcome == "inconclusive":
+            result.reason = _inconclusive_reason(result, simulation)
     return result
 
 
-def _passes(result: dict[str, Any], p: float, config: Any) -> bool:
-    relative = result["relative_effect"]
-    return bool(p < config.alpha and relative is not None and math.isfinite(relative)
-                and relative <= -config.min_relative_effect)
+def _too_few(result: Verdict, needed: int) -> str:
+    lost = [f"{count} {what}" for count, what in ((result.dropped, "dropped (non-finite or non-positive)"),
+                                                  (result.zeros, "with equal arms")) if count]
+    return f"fewer than {needed} seeds" + (f" ({result.n} left: {', '.join(lost)})" if lost else "")
+
+
+def _twenty_percent(result: Verdict) -> str:
+    count = f"more than {MAX_SEEDS}" if result.seeds_needed is None else f"about {result.seeds_needed}"
+    return f"at this variability {count} seeds give power {TARGET_POWER} for a 20% improvement"
+
+
+def _inconclusive_reason(result: Verdict, simulation: _PowerSimulation) -> str:
+    """The seeds that would decide it if the true effect were the estimate, and the 20% standard."""
+    delta = -math.log1p(-result.margin)
+    rule = "yes" if result.effect <= -delta else "no"
+    seeds = simulation.seeds(result.effect, rule)
+    count = f"more than {MAX_SEEDS}" if seeds is None else f"about {seeds}"
+    shown = "show it beyond the margin" if rule == "yes" else "show it is smaller than the margin"
+    return (f"inconclusive with {result.n} seeds; if the true effect were the estimate "
+            f"({100 * result.relative_effect:+.1f}%), {count} seeds would {shown} with power {TARGET_POWER}; "
+            + _twenty_percent(result))
+
+
+def _decide(item: Verdict, q_value: float, q_absent: float, alpha: float) -> None:
+    """Set ``outcome``, ``holds``, ``direction`` (and ``reason``) of a testable verdict from its adjusted p-values.
+
+    ``direction`` of a "no" reads the ``1 - 2 alpha`` interval ``ci``:
+    "equivalent" when it lies within ``(-delta, delta)``, else "worse" when it
+    lies above 0, else "smaller than the margin". An inconclusive verdict
+    keeps a reason it has (from :func:`verdict`) or gets one from its fields.
+    """
+    delta = -math.log1p(-item.margin)
+    item.direction = None
+    if q_value < alpha and item.effect <= -delta:
+        item.outcome, item.reason = "yes", None
+    elif q_absent < alpha:
+        item.outcome, item.reason = "no", None
+        low, high = item.ci
+        item.direction = ("equivalent" if -delta < low and high < delta else
+                          "worse" if low > 0 else "smaller than the margin")
+    else:
+        item.outcome = "inconclusive"
+        if item.reason is None:
+            item.reason = (f"inconclusive with {item.n} seeds after the family correction (q {q_value:.3g}, "
+                           f"q_absent {q_absent:.3g}); " + _twenty_percent(item))
+    item.holds = _HOLDS[item.outcome]
+
+
+# --- Families ------------------------------------------------------------------------------------------------------
+
+
+def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+    result = np.empty(m)
+    result[order] = np.minimum(adjusted, 1.0)
+    return result
 
 
 def adjust(p_values: Any, method: str = "bh") -> np.ndarray:
@@ -195,8 +598,9 @@ def adjust(p_values: Any, method: str = "bh") -> np.ndarray:
     ----------
     p_values : array_like, shape (m,)
     method : {"bh", "holm", "none"}
-        Benjamini-Hochberg (false discovery rate), Holm (family-wise error
-        rate), or no adjustment.
+        Benjamini-Hochberg (false discovery rate; ``scipy.stats.false_discovery_control``
+        where scipy has it, from 1.11, else the same computation here), Holm
+        (family-wise error rate), or no adjustment.
 
     Examples
     --------
@@ -210,37 +614,83 @@ def adjust(p_values: Any, method: str = "bh") -> np.ndarray:
         raise ValueError(f"method must be one of {CORRECTIONS}, got {method!r}")
     if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
         raise ValueError("p_values must be a 1D array of numbers in [0, 1]")
-    m = p.size
-    if method == "none" or m == 0:
+    if method == "none" or p.size == 0:
         return p.copy()
-    order = np.argsort(p, kind="stable")
-    ranked = p[order]
     if method == "bh":
-        adjusted = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
-    else:
-        adjusted = np.maximum.accumulate(ranked * (m - np.arange(m)))
-    result = np.empty(m)
+        import scipy.stats  # here: slow to import, and only a finished run needs it
+
+        control = getattr(scipy.stats, "false_discovery_control", None)
+        return np.asarray(control(p), dtype=np.float64) if control is not None else _benjamini_hochberg(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate(p[order] * (p.size - np.arange(p.size)))
+    result = np.empty(p.size)
     result[order] = np.minimum(adjusted, 1.0)
     return result
 
 
-def correct_family(verdicts: Iterable[dict[str, Any]], config: Any) -> dict[str, Any]:
-    """Set ``q_value`` and the final ``holds`` of every verdict of one run, adjusted over all of them.
+def correct_families(verdicts: Iterable[Verdict | dict[str, Any]], *, alpha: float,
+                     correction: str) -> dict[str, dict[str, Any]]:
+    """Adjust each family's p-values and set every testable verdict's ``q_value``, ``q_absent`` and outcome.
 
-    The family is every testable verdict (``reason`` None) with a p-value;
-    ``config.correction`` names the method (:func:`adjust`; ``config`` a
-    ClaimConfig or an object with ``correction``, ``alpha`` and
-    ``min_relative_effect``). Untestable
-    verdicts keep ``holds`` None and ``q_value`` None.
+    Parameters
+    ----------
+    verdicts : iterable of Verdict or dict
+        Changed in place (a dict is checked by :meth:`Verdict.from_dict` and
+        updated; its other keys stay).
+    alpha : float
+        Level of the corrected decisions.
+    correction : {"bh", "holm", "none"}
+        Method (:func:`adjust`), applied to each family on its own.
 
     Returns
     -------
     dict
-        ``{"size": m, "method": ..., "alpha": ...}``, what the report states.
+        ``{"primary": {"size", "hypotheses", "method", "alpha"}, "secondary": {...}}``:
+        ``size`` testable verdicts, ``hypotheses = 2 size`` tests corrected.
+
+    Notes
+    -----
+    A family is its testable verdicts (outcome not "untestable"). Each contributes two
+    members, its superiority p (``p_value``) and its non-superiority p
+    (``p_absent``), adjusted together as ``2 size`` hypotheses; then ``yes``
+    is ``q_value < alpha`` with the estimate beyond the margin, ``no`` is
+    ``q_absent < alpha``, otherwise ``inconclusive``. At most one of a
+    verdict's two null hypotheses (effect >= 0, effect <= -delta) is true, so
+    this spends more of the level than needed (an error rate at most the one
+    the method states), and it treats "yes" and "no" alike.
+
+    Examples
+    --------
+    >>> strong = verdict([0.5] * 8, [1.0] * 8, alpha=0.05, margin=0.05)
+    >>> correct_families([strong], alpha=0.05, correction="bh")["secondary"]
+    {'size': 1, 'hypotheses': 2, 'method': 'bh', 'alpha': 0.05}
+    >>> strong.outcome, strong.q_value
+    ('yes', 0.0078125)
     """
-    family = [v for v in verdicts if v["reason"] is None and v["p_value"] is not None]
-    q = adjust([v["p_value"] for v in family], config.correction)
-    for item, q_value in zip(family, q):
-        item["q_value"] = float(q_value)
-        item["holds"] = _passes(item, q_value, config)
-    return {"size": len(family), "method": config.correction, "alpha": config.alpha}
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    pairs = [(item, item if isinstance(item, Verdict) else Verdict.from_dict(item)) for item in verdicts]
+    summary = {}
+    for family in FAMILIES:
+        members = [(raw, record) for raw, record in pairs
+                   if record.family == family and record.outcome != "untestable"]
+        q = adjust([record.p_value for _, record in members] + [record.p_absent for _, record in members], correction)
+        for (raw, record), q_value, q_absent in zip(members, q[:len(members)], q[len(members):]):
+            record.q_value, record.q_absent = float(q_value), float(q_absent)
+            _decide(record, q_value, q_absent, alpha)
+            if record is not raw:
+                raw.update(record.to_dict())
+        summary[family] = {"size": len(members), "hypotheses": 2 * len(members), "method": correction, "alpha": alpha}
+    return summary
+
+
+def correct_family(verdicts: Iterable[Verdict | dict[str, Any]], config: Any) -> dict[str, Any]:
+    """:func:`correct_families` with a config's ``alpha`` and ``correction``; the two families' summary in one.
+
+    Returns ``{"size", "method", "alpha", "families"}``: ``size`` counts the
+    testable verdicts of both families, ``families`` is
+    :func:`correct_families`'s result.
+    """
+    families = correct_families(verdicts, alpha=config.alpha, correction=config.correction)
+    return {"size": sum(item["size"] for item in families.values()), "method": config.correction,
+            "alpha": config.alpha, "families": families}
