@@ -395,10 +395,12 @@ class ClaimConfig(_Table):
     """
 
     seeds: int = _spec(16, _positive_int)
-    alpha: float = _spec(0.05, _number(0.0, 1.0, open_high=True, expected="in (0, 1)"))
+    #: Level of every test (the statistics' exact signed-rank tests and 1 - 2 alpha intervals need alpha < 0.5).
+    alpha: float = _spec(0.05, _number(0.0, 0.5, open_high=True, expected="in (0, 0.5)"))
     #: Multiplicity correction over every verdict of the run: Benjamini-Hochberg, Holm, or none.
     correction: str = _spec("bh", _choice(CORRECTIONS))
-    min_relative_effect: float = _spec(0.05, _non_negative)
+    #: The margin m: "yes" needs claim / reference <= 1 - m, "no" shows the improvement is smaller than m.
+    min_relative_effect: float = _spec(0.05, _number(0.0, 1.0, open_low=False, open_high=True, expected="in [0, 1)"))
     shrink_factor: float = _spec(0.2, _positive)
     shrink_perturb: ShrinkPerturbConfig = _table(ShrinkPerturbConfig)
     window: Any = _spec("hann", _window)

@@ -25,7 +25,7 @@ from ._kinds import kind_of
 from ._stats import correct_families, smallest_testable_n
 from ._tables import verdict_cell, verdict_rows
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 #: Columns of the headline table: the primary verdicts (declared in advance; one corrected family).
 PRIMARY_NAMES = {

@@ -63,7 +63,10 @@ def test_file_overrides_part_and_keeps_the_rest(tmp_path):
         ({"window": "nope"}, "window"),
         ({"signals": {"1d": {"frequencies": [1, 2]}}}, "signals.1d"),
         ({"correction": "bonferroni"}, "correction"),
-        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"weight_decay": 0.5}, "weight_decay"),  # the fixed-decay arm is gone (gradual_shrink replaced it)
+        ({"training": {"recovery_max_steps": 100}}, "training.recovery_max_steps"),
+        ({"training": {"init_jitter_ulps": -1}}, "training.init_jitter_ulps"),
+        ({"training": {"min_overfit_fraction": 0.0}}, "training.min_overfit_fraction"),
         ({"alternate_window": ["kaiser", 1e308]}, "alternate_window"),
         ({"window": ["kaiser", float("nan")]}, "window"),
         ({"scope": "all"}, "scope"),

@@ -9,7 +9,8 @@ pytest.importorskip("sklearn")
 from claim_config import assert_same_per_seed
 
 from spectral._filter_probe import low_pass
-from spectral.claim._check import REAL_DATA_VERDICTS, Case, run_case
+from spectral.claim._check import Case, run_case
+from spectral.claim._kinds import kind_of
 from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
 from spectral.claim._digits import FilterMeasure, split_digits
 
@@ -99,7 +100,7 @@ def digits_case():
 def test_a_digits_case_has_every_arm_verdict_and_metric(digits_case):
     _, result = digits_case
     assert result["id"] == "digits-relu-n32" and result["train_points"] == 32
-    assert set(result["verdicts"]) == set(REAL_DATA_VERDICTS)
+    assert set(result["verdicts"]) == set(kind_of("digits").verdicts)
     assert {"slingshot_beats_control_on_test_error", "slingshot_beats_early_stop"} <= set(result["verdicts"])
     for name in ("test_mse", "test_error", "hf_error:primary", "hf_error:alternate", "test_error@end"):
         assert len(result["metrics"][name]["slingshot"]) == 5
