@@ -41,7 +41,7 @@ def test_1d_amplitudes_match_spectrum_on_uniform_grid():
     assert history.fit_amplitude[0, 5] == pytest.approx(1.5)
     assert history.residual_amplitude[0, 3] == pytest.approx(0.5)
     assert outputs.grad_fn is not None and history.finite.tolist() == [True]
-    np.testing.assert_array_equal(history.freqs, np.arange(n // 2))
+    np.testing.assert_array_equal(history.wavevectors, np.arange(n // 2))
 
 
 def test_2d_amplitudes_match_spectrum_and_nudft():
@@ -109,7 +109,7 @@ def test_non_finite_outputs_are_flagged_not_raised():
 def test_empty_history_shapes():
     history = BatchSpectrumProbe([[0, 1], [1, 0], [2, 2]]).history
     assert history.steps.shape == (0,) and history.finite.shape == (0,)
-    assert history.fit_amplitude.shape == (0, 3) and history.freqs.shape == (3, 2)
+    assert history.fit_amplitude.shape == (0, 3) and history.wavevectors.shape == (3, 2)
 
 
 @pytest.mark.parametrize(
@@ -119,8 +119,8 @@ def test_empty_history_shapes():
         (np.zeros((8, 3)), np.zeros(8), np.zeros(8), "x"),
         (np.zeros(8), np.zeros(7), np.zeros(8), "outputs"),
         (np.zeros(8), np.zeros((8, 2)), np.zeros(8), "outputs"),
-        (np.zeros(8), np.zeros(8), np.zeros(9), "targets"),
-        (np.zeros(8), np.zeros(8), np.full(8, np.nan), "targets"),
+        (np.zeros(8), np.zeros(8), np.zeros(9), "target"),
+        (np.zeros(8), np.zeros(8), np.full(8, np.nan), "target"),
         (np.zeros(0), np.zeros(0), np.zeros(0), "x"),
     ],
 )
@@ -176,6 +176,6 @@ def test_frequencies_above_2_53_are_kept_exactly():
     probe = BatchSpectrumProbe([k])
     x = np.arange(16) / 16
     probe.update(x, np.cos(2 * np.pi * 3 * x), np.zeros(16), 0)
-    assert probe.history.freqs.tolist() == [k]
+    assert probe.history.wavevectors.tolist() == [k]
     # k x = 2**56 j + 3 j / 16: the cosine at 3 cycles reads amplitude 1 at k.
     assert probe.history.fit_amplitude[0, 0] == pytest.approx(1.0, abs=1e-14)

@@ -91,10 +91,10 @@ def test_every_non_finite_and_round_trip(tmp_path):
     ({"directions": [1.0, 1.0, 0.0]}, "unit"), ({"directions": [1.0, 0.0]}, "directions"),
     ({"directions": "ica"}, "directions"), ({"components": 4}, "components"), ({"components": 0}, "components"),
     ({"freqs": []}, "freqs"), ({"freqs": [1.0, np.nan]}, "freqs"), ({"freqs": "low"}, "freqs"),
-    ({"every": -1}, "every"), ({"targets": np.zeros(5)}, "targets"),
+    ({"every": -1}, "every"), ({"target": np.zeros(5)}, "target"),
 ])
 def test_bad_arguments_name_the_parameter(kwargs, name):
-    arguments = {"inputs": np.random.default_rng(0).normal(size=(20, 3)), "targets": np.zeros(20),
+    arguments = {"inputs": np.random.default_rng(0).normal(size=(20, 3)), "target": np.zeros(20),
                  "freqs": [1.0]} | kwargs
     with pytest.raises((TypeError, ValueError), match=name):
         ProjectionProbe(**arguments)
