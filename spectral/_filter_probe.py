@@ -115,9 +115,12 @@ def _split(points: torch.Tensor, outputs: torch.Tensor, target: torch.Tensor, wi
     return low[..., :target.shape[1]] - low_target, low_target
 
 
-def _target_parts(target: torch.Tensor, low_target: torch.Tensor,
-                  widths: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """RMS of the target's low- and high-pass parts per width; 0 (with a warning) where a part is round-off."""
+def _target_parts(target: torch.Tensor, low_target: torch.Tensor, widths: tuple[float, ...],
+                  stacklevel: int) -> tuple[np.ndarray, np.ndarray]:
+    """RMS of the target's low- and high-pass parts per width; 0 (with a warning) where a part is round-off.
+
+    ``stacklevel`` counts from this function to the user's call, for the warning.
+    """
     floor = ROUND_OFF_EPSILONS * torch.finfo(target.dtype).eps * root_mean_square(target[None])[0]
     parts = {"low": root_mean_square(low_target), "high": root_mean_square(target - low_target)}
     for name, part in parts.items():
@@ -125,7 +128,7 @@ def _target_parts(target: torch.Tensor, low_target: torch.Tensor,
         if lost.any():
             warnings.warn(f"the target has no {name}-pass part beyond round-off at widths "
                           f"{np.asarray(widths)[lost].tolist()}: its {name}-frequency error is undefined (NaN)",
-                          UserWarning, stacklevel=4)
+                          UserWarning, stacklevel=stacklevel)
         parts[name] = np.where(lost, 0.0, part)
     return parts["low"], parts["high"]
 
@@ -270,7 +273,7 @@ def filter_error(inputs: Any, outputs: Any, target: Any, widths: Any, *,
     dtype = _filter_dtype(points.dtype, points.device)
     values, fit = values.to(dtype), fit.to(dtype)
     residual_low, low_target = _split(_centred(points.to(dtype)), fit, values, widths, rows)
-    target_low, target_high = _target_parts(values, low_target, widths)
+    target_low, target_high = _target_parts(values, low_target, widths, stacklevel=3)
     return FilterErrors(ratio(root_mean_square(residual_low), target_low),
                         ratio(root_mean_square((fit - values) - residual_low), target_high))
 
@@ -464,7 +467,8 @@ class FilterProbe(Probe):
         outputs = outputs.to(points.dtype) if finite else torch.zeros_like(target)
         residual_low, low_target = _split(points, outputs, target, self.widths, self._rows)
         if np.isnan(self.history.target_low).all():
-            self.history._set_target_parts(*_target_parts(target, low_target, self.widths))
+            # Warned at the caller of update or snapshot: _record <- Probe._update/_snapshot <- update/snapshot.
+            self.history._set_target_parts(*_target_parts(target, low_target, self.widths, stacklevel=5))
         if finite:
             self.history.append(step, label, True, residual_low=root_mean_square(residual_low),
                                 residual_high=root_mean_square((outputs - target) - residual_low))

@@ -1,14 +1,15 @@
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from scipy.special import ive
 
-from spectral._filter_probe import (
-    FilterHistory,
-    FilterProbe,
-    low_pass,
-    plot_filter_history,
-)
+from spectral import FilterHistory, FilterProbe, filter_error, low_pass
+from spectral._filter_probe import WIDTH_RANGE, _filter_dtype, plot_filter_history
+from spectral._io import save_npz
 
 
 def kept_fraction(width, k):
@@ -195,3 +196,138 @@ def test_plot_returns_figure_and_axes():
     assert ax.figure is fig and len(ax.lines) == 4
     with pytest.raises(ValueError, match="empty"):
         plot_filter_history(FilterHistory([1.0]))
+
+
+@pytest.mark.parametrize("width", [1e-300, 1e300, 1e-160, 1e16, 1e-16])
+def test_widths_outside_the_float32_range_are_refused_naming_widths_and_the_range(width):
+    # 1e-300 and 1e300 crashed (ZeroDivisionError, OverflowError); 1e-160 gave NaN silently.
+    x = np.linspace(0, 1, 20)
+    with pytest.raises(ValueError, match=r"widths must lie in \[1e-15, 1e\+15\]"):
+        FilterProbe(x, np.sin(6 * x), width)
+    with pytest.raises(ValueError, match="widths"):
+        low_pass(x, np.sin(6 * x), [0.1, width])
+
+
+def test_widths_at_the_ends_of_the_range_give_the_narrow_and_wide_limits():
+    x, y = np.linspace(0, 1, 20), np.sin(6 * np.linspace(0, 1, 20))
+    low = low_pass(x, y, list(WIDTH_RANGE))
+    np.testing.assert_array_equal(low[0], y)                       # no neighbour within reach: the function itself
+    np.testing.assert_allclose(low[1], np.full(20, y.mean()), rtol=1e-12)   # every point weighs the same: the mean
+    low32 = low_pass(x.astype(np.float32), y, list(WIDTH_RANGE))
+    assert np.isfinite(low32).all()
+
+
+def test_constant_target_has_an_undefined_high_error_not_a_round_off_ratio():
+    # The high-pass part of a constant is zero; round-off left ~1e-16 of it, and high_error read 1.1e15.
+    x = np.linspace(0, 1, 50)
+    probe = FilterProbe(x, np.full(50, 3.0), [0.1, 0.5])
+    with pytest.warns(UserWarning, match=r"no high-pass part beyond round-off at widths \[0.1, 0.5\]"):
+        probe.update(lambda p: np.zeros(len(p)), 0)
+    assert probe.history.target_high.tolist() == [0.0, 0.0]
+    assert np.isnan(probe.history.high_error()).all()
+    np.testing.assert_allclose(probe.history.low_error(), 1.0, rtol=1e-12)   # the low part is the constant
+
+
+def test_all_zero_target_warns_that_both_errors_are_undefined():
+    x = np.linspace(0, 1, 50)
+    probe = FilterProbe(x, np.zeros(50), 0.1)
+    with pytest.warns(UserWarning) as caught:
+        probe.update(lambda p: np.ones(len(p)), 0)
+    messages = [str(w.message) for w in caught]
+    assert any("low-frequency error is undefined" in m for m in messages)
+    assert any("high-frequency error is undefined" in m for m in messages)
+    assert {w.filename for w in caught} == {__file__}   # points at the caller
+    assert np.isnan(probe.history.low_error()).all() and np.isnan(probe.history.high_error()).all()
+
+
+def test_filter_error_matches_the_periodic_truth_and_the_probe():
+    theta, x = circle(720)
+    widths = [0.1, 0.3, 1.0]
+    y = np.sin(theta) + np.sin(6 * theta)
+    errors = filter_error(x, np.sin(theta), y, widths)
+    rho1 = np.array([von_mises_fraction(1, w) for w in widths])
+    rho6 = np.array([von_mises_fraction(6, w) for w in widths])
+    np.testing.assert_allclose(errors.low, rho6 / np.sqrt(rho1**2 + rho6**2), rtol=1e-9)
+    np.testing.assert_allclose(errors.high, (1 - rho6) / np.sqrt((1 - rho1) ** 2 + (1 - rho6) ** 2), rtol=1e-9)
+    probe = FilterProbe(x, y, widths)
+    probe.update(lambda p: np.sin(angle(p)), 0)
+    np.testing.assert_allclose(probe.history.low_error()[0], errors.low, rtol=1e-12)
+    np.testing.assert_allclose(probe.history.high_error()[0], errors.high, rtol=1e-12)
+    assert np.isnan(filter_error(x, np.full(720, np.inf), y, widths).high).all()
+    with pytest.raises(ValueError, match="outputs"):
+        filter_error(x, np.zeros((720, 2)), y, widths)
+
+
+def test_inputs_whose_squared_distances_overflow_are_refused():
+    # Squared distances of 1e200-sized inputs are inf in float64: the kernel was NaN, silently.
+    with pytest.raises(ValueError, match="inputs are too large"):
+        FilterProbe(np.linspace(0, 1, 20) * 1e200, np.zeros(20), 0.1)
+    with pytest.raises(ValueError, match="inputs are too large"):
+        low_pass(np.linspace(0, 1, 20).astype(np.float32) * 1e20, np.zeros(20), 0.1)
+
+
+def test_half_precision_is_filtered_in_float32_and_float64_falls_back_to_float32_without_float64():
+    x = torch.linspace(0, 1, 50)
+    y = torch.sin(6 * x)
+    half = low_pass(x.half(), y, 0.1)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, low_pass(x.half().float(), y, 0.1))
+    assert _filter_dtype(torch.float16, torch.device("cpu")) == torch.float32
+    assert _filter_dtype(torch.bfloat16, torch.device("cpu")) == torch.float32
+    assert _filter_dtype(torch.float64, torch.device("cpu")) == torch.float64
+    assert _filter_dtype(torch.float64, torch.device("mps")) == torch.float32   # MPS has no float64
+    probe = FilterProbe(x.half(), y, 0.1)
+    probe.update(lambda p: np.zeros(len(p)), 0)
+    assert probe._placed(torch.device("cpu"))[0].dtype == torch.float32
+
+
+def test_every_is_keyword_only_and_renamed_keywords_say_their_new_name():
+    x = np.linspace(0, 1, 20)
+    with pytest.raises(TypeError, match="positional"):
+        FilterProbe(x, np.zeros(20), 0.1, 5)
+    with pytest.raises(TypeError, match="targets=, which is now called target="):
+        FilterProbe(x, targets=np.zeros(20), widths=0.1)
+    with pytest.raises(TypeError, match="chunk_size=, which is now called chunk_elements="):
+        FilterProbe(x, np.zeros(20), 0.1, chunk_size=4)
+
+
+def test_chunk_elements_bounds_the_kernel_block():
+    x = np.linspace(0, 1, 100)
+    assert FilterProbe(x, np.zeros(100), 0.1, chunk_elements=1000).chunk_elements == 1000   # 10 rows of 100
+    assert FilterProbe(x, np.zeros(100), 0.1, chunk_elements=5).chunk_elements == 100       # at least one row
+    assert FilterProbe(x, np.zeros(100), 0.1).chunk_elements == 100 * 100                   # all rows fit the default
+
+
+def _saved_history(tmp_path, **changed):
+    x = np.linspace(0, 1, 30)
+    probe = FilterProbe(x, np.sin(6 * x), [0.05, 0.2])
+    probe.update(lambda p: np.zeros(len(p)), 0)
+    path = probe.history.save(tmp_path / "good.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    metadata = json.loads(str(arrays.pop("metadata")))
+    save_npz(tmp_path / "bad.npz", {**arrays, **changed}, metadata)
+    return tmp_path / "bad.npz"
+
+
+@pytest.mark.parametrize("changed, match", [
+    ({"widths": np.array([0.05 + 1j, 0.2])}, "widths"),
+    ({"widths": np.array([0.05, 1e300])}, "widths"),
+    ({"target_low": np.array([-1.0, 0.5])}, "target_low"),
+    ({"target_high": np.array([np.nan, 0.5])}, "target_high"),
+    ({"target_low": np.array([np.nan, np.nan]), "target_high": np.array([np.nan, np.nan])}, "target"),
+    ({"residual_high": np.array([[-0.1, 0.2]])}, "residual_high"),
+])
+def test_load_refuses_what_the_probe_refuses(tmp_path, changed, match):
+    # Complex widths and negative RMS values were accepted on load.
+    with pytest.raises(ValueError, match=match):
+        FilterHistory.load(_saved_history(tmp_path, **changed))
+
+
+def test_examples_and_the_filter_benchmark_use_public_names_only():
+    root = Path(__file__).resolve().parents[1]
+    files = [*sorted((root / "examples").glob("*.py")), root / "benchmarks" / "filter_probe.py"]
+    for path in files:
+        private = re.findall(r"^\s*(?:from|import) spectral(?:\.\w+)*\._\w+|^\s*from spectral(?:\.\w+)* import .*\b_\w+"
+                             r"|\._evaluator\b", path.read_text(), flags=re.MULTILINE)
+        assert not private, f"{path.name} uses private names: {private}"

@@ -8,7 +8,7 @@ pytest.importorskip("sklearn")
 
 from claim_config import assert_same_per_seed
 
-from spectral._filter_probe import low_pass
+from spectral import low_pass
 from spectral.claim._check import REAL_DATA_VERDICTS, Case, run_case
 from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
 from spectral.claim._digits import FilterMeasure, split_digits
