@@ -202,8 +202,8 @@ def test_chunk_elements_does_not_change_the_amplitudes():
 
 
 def test_files_of_schema_version_1_still_load(tmp_path):
-    from spectral._io import save_npz
     from spectral._batch_probe import BatchSpectrumHistory
+    from spectral._io import save_npz
 
     probe = BatchSpectrumProbe([1, 2])
     probe.update(np.arange(8) / 8, np.arange(8.0), np.zeros(8), 0)
