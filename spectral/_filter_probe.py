@@ -251,6 +251,11 @@ def filter_error(inputs: Any, outputs: Any, target: Any, widths: Any, *,
     TypeError, ValueError
         As :func:`low_pass`, and for outputs of another shape than ``target``.
 
+    Notes
+    -----
+    Computed on the CPU; :class:`FilterProbe` computes the same numbers on
+    the model's device.
+
     Examples
     --------
     >>> import numpy as np
