@@ -9,15 +9,16 @@ import numpy as np
 import torch
 
 from ._nudft import as_frequencies, as_points, as_samples, fourier_sums
-from ._protocol import History, Probe
-from ._samples import as_float64, renamed_keywords
+from ._protocol import Probe
+from ._samples import SampleHistory, as_float64, renamed_keywords
 from ._validation import positive_int
 
 
-class BatchSpectrumHistory(History):
+class BatchSpectrumHistory(SampleHistory):
     """Amplitudes of the fit and the residual at the training inputs, one row per record.
 
-    Built by :class:`BatchSpectrumProbe`; read back with :meth:`load`.
+    Built by :class:`BatchSpectrumProbe`; read back with :meth:`load` (which
+    refuses negative amplitudes).
 
     Attributes
     ----------

@@ -213,3 +213,12 @@ def test_files_of_schema_version_1_still_load(tmp_path):
     loaded = BatchSpectrumHistory.load(tmp_path / "v1.npz")
     np.testing.assert_array_equal(loaded.wavevectors, [1, 2])
     np.testing.assert_array_equal(loaded.fit_amplitude, probe.history.fit_amplitude)
+
+
+def test_load_refuses_negative_amplitudes(rewritten_history):
+    from spectral._batch_probe import BatchSpectrumHistory
+
+    probe = BatchSpectrumProbe([1, 2])
+    probe.update(np.arange(8) / 8, np.arange(8.0), np.zeros(8), 0)
+    with pytest.raises(ValueError, match="residual_amplitude"):
+        BatchSpectrumHistory.load(rewritten_history(probe.history, lambda a: {"residual_amplitude": -a["residual_amplitude"]}))
