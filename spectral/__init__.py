@@ -13,7 +13,7 @@ module map is in docs/architecture.md.
 from __future__ import annotations
 
 from ._batch_probe import BatchSpectrumHistory, BatchSpectrumProbe
-from ._filter_probe import FilterHistory, FilterProbe
+from ._filter_probe import FilterHistory, FilterProbe, filter_error, low_pass
 from ._grid import Grid
 from ._history import SpectrumHistory
 from ._nudft import nudft
@@ -45,6 +45,8 @@ __all__ = [
     "SpectrumHistory",
     "SpectrumProbe",
     "__version__",
+    "filter_error",
+    "low_pass",
     "nudft",
     "run_claim_check",
     "shrink_",

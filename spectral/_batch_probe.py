@@ -9,40 +9,51 @@ import numpy as np
 import torch
 
 from ._nudft import as_frequencies, as_points, as_samples, fourier_sums
-from ._protocol import History, Probe
+from ._protocol import Probe
+from ._samples import SampleHistory, as_float64, renamed_keywords
+from ._validation import positive_int
 
 
-class BatchSpectrumHistory(History):
+class BatchSpectrumHistory(SampleHistory):
     """Amplitudes of the fit and the residual at the training inputs, one row per record.
 
-    Built by :class:`BatchSpectrumProbe`; read back with :meth:`load`.
+    Built by :class:`BatchSpectrumProbe`; read back with :meth:`load` (which
+    refuses negative amplitudes).
 
     Attributes
     ----------
-    freqs : ndarray of int64
-        The probed frequencies, ``(K,)`` in 1D or ``(K, 2)`` wavevectors in 2D.
+    wavevectors : ndarray of int64
+        The probed integer wavevectors, ``(K,)`` in 1D or ``(K, 2)`` in 2D.
+
+    Notes
+    -----
+    Schema ``spectral.BatchSpectrumHistory`` version 2 (the array is called
+    ``wavevectors``); files of version 1 (``freqs``) are read too.
     """
 
     FORMAT = "spectral.BatchSpectrumHistory"
+    SCHEMA_VERSION = 2
+    READS_SCHEMA_VERSIONS = (1, 2)
 
-    def __init__(self, freqs: np.ndarray) -> None:
-        self.freqs = freqs
+    def __init__(self, wavevectors: np.ndarray) -> None:
+        self.wavevectors = wavevectors
         super().__init__()
 
     def _layout(self) -> dict[str, tuple[tuple[int, ...], type]]:
-        return {"fit_amplitude": ((len(self.freqs),), np.float64),
-                "residual_amplitude": ((len(self.freqs),), np.float64)}
+        return {"fit_amplitude": ((len(self.wavevectors),), np.float64),
+                "residual_amplitude": ((len(self.wavevectors),), np.float64)}
 
     def _configuration(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {}, {"freqs": self.freqs}
+        return {}, {"wavevectors": self.wavevectors}
 
     @classmethod
     def _from_configuration(cls, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> BatchSpectrumHistory:
-        freqs = arrays["freqs"]
-        if freqs.dtype.kind not in "iu" or freqs.ndim not in (1, 2) or (freqs.ndim == 2 and freqs.shape[1] != 2):
-            raise ValueError(f"array 'freqs' has shape {freqs.shape} and dtype {freqs.dtype}, expected (K,) or (K, 2) "
+        key = "freqs" if metadata["schema_version"] == 1 else "wavevectors"
+        k = arrays[key]
+        if k.dtype.kind not in "iu" or k.ndim not in (1, 2) or (k.ndim == 2 and k.shape[1] != 2):
+            raise ValueError(f"array {key!r} has shape {k.shape} and dtype {k.dtype}, expected (K,) or (K, 2) "
                              "integers")
-        return cls(freqs.astype(np.int64))
+        return cls(k.astype(np.int64))
 
     @property
     def fit_amplitude(self) -> np.ndarray:
@@ -67,10 +78,16 @@ class BatchSpectrumProbe(Probe):
 
     Parameters
     ----------
-    freqs : array_like of int, shape (K,) or (K, 2)
-        Integer frequencies (wavevectors in 2D) on the unit domain ``[0, 1)^d``.
+    wavevectors : array_like of int, shape (K,) or (K, 2)
+        Integer wavevectors ``k`` on the unit domain ``[0, 1)^d``: ``k_i``
+        cycles per unit length along axis ``i`` (called ``freqs`` before,
+        a name the other probes keep for real frequencies).
     every : int, default 1
-        :meth:`update` records when ``step % every == 0``.
+        :meth:`update` records when ``step % every == 0``. Keyword-only.
+    chunk_elements : int, optional
+        Largest ``(rows, K)`` block of the exact sum formed at once, as in
+        :func:`spectral.nudft` (its default: ``2**16`` on the CPU, ``2**22``
+        on other devices).
 
     Notes
     -----
@@ -108,15 +125,18 @@ class BatchSpectrumProbe(Probe):
     (2, 8)
     """
 
-    def __init__(self, freqs: Any, *, every: int = 1) -> None:
-        shape = np.shape(freqs.detach().cpu() if isinstance(freqs, torch.Tensor) else freqs)
+    @renamed_keywords(freqs="wavevectors")
+    def __init__(self, wavevectors: Any, *, every: int = 1, chunk_elements: int | None = None) -> None:
+        shape = np.shape(wavevectors.detach().cpu() if isinstance(wavevectors, torch.Tensor) else wavevectors)
         self.ndim = 2 if len(shape) == 2 and shape[1] != 1 else 1
-        self._freqs = as_frequencies(freqs, self.ndim, torch.device("cpu"))
-        self._weights = np.where((self._freqs == 0).all(dim=1).numpy(), 1.0, 2.0)
-        integers = self._freqs.numpy()
+        self._k = as_frequencies(wavevectors, self.ndim, torch.device("cpu"))
+        self.chunk_elements = None if chunk_elements is None else positive_int(chunk_elements, "chunk_elements")
+        self._weights = np.where((self._k == 0).all(dim=1).numpy(), 1.0, 2.0)
+        integers = self._k.numpy()
         super().__init__(BatchSpectrumHistory(integers[:, 0] if self.ndim == 1 else integers), every)
 
-    def update(self, x: Any, outputs: Any, targets: Any, step: int) -> bool:
+    @renamed_keywords(targets="target")
+    def update(self, x: Any, outputs: Any, target: Any, step: int) -> bool:
         """Record the spectra if ``step % every == 0``; return whether it did.
 
         Parameters
@@ -125,8 +145,8 @@ class BatchSpectrumProbe(Probe):
             The training inputs, in ``[0, 1)^d``.
         outputs : array_like or torch.Tensor, shape (M,) or (M, 1)
             The model's outputs at ``x``, as the training step computed them.
-        targets : array_like or torch.Tensor, shape (M,) or (M, 1)
-            The training targets at ``x``.
+        target : array_like or torch.Tensor, shape (M,) or (M, 1)
+            The training targets at ``x`` (called ``targets`` before).
         step : int
             The training step.
 
@@ -134,31 +154,33 @@ class BatchSpectrumProbe(Probe):
         ------
         TypeError, ValueError
             Naming the parameter: shapes that disagree with each other or
-            with ``freqs``, complex or empty values, non-finite inputs or
-            targets, a ``step`` outside the int64 range.
+            with ``wavevectors``, complex or empty values, non-finite inputs or
+            target, a ``step`` outside the int64 range.
         """
-        return self._update(step, functools.partial(self._record, x, outputs, targets))
+        return self._update(step, functools.partial(self._record, x, outputs, target))
 
-    def snapshot(self, x: Any, outputs: Any, targets: Any, label: str, step: int | None = None) -> None:
+    @renamed_keywords(targets="target")
+    def snapshot(self, x: Any, outputs: Any, target: Any, label: str, step: int | None = None) -> None:
         """Always record, with a ``label``; ``step`` defaults to the last step passed to :meth:`update` (0 before any).
 
         The arguments are those of :meth:`update`.
         """
-        self._snapshot(label, step, functools.partial(self._record, x, outputs, targets))
+        self._snapshot(label, step, functools.partial(self._record, x, outputs, target))
 
-    def _record(self, x: Any, outputs: Any, targets: Any, step: int, label: str) -> None:
+    def _record(self, x: Any, outputs: Any, target: Any, step: int, label: str) -> None:
         points = as_points(x)
         if points.shape[1] != self.ndim:
-            raise ValueError(f"x must have {self.ndim} column(s) to match freqs, got shape {tuple(points.shape)}")
+            raise ValueError(f"x must have {self.ndim} column(s) to match wavevectors, got shape {tuple(points.shape)}")
         fit = as_samples(outputs, points.shape[0], "outputs")
-        target = as_samples(targets, points.shape[0], "targets").to(fit.device)
+        target = as_samples(target, points.shape[0], "target").to(fit.device)
         if not torch.isfinite(target).all():
-            raise ValueError("targets has NaN or inf values")
+            raise ValueError("target has NaN or inf values")
         amplitude = None
         if torch.isfinite(fit).all():
-            fit = fit.to(torch.float64)
-            values = torch.stack([fit, fit - target.to(torch.float64)], dim=1)
-            amplitude = self._weights * fourier_sums(points, values, self._freqs).abs().cpu().numpy()
+            fit = as_float64(fit)  # on the CPU for a device without float64 (MPS)
+            values = torch.stack([fit, fit - as_float64(target).to(fit.device)], dim=1)
+            sums = fourier_sums(points, values, self._k, chunk_elements=self.chunk_elements)
+            amplitude = self._weights * sums.abs().cpu().numpy()
         if amplitude is None or not np.isfinite(amplitude).all():  # huge outputs overflow the sums
             self.history.append_filled(step, label, False, np.nan)
         else:

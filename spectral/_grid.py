@@ -29,6 +29,30 @@ def _finite(value: Any, name: str) -> float:
     return float(value)
 
 
+def check_axis(points: int, lower: float, length: float, name: str) -> None:
+    """Refuse an axis whose ``points`` samples on ``[lower, lower + length)`` are not distinct finite floats,
+    or whose frequencies ``k / length`` (cycles per unit length) overflow, with a ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> from spectral._grid import check_axis
+    >>> check_axis(8, 0.0, 5e-324, "extent")
+    Traceback (most recent call last):
+    ...
+    ValueError: extent gives 8 points on [0.0, 5e-324) that are not distinct finite floats (spacing 0); widen or move the domain
+    """
+    with np.errstate(all="ignore"):  # an infinite length: refused just below
+        spacing, upper = length / points, lower + length
+    # Each point lower + fl(i * spacing) is within 2 ulps of the largest coordinate of its true value:
+    # a spacing above 8 of them keeps the points in order, distinct and below upper.
+    if not (math.isfinite(upper) and spacing > 8 * math.ulp(max(abs(lower), abs(upper)))):
+        raise ValueError(f"{name} gives {points} points on [{lower!r}, {upper!r}) that are not distinct "
+                         f"finite floats (spacing {spacing:g}); widen or move the domain")
+    if not math.isfinite(points / length):
+        raise ValueError(f"{name} gives a domain of length {length:g}, whose frequencies (up to {points} / "
+                         f"{length:g} cycles per unit length) overflow float64; widen the domain")
+
+
 def _collapse(values: tuple[float, ...]) -> float | tuple[float, ...]:
     """One float when every axis agrees (what spectra and histories read), else the per-axis tuple."""
     return values[0] if len(set(values)) == 1 else values
@@ -71,8 +95,9 @@ class Grid:
     ------
     TypeError, ValueError
         On construction, naming the field, if ``shape`` is not a tuple of one
-        or two positive ints, an ``extent`` is not positive and finite, or an
-        ``origin`` is not finite.
+        or two positive ints, an ``extent`` is not positive and finite, an
+        ``origin`` is not finite, the points of an axis are not distinct
+        finite floats, or its frequencies ``k / extent`` overflow.
 
     Examples
     --------
@@ -94,6 +119,8 @@ class Grid:
         shape = tuple(positive_int(n, "shape") for n in shape)
         extent = tuple(positive_finite(e, "extent") for e in per_axis(self.extent, len(shape), "extent"))
         origin = tuple(_finite(o, "origin") for o in per_axis(self.origin, len(shape), "origin"))
+        for n, lower, length in zip(shape, origin, extent):
+            check_axis(n, lower, length, "extent")
         # Frozen: the normalised fields are written once, here.
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "extent", _collapse(extent))
@@ -121,7 +148,10 @@ class Grid:
         TypeError, ValueError
             If ``shape`` is not one or two positive ints, ``extent`` is not
             positive and finite, ``bounds`` are not finite pairs with
-            ``hi > lo``, or both ``extent`` and ``bounds`` are given.
+            ``hi > lo``, or both ``extent`` and ``bounds`` are given; if the
+            points would not be distinct floats (``Grid.uniform(8,
+            bounds=(0, 5e-324))``) or the frequencies ``k / extent`` would
+            overflow (``extent=1e-320``).
 
         Examples
         --------
@@ -145,6 +175,8 @@ class Grid:
         if len(shape) not in (1, 2):
             raise ValueError(f"shape must be an int or a tuple of one or two ints, got {shape!r}")
         pairs = _bounds_per_axis(bounds, len(shape))
+        for n, (lower, upper) in zip(shape, pairs):
+            check_axis(positive_int(n, "shape"), lower, upper - lower, "bounds")
         return cls(shape=tuple(shape), extent=tuple(hi - lo for lo, hi in pairs), origin=tuple(lo for lo, _ in pairs))
 
     @property

@@ -218,8 +218,8 @@ def _filtering(steps: int | None, seed: int, device: torch.device, quiet: bool) 
     _train(net, x, y, steps=steps, lr=1e-3, every=5, loss=torch.nn.functional.cross_entropy,
            record=lambda step: probe.update(classifier, step), quiet=quiet, description="filtering")
     history = probe.history
-    low = first_step_below(history.low_error, history.steps)
-    high = first_step_below(history.high_error, history.steps)
+    low = first_step_below(history.low_error(), history.steps)
+    high = first_step_below(history.high_error(), history.steps)
     earlier = [lo is not None and (hi is None or lo < hi) for lo, hi in zip(low, high)]
     with torch.no_grad():
         accuracy = float((net(x).argmax(1) == y).float().mean())
@@ -238,8 +238,8 @@ def _filtering(steps: int | None, seed: int, device: torch.device, quiet: bool) 
                   "optimizer": "Adam lr 1e-3, full batch, cross-entropy", "steps": steps, "record_every": 5,
                   "seed": seed},
         "ours": {"step_low_error_below_0.1": low, "step_high_error_below_0.1": high,
-                 "final_low_error": history.low_error[-1].tolist(),
-                 "final_high_error": history.high_error[-1].tolist(), "training_accuracy": accuracy},
+                 "final_low_error": history.low_error()[-1].tolist(),
+                 "final_high_error": history.high_error()[-1].tolist(), "training_accuracy": accuracy},
         "criterion": "for every width, the low-frequency error falls below 0.1 before the high-frequency error does",
         "agrees": all(earlier),
     }

@@ -6,13 +6,47 @@ themselves (any input dimension, any number of outputs), not on a grid.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from ._evaluate import DEFAULT_BATCH_SIZE, PointEvaluator
+from ._protocol import History
 from ._validation import real_tensor
+
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+#: Device types without float64 arithmetic.
+NO_FLOAT64_DEVICES = ("mps",)
+
+
+def renamed_keywords(**renamed: str) -> Callable[[Function], Function]:
+    """Decorator: a keyword argument under an old name (``old="new"``) raises a TypeError naming the new name."""
+
+    def decorate(function: Function) -> Function:
+        @functools.wraps(function)
+        def refusing(*args: Any, **kwargs: Any) -> Any:
+            old = sorted(set(kwargs) & set(renamed))
+            if old:
+                raise TypeError(f"{function.__qualname__}() got {old[0]}=, which is now called "
+                                f"{renamed[old[0]]}= (see the CHANGELOG)")
+            return function(*args, **kwargs)
+
+        return refusing  # type: ignore[return-value]
+
+    return decorate
+
+
+def supports_float64(device: torch.device) -> bool:
+    """Whether tensors on ``device`` can be float64 (MPS cannot)."""
+    return device.type not in NO_FLOAT64_DEVICES
+
+
+def as_float64(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in float64: on their own device, or on the CPU for a device without float64 (MPS)."""
+    return values.to(torch.float64) if supports_float64(values.device) else values.cpu().to(torch.float64)
 
 
 def as_inputs(inputs: Any) -> torch.Tensor:
@@ -28,16 +62,22 @@ def as_inputs(inputs: Any) -> torch.Tensor:
     return points
 
 
-def as_targets(targets: Any, count: int) -> torch.Tensor:
-    """``(N, C)`` finite float64 targets from ``(N,)`` or ``(N, C)`` (e.g. one-hot labels)."""
-    values = real_tensor(targets, "targets").cpu().to(torch.float64)
-    if values.ndim == 1:
-        values = values[:, None]
-    if values.ndim != 2 or values.shape[0] != count:
-        raise ValueError(f"targets must have shape (N,) or (N, C) with N = {count} to match inputs, "
-                         f"got {tuple(values.shape)}")
+def as_columns(values: Any, count: int, name: str) -> torch.Tensor:
+    """``(N, C)`` float64 values from ``(N,)`` or ``(N, C)``, on the CPU; ``N`` must be ``count``."""
+    columns = real_tensor(values, name).cpu().to(torch.float64)
+    if columns.ndim == 1:
+        columns = columns[:, None]
+    if columns.ndim != 2 or columns.shape[0] != count:
+        raise ValueError(f"{name} must have shape (N,) or (N, C) with N = {count} to match inputs, "
+                         f"got {tuple(columns.shape)}")
+    return columns
+
+
+def as_target(target: Any, count: int) -> torch.Tensor:
+    """``(N, C)`` finite float64 target values from ``(N,)`` or ``(N, C)`` (e.g. one-hot labels)."""
+    values = as_columns(target, count, "target")
     if not torch.isfinite(values).all():
-        raise ValueError("targets have NaN or inf values")
+        raise ValueError("target has NaN or inf values")
     return values
 
 
@@ -106,4 +146,15 @@ class SampleEvaluator:
 
 def root_mean_square(values: torch.Tensor) -> np.ndarray:
     """RMS over every axis but the first, as float64 numpy."""
-    return values.to(torch.float64).flatten(1).square().mean(1).sqrt().cpu().numpy()
+    return as_float64(values).flatten(1).square().mean(1).sqrt().cpu().numpy()
+
+
+class SampleHistory(History):
+    """A history whose per-record arrays are norms (RMS values, amplitudes): :meth:`load` refuses negative ones."""
+
+    def _check_arrays(self, arrays: dict[str, np.ndarray], labels: int) -> int:
+        records = super()._check_arrays(arrays, labels)
+        for key in self._layout():
+            if (arrays[key][arrays["finite"]] < 0).any():
+                raise ValueError(f"array {key!r} holds negative values; it holds norms")
+        return records

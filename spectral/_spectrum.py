@@ -359,7 +359,8 @@ def spectrum(values: Any, *, extent: Extent = 1.0, window: Window = None, ndim: 
     ValueError
         If ``values`` is empty, has no 1D/2D grid (more than two axes need
         ``ndim``), ``ndim`` is not 1 or 2, ``extent`` is not positive and
-        finite (one value or one per grid axis), ``window`` is unknown, or
+        finite (one value or one per grid axis) or so small that the grid's
+        points coincide or its frequencies overflow, ``window`` is unknown, or
         ``scaling`` is neither ``"amplitude"`` nor ``"power"``.
 
     Notes

@@ -41,7 +41,7 @@ def test_1d_amplitudes_match_spectrum_on_uniform_grid():
     assert history.fit_amplitude[0, 5] == pytest.approx(1.5)
     assert history.residual_amplitude[0, 3] == pytest.approx(0.5)
     assert outputs.grad_fn is not None and history.finite.tolist() == [True]
-    np.testing.assert_array_equal(history.freqs, np.arange(n // 2))
+    np.testing.assert_array_equal(history.wavevectors, np.arange(n // 2))
 
 
 def test_2d_amplitudes_match_spectrum_and_nudft():
@@ -109,7 +109,7 @@ def test_non_finite_outputs_are_flagged_not_raised():
 def test_empty_history_shapes():
     history = BatchSpectrumProbe([[0, 1], [1, 0], [2, 2]]).history
     assert history.steps.shape == (0,) and history.finite.shape == (0,)
-    assert history.fit_amplitude.shape == (0, 3) and history.freqs.shape == (3, 2)
+    assert history.fit_amplitude.shape == (0, 3) and history.wavevectors.shape == (3, 2)
 
 
 @pytest.mark.parametrize(
@@ -119,8 +119,8 @@ def test_empty_history_shapes():
         (np.zeros((8, 3)), np.zeros(8), np.zeros(8), "x"),
         (np.zeros(8), np.zeros(7), np.zeros(8), "outputs"),
         (np.zeros(8), np.zeros((8, 2)), np.zeros(8), "outputs"),
-        (np.zeros(8), np.zeros(8), np.zeros(9), "targets"),
-        (np.zeros(8), np.zeros(8), np.full(8, np.nan), "targets"),
+        (np.zeros(8), np.zeros(8), np.zeros(9), "target"),
+        (np.zeros(8), np.zeros(8), np.full(8, np.nan), "target"),
         (np.zeros(0), np.zeros(0), np.zeros(0), "x"),
     ],
 )
@@ -176,6 +176,49 @@ def test_frequencies_above_2_53_are_kept_exactly():
     probe = BatchSpectrumProbe([k])
     x = np.arange(16) / 16
     probe.update(x, np.cos(2 * np.pi * 3 * x), np.zeros(16), 0)
-    assert probe.history.freqs.tolist() == [k]
+    assert probe.history.wavevectors.tolist() == [k]
     # k x = 2**56 j + 3 j / 16: the cosine at 3 cycles reads amplitude 1 at k.
     assert probe.history.fit_amplitude[0, 0] == pytest.approx(1.0, abs=1e-14)
+
+
+def test_wavevectors_is_the_name_and_freqs_says_so():
+    # freqs meant integer wavevectors here and real cycles per unit length everywhere else.
+    probe = BatchSpectrumProbe(wavevectors=[0, 3])
+    np.testing.assert_array_equal(probe.history.wavevectors, [0, 3])
+    with pytest.raises(TypeError, match="freqs=, which is now called wavevectors="):
+        BatchSpectrumProbe(freqs=[0, 3])
+    x = np.arange(8) / 8
+    with pytest.raises(TypeError, match="targets=, which is now called target="):
+        probe.update(x, np.zeros(8), targets=np.zeros(8), step=0)
+
+
+def test_chunk_elements_does_not_change_the_amplitudes():
+    x = np.random.default_rng(0).uniform(size=50)
+    y = np.sin(2 * np.pi * 3 * x)
+    whole, chunked = BatchSpectrumProbe(range(6)), BatchSpectrumProbe(range(6), chunk_elements=1)
+    for probe in (whole, chunked):
+        probe.update(x, y, np.zeros(50), 0)
+    np.testing.assert_allclose(chunked.history.fit_amplitude, whole.history.fit_amplitude, rtol=1e-12, atol=1e-15)
+
+
+def test_files_of_schema_version_1_still_load(tmp_path):
+    from spectral._batch_probe import BatchSpectrumHistory
+    from spectral._io import save_npz
+
+    probe = BatchSpectrumProbe([1, 2])
+    probe.update(np.arange(8) / 8, np.arange(8.0), np.zeros(8), 0)
+    arrays = {"steps": probe.history.steps, "finite": probe.history.finite, "freqs": np.array([1, 2]),
+              "fit_amplitude": probe.history.fit_amplitude, "residual_amplitude": probe.history.residual_amplitude}
+    save_npz(tmp_path / "v1.npz", arrays, {"format": BatchSpectrumHistory.FORMAT, "schema_version": 1, "labels": [""]})
+    loaded = BatchSpectrumHistory.load(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(loaded.wavevectors, [1, 2])
+    np.testing.assert_array_equal(loaded.fit_amplitude, probe.history.fit_amplitude)
+
+
+def test_load_refuses_negative_amplitudes(rewritten_history):
+    from spectral._batch_probe import BatchSpectrumHistory
+
+    probe = BatchSpectrumProbe([1, 2])
+    probe.update(np.arange(8) / 8, np.arange(8.0), np.zeros(8), 0)
+    with pytest.raises(ValueError, match="residual_amplitude"):
+        BatchSpectrumHistory.load(rewritten_history(probe.history, lambda a: {"residual_amplitude": -a["residual_amplitude"]}))

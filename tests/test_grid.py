@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spectral import Grid, SpectrumProbe
+from spectral import Grid, SpectrumProbe, spectrum
 
 
 def test_uniform_1d_points_exclude_endpoint():
@@ -100,3 +100,22 @@ def test_direct_construction_is_validated(kwargs, name):
 def test_direct_construction_normalises_lists():
     grid = Grid(shape=[4, 2], extent=[1, 1])
     assert grid.shape == (4, 2) and grid.extent == 1.0 and hash(grid) == hash(Grid(shape=(4, 2)))
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: Grid.uniform(8, bounds=(0, 5e-324)), "bounds"),          # every point was 0.0
+    (lambda: Grid.uniform(8, bounds=(1e16, 1e16 + 8)), "bounds"),     # points 1 apart where floats are 2 apart
+    (lambda: Grid.uniform(3, bounds=(-1e308, 1e308)), "bounds"),      # the length overflows
+    (lambda: Grid.uniform(8, extent=5e-324), "extent"),
+    (lambda: Grid(shape=(4, 4), extent=(1.0, 1e-320)), "extent"),     # frequencies k / 1e-320 overflow
+    (lambda: spectrum(np.ones(8), extent=1e-320), "extent"),          # gave infinite frequencies with a warning
+])
+def test_grids_whose_points_coincide_or_whose_frequencies_overflow_are_refused(build, name):
+    with pytest.raises(ValueError, match=name):
+        build()
+
+
+def test_tiny_but_representable_grids_are_kept():
+    grid = Grid.uniform(4, bounds=(1.0, 1.0 + 1e-12))
+    assert np.all(np.diff(grid.points[:, 0]) > 0)
+    assert np.isfinite(spectrum(np.ones(4), extent=1e-300).freqs).all()

@@ -91,10 +91,10 @@ def test_every_non_finite_and_round_trip(tmp_path):
     ({"directions": [1.0, 1.0, 0.0]}, "unit"), ({"directions": [1.0, 0.0]}, "directions"),
     ({"directions": "ica"}, "directions"), ({"components": 4}, "components"), ({"components": 0}, "components"),
     ({"freqs": []}, "freqs"), ({"freqs": [1.0, np.nan]}, "freqs"), ({"freqs": "low"}, "freqs"),
-    ({"every": -1}, "every"), ({"targets": np.zeros(5)}, "targets"),
+    ({"every": -1}, "every"), ({"target": np.zeros(5)}, "target"),
 ])
 def test_bad_arguments_name_the_parameter(kwargs, name):
-    arguments = {"inputs": np.random.default_rng(0).normal(size=(20, 3)), "targets": np.zeros(20),
+    arguments = {"inputs": np.random.default_rng(0).normal(size=(20, 3)), "target": np.zeros(20),
                  "freqs": [1.0]} | kwargs
     with pytest.raises((TypeError, ValueError), match=name):
         ProjectionProbe(**arguments)
@@ -108,3 +108,59 @@ def test_plot_returns_figure_and_axes():
     assert ax.figure is fig
     with pytest.raises(ValueError, match="direction"):
         plot_projection_history(probe.history, direction=1)
+
+
+def test_inputs_scaled_by_1e160_give_the_same_directions_and_amplitudes():
+    # The covariance of 1e160-sized inputs overflowed and eigh raised a raw _LinAlgError.
+    x, u, _ = one_direction_data()
+    y = target(x, u)
+    plain = ProjectionProbe(x, y, freqs=[3, 7], components=2)
+    huge = ProjectionProbe(x * 1e160, y, freqs=[3e-160, 7e-160], components=2)
+    np.testing.assert_allclose(huge.directions, plain.directions, atol=1e-12)
+    np.testing.assert_allclose(huge.history.target_amplitude, plain.history.target_amplitude, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"freqs times the inputs' positions reach .* turns"):
+        ProjectionProbe(x * 1e160, y, freqs=[3.0])
+
+
+def test_huge_outputs_read_their_amplitude_and_overflowing_ones_are_flagged(tmp_path):
+    # Amplitudes were |c|^2 summed then rooted: outputs of 1e200 gave inf, recorded as finite (the file did not load).
+    x, u, _ = one_direction_data(count=64)
+    probe = ProjectionProbe(x, target(x, u), freqs=[3, 7])
+    probe.update(lambda points: 1e200 * np.sin(2 * np.pi * 3 * (points @ u)), 0)
+    probe.update(lambda points: np.full(len(points), 1.7e308), 1)   # the sums overflow
+    assert probe.history.finite.tolist() == [True, False]
+    np.testing.assert_allclose(probe.history.fit_amplitude[0, 0], [1e200, 0.0], rtol=1e-9, atol=1e186)
+    loaded = ProjectionHistory.load(probe.history.save(tmp_path / "history.npz"))
+    np.testing.assert_array_equal(loaded.fit_amplitude, probe.history.fit_amplitude)
+
+
+def test_every_is_keyword_only_and_targets_is_now_target():
+    x, u, _ = one_direction_data(count=64)
+    with pytest.raises(TypeError, match="positional"):
+        ProjectionProbe(x, target(x, u), [3], "pca", 2)
+    with pytest.raises(TypeError, match="targets=, which is now called target="):
+        ProjectionProbe(x, targets=target(x, u), freqs=[3])
+
+
+def test_chunk_elements_does_not_change_the_amplitudes():
+    x, u, _ = one_direction_data(count=100)
+    whole = ProjectionProbe(x, target(x, u), freqs=[3, 5, 7]).history.target_amplitude
+    chunked = ProjectionProbe(x, target(x, u), freqs=[3, 5, 7], chunk_elements=1).history.target_amplitude
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: {"freqs": np.array([3.0, np.nan])}, "freqs"),
+    (lambda a: {"freqs": np.array([3.0, np.inf])}, "freqs"),
+    (lambda a: {"directions": a["directions"] * np.nan}, "directions"),
+    (lambda a: {"directions": a["directions"] * 2}, "unit vectors"),
+    (lambda a: {"target_amplitude": -a["target_amplitude"]}, "target_amplitude"),
+    (lambda a: {"fit_amplitude": a["fit_amplitude"] - 1}, "fit_amplitude"),
+])
+def test_load_refuses_what_the_probe_refuses(rewritten_history, change, match):
+    # NaN or inf frequencies, NaN or non-unit directions and negative amplitudes were accepted on load.
+    x, u, _ = one_direction_data(count=64)
+    probe = ProjectionProbe(x, target(x, u), freqs=[3, 7])
+    probe.update(lambda points: np.zeros(len(points)), 0)
+    with pytest.raises(ValueError, match=match):
+        ProjectionHistory.load(rewritten_history(probe.history, change))

@@ -146,7 +146,7 @@ def test_inconsistent_files_are_refused_naming_the_array(tmp_path):
         arrays = dict(archive)
     metadata = json.loads(str(arrays.pop("metadata")))
     cases = {"fit_amplitude": {**arrays, "fit_amplitude": arrays["fit_amplitude"][:, :1]},
-             "labels": arrays, "freqs": {**arrays, "freqs": arrays["freqs"] + 0.5},
+             "labels": arrays, "wavevectors": {**arrays, "wavevectors": arrays["wavevectors"] + 0.5},
              "finite": {**arrays, "fit_amplitude": arrays["fit_amplitude"] * np.inf}}
     for name, changed in cases.items():
         save_npz(tmp_path / "bad.npz", changed, {**metadata, "labels": ["", ""]} if name == "labels" else metadata)

@@ -6,7 +6,8 @@ one-hot targets with the mean squared error, as in the filtering method of
 Xu et al.; test loss (that MSE) and test error rate (1 - accuracy) are the
 generalisation metrics. The spectral numbers split every function known at
 a seed's training inputs into a Gaussian low-pass part and the rest
-(:func:`spectral._filter_probe.low_pass`), at two filter widths.
+(:func:`spectral.low_pass`, the function :class:`spectral.FilterProbe` and
+:func:`spectral.filter_error` use), at two filter widths.
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ class FilterMeasure:
     * ``low_power``, ``high_power``: ``|K h_c|^2`` and ``|h - K h|^2`` with
       ``h_c`` the function minus its mean (the kernel keeps constants, so
       the mean is all low-pass), and ``hf_fraction`` = high / (low + high).
+
+    The two parts are complementary as functions, ``K h_c + (h - K h) = h_c``,
+    but ``K`` is not an orthogonal projection (a row-normalised Gaussian is
+    neither idempotent nor symmetric), so their powers do not add up to the
+    total: ``low_power + high_power = |h_c|^2 - 2 <K h_c, h - K h>``. The
+    ``hf_fraction`` is therefore the high part's share of the sum of the two
+    parts' powers, a number in ``[0, 1]`` that grows with the high part, not
+    the fraction of ``|h_c|^2`` above a frequency (which the Gaussian does not
+    define). Report it as "high-pass share", never as a fraction of the power.
     """
 
     def __init__(self, data: DigitsSplit, widths: dict[str, float]) -> None:

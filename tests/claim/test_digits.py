@@ -8,7 +8,7 @@ pytest.importorskip("sklearn")
 
 from claim_config import assert_same_per_seed
 
-from spectral._filter_probe import low_pass
+from spectral import low_pass
 from spectral.claim._check import Case, run_case
 from spectral.claim._kinds import kind_of
 from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
@@ -88,6 +88,13 @@ def test_filter_measure_reads_known_functions():
     low = kernel[0] @ (targets[0] - targets[0].mean(0))
     share = float(high.pow(2).sum() / (high.pow(2).sum() + low.pow(2).sum()))
     assert result["hf_fraction:primary"][0] == pytest.approx(share, rel=1e-12)
+    # The parts are complementary as functions, but their powers do not add up to the total: the Gaussian
+    # smoother is not an orthogonal projection, so the share is of |low|^2 + |high|^2 (the docstring says so).
+    centred = targets[0] - targets[0].mean(0)
+    torch.testing.assert_close(low + high, centred, rtol=0, atol=1e-12)
+    total, parts = float(centred.pow(2).sum()), result["low_power:primary"][0] + result["high_power:primary"][0]
+    assert parts == pytest.approx(total - 2 * float((low * high).sum()), rel=1e-12)
+    assert abs(parts - total) > 1e-3 * total
 
 
 @pytest.fixture(scope="module")
