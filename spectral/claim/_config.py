@@ -147,7 +147,7 @@ class TrainingConfig(_Table):
     depth: int = _spec(3, _positive_int)
     learning_rate: Mapping[str, float] = _spec(factory=lambda: _rates(relu=0.01, tanh=0.003, gelu=0.003, sine=0.0001))
     sgd_learning_rate: Mapping[str, float] = _spec(factory=lambda: _rates(relu=0.05, tanh=0.05, gelu=0.05, sine=0.002))
-    overfit_max_steps: int = _spec(2000, _positive_int)
+    overfit_max_steps: int = _spec(3000, _positive_int)
     #: Overfit: every training point fitted to a tenth of the noise variance (most of the noise memorised).
     overfit_ratio: float = _spec(0.1, _positive)
     #: A seed overfits when it reached the threshold and its test MSE at the stop is this x its phase-1 minimum.
@@ -201,10 +201,10 @@ class SignalConfig(_Table):
     frequencies: tuple = _spec(tuple(int(k) for k in default_1d().wavevectors[:, 0]))
     amplitudes: tuple[float, ...] = _spec(tuple(default_1d().amplitudes.tolist()))
     phases: tuple[float, ...] = _spec(tuple(default_1d().phases.tolist()))
-    train_points: int = _spec(24, _positive_int)
+    train_points: int = _spec(16, _positive_int)
     validation_points: int = _spec(8, _positive_int)
     #: Without noise there is nothing to overfit, and the overfit threshold (a fraction of its variance) is 0.
-    noise: float = _spec(0.5, _number(0.0, MAX_AMPLITUDE, expected=f"in (0, {MAX_AMPLITUDE:g}]"))
+    noise: float = _spec(1.0, _number(0.0, MAX_AMPLITUDE, expected=f"in (0, {MAX_AMPLITUDE:g}]"))
     grid: int = _spec(256, _integer(8))
     cutoff_margin: float = _spec(3.0, _non_negative)
     dims: int = field(default=1, metadata={"check": None, "internal": True})
