@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py [--quick] [--json] [--threads N] [--claim-check]
+    python benchmarks/run.py --overhead-table [--quick]
 
 Prints a table; with ``--json`` the last line is one JSON object. Every
 figure that matters is a ratio of two timings taken in the same run, each the
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads (default 1: stable figures on a shared machine)")
     parser.add_argument("--claim-check", action="store_true",
                         help="also time a default `spectral run` end to end (minutes; torch's default threads)")
+    parser.add_argument("--overhead-table", action="store_true",
+                        help="only the probes x tracking intervals overhead table on the digits (Markdown)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"),
                         help="where models run (default cpu); the nudft figures stay on the CPU")
     args = parser.parse_args(argv)
@@ -349,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    if args.overhead_table:
+        from overhead_table import markdown, overhead_table
+
+        print(markdown(overhead_table(rounds=2 if args.quick else 5)))
+        print(f"({time.perf_counter() - start:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} thread(s))")
+        return 0
     figures = measure(args.quick)
     if args.claim_check:
         figures["default_run"] = default_run()
