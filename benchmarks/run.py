@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py [--quick] [--json] [--threads N] [--claim-check]
+    python benchmarks/run.py --overhead-table [--quick]
 
 Prints a table; with ``--json`` the last line is one JSON object. Every
 figure that matters is a ratio of two timings taken in the same run, each the
@@ -157,6 +158,36 @@ def claim_check_cost(quick: bool, rounds: int) -> dict[str, Any]:
             "ratio": times["seeds_32"] / times["seeds_8"]}
 
 
+def frozen_members_cost(members: int, steps: int, rounds: int) -> dict[str, Any]:
+    """Retraining until recovered, then freezing (phase 2's shape): 90% of the members freeze after a tenth of the
+    steps. ``Trainer.run`` (the frozen members left out) against the forward and backward of every member."""
+    from spectral.claim._training import Trainer
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(members, 24, 1, generator=generator).to(DEVICE)
+    y = torch.randn(members, 24, generator=generator).to(DEVICE)
+    frozen_after = np.arange(members) % 10 != 0  # the members that recover early
+    check_every = 50
+    finals: dict[str, list[torch.Tensor]] = {}
+
+    def retrain(name: str) -> None:
+        ensemble = MLPEnsemble(1, members=members, width=64, depth=3, activation="tanh").to(DEVICE)
+        trainer = Trainer(ensemble, x, y, 1e-3)
+        train = trainer.run if name == "compact" else trainer._train
+        for step in range(0, steps, check_every):
+            active = np.ones(members, dtype=bool) if step < steps // 10 else ~frozen_after
+            train(check_every, torch.as_tensor(active))
+        _synchronise()
+        finals[name] = [p.detach().clone() for p in ensemble.parameters()]
+
+    times = best_times({"every_member": lambda: retrain("every_member"), "compact": lambda: retrain("compact")},
+                       rounds)
+    identical = all(torch.equal(a, b) for a, b in zip(finals["compact"], finals["every_member"]))
+    return {"members": members, "steps": steps, "every_member_s": times["every_member"],
+            "compact_s": times["compact"], "speedup": times["every_member"] / times["compact"],
+            "bit_identical": identical}
+
+
 def nudft_throughput(points: int, frequencies: int, rounds: int) -> dict[str, Any]:
     """Scattered points per second of the exact sum, and of finufft when installed."""
     rng = np.random.default_rng(0)
@@ -227,6 +258,7 @@ def measure(quick: bool) -> dict[str, Any]:
     overhead = {"1d": probe_cost((4096,), 256, rounds), "2d": probe_cost((128, 128), 256, rounds)}
     ensemble = ensemble_speedup(32, 40 if quick else 200, 1 if quick else 2)
     claim = claim_check_cost(quick, 1 if quick else 2)
+    frozen = frozen_members_cost(128, 500 if quick else 2000, 1 if quick else 2)
     transform = nudft_throughput(20_000 if quick else 100_000, 256, 2 if quick else 3)
     sizes = [1024, 4096, 16384] if quick else [1024, 2048, 4096, 8192, 16384]
     widths = [64, 256, 512] if quick else [64, 128, 256, 512]
@@ -242,7 +274,8 @@ def measure(quick: bool) -> dict[str, Any]:
         "ensemble_members": ensemble["members"],
         "nudft_points_per_second": transform["exact_points_per_second"],
         "seeds32_vs_seeds8_cost_ratio": claim["ratio"],
-        "probe_overhead": overhead, "ensemble": ensemble, "claim_check": claim, "nudft": transform,
+        "frozen_members_speedup": frozen["speedup"],
+        "probe_overhead": overhead, "frozen_members": frozen, "ensemble": ensemble, "claim_check": claim, "nudft": transform,
         "scaling": scaling, "import_time": imports,
     }
 
@@ -280,6 +313,10 @@ def table(figures: dict[str, Any]) -> str:
         ("seeds32_vs_seeds8_cost_ratio (claim check)", f"{claim['ratio']:.2f}x",
          (f"{_goal('seeds32_vs_seeds8_cost_ratio', claim['ratio'])}; 8 seeds {claim['seeds_8_s']:.2f} s, "
           f"32 seeds {claim['seeds_32_s']:.2f} s")),
+        (f"frozen_members_speedup ({figures['frozen_members']['members']} members, 90% frozen after a tenth of "
+         f"{figures['frozen_members']['steps']} steps)", f"{figures['frozen_members_speedup']:.2f}x",
+         (f"every member {figures['frozen_members']['every_member_s']:.2f} s, frozen ones left out "
+          f"{figures['frozen_members']['compact_s']:.2f} s, bit-identical: {figures['frozen_members']['bit_identical']}")),
     ]
     for name in ("exact", "finufft"):
         if f"{name}_points_per_second" in transform:
@@ -304,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads (default 1: stable figures on a shared machine)")
     parser.add_argument("--claim-check", action="store_true",
                         help="also time a default `spectral run` end to end (minutes; torch's default threads)")
+    parser.add_argument("--overhead-table", action="store_true",
+                        help="only the probes x tracking intervals overhead table on the digits (Markdown)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"),
                         help="where models run (default cpu); the nudft figures stay on the CPU")
     args = parser.parse_args(argv)
@@ -313,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    if args.overhead_table:
+        from overhead_table import markdown, overhead_table
+
+        print(markdown(overhead_table(rounds=2 if args.quick else 5)))
+        print(f"({time.perf_counter() - start:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} thread(s))")
+        return 0
     figures = measure(args.quick)
     if args.claim_check:
         figures["default_run"] = default_run()

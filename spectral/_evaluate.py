@@ -113,14 +113,17 @@ class PointEvaluator:
                             "materialise it first (e.g. model.to_empty(device='cpu') and load its weights)")
         points = self._points_on(device, dtype)
         modes = [(module, module.training) for module in model.modules()]
-        model.eval()
+        if any(training for _, training in modes):
+            model.eval()
         try:
             with torch.no_grad():
                 # Each batch a copy: a forward pass that changes its input in place must not move the points.
-                return torch.cat([_as_output(self._forward(model, b.clone()), len(b)) for b in self._batches(points)])
+                outputs = [_as_output(self._forward(model, b.clone()), len(b)) for b in self._batches(points)]
+            return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         finally:
             for module, training in modes:
-                module.training = training
+                if module.training != training:
+                    module.training = training
 
     @staticmethod
     def _forward(model: torch.nn.Module, batch: torch.Tensor) -> Any:

@@ -158,8 +158,8 @@ class SpectrumProbe(Probe):
         log_history(self.history, writer, step=step, **kwargs)
 
     def _record(self, model: Callable[..., Any], step: int, label: str) -> None:
-        values = self._evaluator(model)
-        spectra = self._spectra(values) if bool(torch.isfinite(values).all()) else None
+        # No separate check of the values: NaN or inf anywhere makes the DC bin, so the spectra, non-finite.
+        spectra = self._spectra(self._evaluator(model))
         if spectra is None:
             self.history.append_filled(step, label, False, np.nan)
         else:

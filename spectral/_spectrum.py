@@ -134,8 +134,14 @@ def _power(transform: torch.Tensor, shape: tuple[int, ...], denominator: float) 
     power = transform.real.square() + transform.imag.square()
     power = power / denominator
     if len(shape) == 1:
-        power = power * torch.tensor(amplitude_weights(shape), dtype=power.dtype, device=power.device)
+        power = power * _one_sided_weights(shape[0], power.dtype, power.device)
     return power
+
+
+@functools.lru_cache(maxsize=32)
+def _one_sided_weights(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`amplitude_weights` of a 1D grid as a tensor, made once per size, dtype and device (never written to)."""
+    return torch.tensor(amplitude_weights((size,)), dtype=dtype, device=device)
 
 
 def fourier(values: torch.Tensor, ndim: int, window: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

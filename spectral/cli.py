@@ -116,6 +116,8 @@ def _run_parser(commands: Any) -> None:
                      help="full adds the data-size x width grid (same as --set scope=full)")
     run.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
     run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    run.add_argument("--workers", type=_positive_int,
+                     help="processes running cases side by side (default: the cores available; 1: one at a time)")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
 
 
@@ -180,7 +182,7 @@ def _run(args: argparse.Namespace) -> None:
     device = _device(args.device)
     started = time.perf_counter()
     _, table = run_claim_check(config=args.config, out=args.out, overrides=overrides, quiet=args.quiet,
-                               device=device)
+                               device=device, workers=args.workers)
     if not args.quiet:
         print(table)
         print(f"\nreport: {args.out / 'report.html'} (and report.md, report.json, figures/) in "

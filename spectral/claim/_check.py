@@ -61,6 +61,7 @@ from ._arms import (
 from ._cache import reuse_or_compute
 from ._config import CaseConfig, ClaimConfig
 from ._kinds import kind_of
+from ._parallel import Task, run_tasks
 from ._stats import smallest_testable_n, verdict
 from ._training import Trainer, mse, repeat_members, train_until_below
 
@@ -546,21 +547,28 @@ def case_inputs(case: CaseConfig, config: ClaimConfig, seeds: list[int]) -> dict
     return {"case": case.to_dict(), "seeds": seeds, "signal": config.signal(case).to_dict(), "config": relevant}
 
 
+def case_tasks(config: ClaimConfig, out: Path, device: str = "cpu") -> list[Task]:
+    """One :func:`run_cached_case` task per case of ``config``, written to ``out/cases/<id>.json``."""
+    seeds = list(range(config.seeds))
+    return [Task(run_cached_case, (case, config, seeds, out / "cases" / f"{case.id}.json"), {"device": device})
+            for case in config.cases]
+
+
 def run_cases(config: ClaimConfig, out: Path, progress: Callable[[], None] = lambda: None,
-              device: str = "cpu") -> list[dict[str, Any]]:
+              device: str = "cpu", *, workers: int = 1) -> list[dict[str, Any]]:
     """Run (or resume) every case of ``config``; each result is written atomically as it finishes.
 
     A case's JSON is written after its history and records the history's
     SHA-256, so a cached case is reused only when both files are whole and
     belong together and to the same inputs; anything else is recomputed.
+    With ``workers`` > 1 the cases run in that many worker processes
+    (:mod:`spectral.claim._parallel`), with the same numbers bit for bit.
     """
-    seeds = list(range(config.seeds))
-    return [run_cached_case(case, config, seeds, out / "cases" / f"{case.id}.json", progress, device)
-            for case in config.cases]
+    return [done.result for done in run_tasks(case_tasks(config, out, device), workers, progress)]
 
 
 def run_cached_case(case: CaseConfig, config: ClaimConfig, seeds: list[int], path: Path,
-                    progress: Callable[[], None], device: str = "cpu") -> dict[str, Any]:
+                    progress: Callable[[], None] = lambda: None, device: str = "cpu") -> dict[str, Any]:
     """One case, read from ``path`` when it was finished with the same inputs, else run and written there.
 
     The seed-0 history goes beside it (``<name>.history.npz``), written first;

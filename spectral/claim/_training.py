@@ -16,7 +16,7 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
-from ..ensemble import MLPEnsemble
+from ..ensemble import BatchedLinear, MLPEnsemble
 
 OPTIMIZERS = ("adam", "sgd")
 BETAS = (0.9, 0.999)
@@ -161,7 +161,11 @@ class MemberOptimizer:
         for own, given in zip(self.second_moment, state["second_moment"]):
             own[members] = given
         self.steps[members] = state["steps"]
-        self._cache = None  # the step counters are rebuilt from the new counts
+        self.clear_cache()
+
+    def clear_cache(self) -> None:
+        """Forget the kernels' views and step counters (after the step counts changed from outside)."""
+        self._cache = None  # rebuilt from the new counts at the next step
 
 
 class Trainer:
@@ -182,14 +186,60 @@ class Trainer:
         self.ensemble, self.x, self.y = ensemble, x, y
         self.optimizer = MemberOptimizer(ensemble, kind, learning_rate, weight_decay)
 
-    def run(self, steps: int, active: torch.Tensor | None = None) -> None:
-        """``steps`` updates of the ``active`` members (all when None); the others stay exactly as they are."""
+    def run(self, steps: int, active: torch.Tensor | np.ndarray | None = None) -> None:
+        """``steps`` updates of the ``active`` members (all when None); the others stay exactly as they are.
+
+        Frozen members cost nothing: while some are frozen, the active ones
+        train as an ensemble of their own (their weights, moments and step
+        counts gathered, trained, scattered back), with the same numbers bit
+        for bit on one machine (every kernel computes a member from its own
+        rows alone; torch's batched matmul takes another kernel for a batch
+        of one, so a lone active member keeps a frozen one beside it).
+        """
+        members = None if active is None else np.asarray(torch.as_tensor(active).cpu(), dtype=bool)
+        if members is None or members.all():
+            self._train(steps, None)
+        elif members.any():
+            selected = np.flatnonzero(members)
+            if selected.size == 1:  # torch multiplies a batch of one with another kernel: a frozen member rides along
+                selected = np.union1d(selected, [1 if selected[0] == 0 else 0])
+            part = self._gather(selected)
+            part._train(steps, members[selected])
+            self._scatter(part, selected)
+
+    def _train(self, steps: int, active: torch.Tensor | np.ndarray | None) -> None:
+        """Forward and backward of every member, ``steps`` times, updating the ``active`` ones."""
         for _ in range(steps):
             grads = [p.grad for p in self.optimizer.parameters if p.grad is not None]
             if grads:
                 torch._foreach_zero_(grads)  # in place: the optimiser keeps its views of them
             (self.ensemble(self.x) - self.y).pow(2).flatten(1).mean(dim=1).sum().backward()
             self.optimizer.step(active)
+
+    def _gather(self, members: np.ndarray) -> Trainer:
+        """A trainer of ``members`` alone: copies of their weights, data, hyperparameters and optimiser state."""
+        optimizer = self.optimizer
+        index = torch.as_tensor(members, device=optimizer.parameters[0].device)
+        part = Trainer(_select_members(self.ensemble, index), _inputs_of(self.x, index), self.y[index],
+                       optimizer.learning_rate, kind=optimizer.kind, weight_decay=optimizer.weight_decay[index])
+        part.optimizer.load(optimizer.select(members.tolist()), slice(None))
+        for own, theirs in zip(optimizer.parameters, part.optimizer.parameters):
+            if own.grad is not None:  # the next step accumulates into zeroed gradients, as the whole ensemble's does
+                theirs.grad = torch.zeros_like(theirs)
+        return part
+
+    @torch.no_grad()
+    def _scatter(self, part: Trainer, members: np.ndarray) -> None:
+        """Put ``part``'s weights and optimiser state back into ``members`` of this trainer."""
+        optimizer = self.optimizer
+        index = torch.as_tensor(members, device=optimizer.parameters[0].device)
+        pairs = [(optimizer.parameters, part.optimizer.parameters),
+                 (optimizer.first_moment, part.optimizer.first_moment),
+                 (optimizer.second_moment, part.optimizer.second_moment)]
+        for own, theirs in ((a, b) for whole, piece in pairs for a, b in zip(whole, piece)):
+            own.index_copy_(0, index, theirs)
+        optimizer.steps[members] = part.optimizer.steps
+        optimizer.clear_cache()
 
     def train_mse(self):
         return mse(self.ensemble, self.x, self.y)
@@ -251,6 +301,24 @@ def evaluate64(ensemble: MLPEnsemble, *inputs: torch.Tensor) -> Any:
     with torch.no_grad():
         outputs = [model(points.to(device, torch.float64)).cpu() for points in inputs]
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _select_members(ensemble: MLPEnsemble, index: torch.Tensor) -> MLPEnsemble:
+    """A copy of ``ensemble`` holding only the members at ``index`` (in that order)."""
+    shared = {id(p): p for p in ensemble.parameters()}  # not copied: replaced by the selected rows below
+    part = copy.deepcopy(ensemble, memo=shared)
+    for layer in part.modules():
+        if isinstance(layer, BatchedLinear):
+            layer.weight = torch.nn.Parameter(layer.weight.detach()[index])
+            if layer.bias is not None:
+                layer.bias = torch.nn.Parameter(layer.bias.detach()[index])
+            layer.members = len(index)
+    return part
+
+
+def _inputs_of(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The inputs of the members at ``index``: their rows of per-member ``(E, N, d)`` inputs, or shared ``(N, d)``."""
+    return x[index] if x.ndim == 3 else x
 
 
 def repeat_members(tensor: torch.Tensor, times: int) -> torch.Tensor:

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,52 @@ def test_bad_kind():
     with pytest.raises(ValueError, match="kind"):
         MemberOptimizer(MLPEnsemble(1, members=1, width=4, depth=1), "lbfgs", 0.1)
     assert np.array_equal(MemberOptimizer(MLPEnsemble(1, members=2, width=4, depth=1), "sgd", 0.1).steps, [0, 0])
+
+
+def _freezing_run(trainer, train):
+    """Steps as phase 1 and a retrain-until-recovered phase 2 take them: members freezing one after another."""
+    members = trainer.optimizer.members
+    train(trainer, 20, None)
+    for step, kept in enumerate((0.9, 0.5, 0.1, 0.1, 0.0)):
+        active = torch.arange(members) < max(1, round(kept * members))
+        train(trainer, 15, active.roll(step))
+
+
+@pytest.mark.parametrize(("kind", "activation", "width", "points", "decay"),
+                         [("adam", "tanh", 64, 12, 0.3), ("adam", "sine", 16, 24, 0.0), ("sgd", "relu", 8, 20, 0.0)])
+def test_frozen_members_are_left_out_with_the_same_numbers_bit_for_bit(kind, activation, width, points, decay):
+    x, y = _data(members=11, points=points)
+    ensemble = MLPEnsemble(1, members=11, width=width, depth=2, activation=activation, seeds=list(range(11)))
+    compact = Trainer(ensemble, x, y, 0.01, kind=kind, weight_decay=decay)
+    whole = Trainer(copy.deepcopy(ensemble), x, y, 0.01, kind=kind, weight_decay=decay)
+    _freezing_run(compact, lambda trainer, steps, active: trainer.run(steps, active))
+    _freezing_run(whole, lambda trainer, steps, active: trainer._train(steps, active))  # every member computed
+    assert compact.optimizer.steps.tolist() == whole.optimizer.steps.tolist()
+    assert len(set(compact.optimizer.steps.tolist())) > 3
+    for name in ("parameters", "first_moment", "second_moment"):
+        for ours, theirs in zip(getattr(compact.optimizer, name), getattr(whole.optimizer, name)):
+            assert torch.equal(ours, theirs), name
+
+
+def test_a_run_with_no_member_active_changes_nothing():
+    x, y = _data()
+    ensemble = MLPEnsemble(1, members=3, width=8, depth=2, seeds=[0, 1, 2])
+    trainer = Trainer(ensemble, x, y, 0.01)
+    before = [p.clone() for p in ensemble.parameters()]
+    trainer.run(5, np.zeros(3, dtype=bool))
+    assert all(torch.equal(a, b) for a, b in zip(before, ensemble.parameters()))
+    assert trainer.optimizer.steps.tolist() == [0, 0, 0]
+
+
+@pytest.mark.slow
+def test_a_case_of_the_claim_check_is_unchanged_by_leaving_frozen_members_out(tmp_path, monkeypatch):
+    from claim_config import tiny
+
+    from spectral.claim._check import run_cases
+    from spectral.claim._config import load_config
+
+    config = load_config(None, tiny(cases=[{"signal": "2d", "activation": "tanh", "bias": True}],
+                                    sweep={"case": "2d-tanh", "factors": [0.2, 0.5]}))
+    compact = run_cases(config, tmp_path / "compact")
+    monkeypatch.setattr(Trainer, "run", lambda self, steps, active=None: self._train(steps, active))
+    assert run_cases(config, tmp_path / "whole") == compact
