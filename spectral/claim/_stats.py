@@ -37,9 +37,10 @@ CORRECTIONS = ("bh", "holm", "none")
 OUTCOMES = ("yes", "no", "inconclusive", "untestable")
 FAMILIES = ("primary", "secondary")
 DIRECTIONS = ("equivalent", "worse", "smaller than the margin")
-SCALES = ("ratio", "log")
+SCALES = ("ratio", "log", "difference")
 ESTIMANDS = {"ratio": "median paired log-ratio log(claim/reference) (Hodges-Lehmann)",
-             "log": "median paired difference claim - reference of log values (Hodges-Lehmann)"}
+             "log": "median paired difference claim - reference of log values (Hodges-Lehmann)",
+             "difference": "median paired difference claim - reference (Hodges-Lehmann), relative to |median reference|"}
 #: The effect every verdict's power is stated for: 20% lower, on the log scale.
 POWER_EFFECT = math.log(0.8)
 #: The power ``seeds_needed`` asks for.
@@ -230,7 +231,7 @@ class _PowerSimulation:
     its first ``n`` columns, so power against ``n`` is smooth.
     """
 
-    def __init__(self, differences: np.ndarray, *, alpha: float, margin: float) -> None:
+    def __init__(self, differences: np.ndarray, *, alpha: float, delta: float) -> None:
         residuals = differences - hodges_lehmann(differences)[0]
         rng = np.random.default_rng(POWER_SEED)
         picks = residuals[rng.integers(0, residuals.size, (SIMULATIONS, MAX_SEEDS))]
@@ -239,7 +240,7 @@ class _PowerSimulation:
         width = 0.9 * min(spread, quartiles / 1.34 if quartiles > 0 else spread) * residuals.size ** -0.2
         noise = rng.standard_normal((SIMULATIONS, MAX_SEEDS))
         self.draws = (picks + width * noise) / math.sqrt(1 + (width / spread) ** 2) if spread > 0 else picks
-        self.alpha, self.delta = alpha, -math.log1p(-margin)
+        self.alpha, self.delta = alpha, delta
 
     def power(self, n: int, effect: float, rule: str) -> float:
         """Fraction of samples of ``n`` pairs with true ``effect`` that read ``rule`` ("yes" or "no")."""
@@ -305,7 +306,7 @@ def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power:
     d = _finite_sample(log_differences)
     if d.size < 2:
         raise ValueError(f"log_differences needs at least 2 finite values, got {d.size}")
-    return _PowerSimulation(d, alpha=alpha, margin=margin).seeds(effect, "yes", power)
+    return _PowerSimulation(d, alpha=alpha, delta=-math.log1p(-margin)).seeds(effect, "yes", power)
 
 
 def _finite_sample(values: Any) -> np.ndarray:
@@ -422,8 +423,11 @@ _CHECKS = {
 }
 
 
-def _paired_log_differences(claim: Any, reference: Any, scale: str) -> tuple[np.ndarray, int]:
-    """The paired log differences of the usable pairs, and how many pairs were dropped."""
+def _paired_differences(claim: Any, reference: Any, scale: str) -> tuple[np.ndarray, int, float]:
+    """The paired differences of the usable pairs, how many pairs were dropped, and the unit of the margin.
+
+    The unit is 1 on the log scales; for ``"difference"``, ``|median(reference)|``.
+    """
     claim = np.asarray(claim, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if claim.shape != reference.shape or claim.ndim != 1:
@@ -435,7 +439,8 @@ def _paired_log_differences(claim: Any, reference: Any, scale: str) -> tuple[np.
             differences = np.log(claim[keep]) - np.log(reference[keep])
     else:
         differences = claim[keep] - reference[keep]
-    return differences, int((~keep).sum())
+    unit = abs(float(np.median(reference[keep]))) if scale == "difference" and keep.any() else 1.0
+    return differences, int((~keep).sum()), unit
 
 
 def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: str = "secondary",
@@ -450,15 +455,19 @@ def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: 
         Level of every test, in (0, 0.5); the interval's level is ``1 - 2 alpha``.
     margin : float
         Relative margin ``m`` in [0, 1) (config ``min_relative_effect``): "yes"
-        needs ``claim / reference <= 1 - m``; ``delta = -log(1 - m)`` on the
-        log scale.
+        needs ``relative_effect <= -m``, i.e. ``claim / reference <= 1 - m``;
+        ``delta = -log(1 - m)`` on the log scale.
     family : {"primary", "secondary"}, default "secondary"
         The corrected family the verdict belongs to (:func:`correct_families`).
     scale : {"ratio", "log"}, default "ratio"
         ``"ratio"``: positive values compared as ``log(claim / reference)``;
         pairs with a non-finite or non-positive value are dropped and counted.
         ``"log"``: values already logarithms (e.g. log retentions) compared as
-        ``claim - reference``; non-finite pairs dropped.
+        ``claim - reference``; non-finite pairs dropped. ``"difference"``:
+        values that may be zero or negative (a gain, a count) compared as
+        ``claim - reference``, the margin and the 20% effect taken relative
+        to ``|median(reference)|`` (``relative_effect`` is the estimate over
+        it); non-finite pairs dropped.
     reason : str, optional
         Why the verdict cannot be tested (e.g. "case did not overfit"): the
         statistics are still computed, the outcome is "untestable" and the
@@ -507,28 +516,38 @@ def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: 
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    differences, dropped = _paired_log_differences(claim, reference, scale)
+    differences, dropped, unit = _paired_differences(claim, reference, scale)
     sample = differences[differences != 0]
     result = Verdict(family=family, estimand=ESTIMANDS[scale], margin=float(margin), n=int(sample.size),
                      dropped=dropped, zeros=int(differences.size - sample.size), reason=reason)
+    # The margin and the 20% effect in the estimand's units (the log scale, or the reference's for "difference").
+    delta, twenty_percent = (-math.log1p(-margin), POWER_EFFECT) if scale != "difference" else (margin * unit, -0.2 * unit)
     if sample.size:
-        delta = -math.log1p(-margin)
         estimate, interval, level = hodges_lehmann(sample, 1 - 2 * alpha)
-        result.effect, result.relative_effect, result.ci, result.ci_level = estimate, math.expm1(estimate), interval, level
+        result.effect, result.ci, result.ci_level = estimate, interval, level
+        result.relative_effect = (math.expm1(estimate) if scale != "difference" else
+                                  estimate / unit if unit > 0 else None)
         result.p_value = signed_rank_p(sample, "less")
         result.p_absent = signed_rank_p(sample + delta, "greater")
     if sample.size >= 2:
-        simulation = _PowerSimulation(sample, alpha=alpha, margin=margin)
-        result.power = simulation.power(sample.size, POWER_EFFECT, "yes")
-        result.seeds_needed = simulation.seeds(POWER_EFFECT, "yes")
+        simulation = _PowerSimulation(sample, alpha=alpha, delta=delta)
+        result.power = simulation.power(sample.size, twenty_percent, "yes")
+        result.seeds_needed = simulation.seeds(twenty_percent, "yes")
     needed = smallest_testable_n(alpha)
     if result.reason is None and sample.size < needed:
         result.reason = _too_few(result, needed)
     if result.reason is None:
+        result.direction = _direction(result.ci, delta)
         _decide(result, result.p_value, result.p_absent, alpha)
         if result.outcome == "inconclusive":
-            result.reason = _inconclusive_reason(result, simulation)
+            result.reason = _inconclusive_reason(result, simulation, delta)
     return result
+
+
+def _direction(interval: list[float], delta: float) -> str:
+    """What a "no" shows, read from the ``1 - 2 alpha`` interval (in the estimand's units)."""
+    low, high = interval
+    return "equivalent" if -delta < low and high < delta else "worse" if low > 0 else "smaller than the margin"
 
 
 def _too_few(result: Verdict, needed: int) -> str:
@@ -542,36 +561,37 @@ def _twenty_percent(result: Verdict) -> str:
     return f"at this variability {count} seeds give power {TARGET_POWER} for a 20% improvement"
 
 
-def _inconclusive_reason(result: Verdict, simulation: _PowerSimulation) -> str:
+def _inconclusive_reason(result: Verdict, simulation: _PowerSimulation, delta: float) -> str:
     """The seeds that would decide it if the true effect were the estimate, and the 20% standard."""
-    delta = -math.log1p(-result.margin)
     rule = "yes" if result.effect <= -delta else "no"
     seeds = simulation.seeds(result.effect, rule)
     count = f"more than {MAX_SEEDS}" if seeds is None else f"about {seeds}"
     shown = "show it beyond the margin" if rule == "yes" else "show it is smaller than the margin"
     return (f"inconclusive with {result.n} seeds; if the true effect were the estimate "
-            f"({100 * result.relative_effect:+.1f}%), {count} seeds would {shown} with power {TARGET_POWER}; "
+            f"({_percent(result.relative_effect)}), {count} seeds would {shown} with power {TARGET_POWER}; "
             + _twenty_percent(result))
+
+
+def _percent(relative: float | None) -> str:
+    return "n/a" if relative is None else f"{100 * relative:+.1f}%"
 
 
 def _decide(item: Verdict, q_value: float, q_absent: float, alpha: float) -> None:
     """Set ``outcome``, ``holds``, ``direction`` (and ``reason``) of a testable verdict from its adjusted p-values.
 
-    ``direction`` of a "no" reads the ``1 - 2 alpha`` interval ``ci``:
-    "equivalent" when it lies within ``(-delta, delta)``, else "worse" when it
-    lies above 0, else "smaller than the margin". An inconclusive verdict
-    keeps a reason it has (from :func:`verdict`) or gets one from its fields.
+    ``direction`` is the one :func:`verdict` read from the interval, kept for
+    a "no" only (a "no" only a laxer ``alpha`` than the verdict's made gets the
+    weakest one, "smaller than the margin", which its test shows). An
+    inconclusive verdict keeps a reason it has (from :func:`verdict`) or gets
+    one from its fields.
     """
-    delta = -math.log1p(-item.margin)
-    item.direction = None
-    if q_value < alpha and item.effect <= -delta:
-        item.outcome, item.reason = "yes", None
+    if q_value < alpha and item.relative_effect is not None and item.relative_effect <= -item.margin:
+        item.outcome, item.reason, item.direction = "yes", None, None
     elif q_absent < alpha:
         item.outcome, item.reason = "no", None
-        low, high = item.ci
-        item.direction = ("equivalent" if -delta < low and high < delta else
-                          "worse" if low > 0 else "smaller than the margin")
+        item.direction = item.direction or "smaller than the margin"
     else:
+        item.direction = None
         item.outcome = "inconclusive"
         if item.reason is None:
             item.reason = (f"inconclusive with {item.n} seeds after the family correction (q {q_value:.3g}, "

@@ -180,6 +180,16 @@ def test_log_scale_compares_differences():
     assert judge(np.exp(claim), np.ones(8)).effect == pytest.approx(result.effect)
 
 
+def test_difference_scale_keeps_zero_and_negative_values_and_measures_the_margin_in_the_references_units():
+    reference = np.array([-1.0, 0.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # median 3: the margin is 0.05 * 3 = 0.15
+    result = judge(reference - 1.0, reference, scale="difference")
+    assert result.dropped == 0 and result.n == 7 and result.effect == -1.0
+    assert result.relative_effect == pytest.approx(-1 / 3) and result.outcome == "yes"
+    # Shifted by the margin 0.15, -0.1 (rank 1) is the one negative difference left: P(T+ >= 27) = 2/128.
+    near = judge(reference + np.array([-0.25, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), reference, scale="difference")
+    assert near.p_absent == pytest.approx(2 / 128) and near.outcome == "no"
+
+
 def test_a_given_reason_makes_it_untestable():
     result = judge(np.full(8, 0.5), np.ones(8), reason="case did not overfit")
     assert result.outcome == "untestable" and result.reason == "case did not overfit" and result.p_value < 0.05
@@ -319,7 +329,7 @@ def test_power_is_deterministic_and_grows_with_the_seeds():
     log_ratios = np.random.default_rng(6).normal(-0.3, DEFAULT_SPREAD, 16)
     first, second = judge(*paired(log_ratios)), judge(*paired(log_ratios, seed=9))
     assert (first.power, first.seeds_needed) == (second.power, second.seeds_needed)
-    simulation = _stats._PowerSimulation(log_ratios, alpha=ALPHA, margin=MARGIN)
+    simulation = _stats._PowerSimulation(log_ratios, alpha=ALPHA, delta=DELTA)
     powers = [simulation.power(n, math.log(0.8), "yes") for n in (5, 16, 32, 64)]
     assert powers == sorted(powers) and powers[-1] > 0.9
     needed = first.seeds_needed
