@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -323,10 +324,45 @@ def _finite_sample(values: Any) -> np.ndarray:
 class Verdict:
     """One verdict: does ``claim`` come out lower than ``reference`` by more than the margin?
 
-    The fields are the verdict contract's (``docs/architecture.md``); see
-    :func:`verdict` for how each is computed and :func:`correct_families` for
-    the final ``outcome``. ``to_dict()`` gives the JSON form written to
-    ``report.json``; :meth:`from_dict` reads it back and checks it.
+    :func:`verdict` computes it, :func:`correct_families` sets the final
+    ``outcome``. ``to_dict()`` gives the JSON form written to ``report.json``;
+    :meth:`from_dict` reads it back and checks it.
+
+    Attributes
+    ----------
+    outcome : {"yes", "no", "inconclusive", "untestable"}
+        "yes": ``q_value < alpha`` and ``relative_effect <= -margin``; "no":
+        ``q_absent < alpha``; "untestable": a ``reason`` before any test;
+        "inconclusive": otherwise.
+    holds : bool or None
+        yes: True, no: False, otherwise None.
+    family : {"primary", "secondary"}
+    estimand : str
+        What ``effect`` estimates (:data:`ESTIMANDS`).
+    effect, relative_effect : float or None
+        Hodges-Lehmann estimate (log scale), ``expm1(effect)`` (negative: the
+        claim arm lower).
+    ci, ci_level : [low, high], float or None
+        Exact signed-rank interval for ``effect`` at ``1 - 2 alpha``, its exact coverage.
+    p_value, p_absent : float or None
+        Exact one-sided p for H0 ``effect >= 0`` and for H0 ``effect <= -delta``.
+    q_value, q_absent : float or None
+        The two adjusted within the family (None until corrected or when untestable).
+    margin : float
+        Relative margin ``m``; ``delta = -log(1 - m)``.
+    direction : {"equivalent", "worse", "smaller than the margin"} or None
+        For "no": the ``1 - 2 alpha`` interval inside ``(-delta, delta)``,
+        above 0, or neither.
+    n, dropped, zeros : int
+        Pairs used; pairs dropped (non-finite, or non-positive on the ratio
+        scale); zero differences (left out of ``n``).
+    power : float or None
+        Power of the uncorrected rule at ``n`` for a 20% improvement at this
+        verdict's variability.
+    seeds_needed : int or None
+        Fewest seeds for power 0.8 there; None beyond :data:`MAX_SEEDS`.
+    reason : str or None
+        Why untestable, or what would decide an inconclusive verdict.
 
     Examples
     --------
@@ -382,8 +418,7 @@ class Verdict:
                 raise ValueError(f"verdict field {name!r}: expected {expected}, got {values[name]!r}")
         values["ci"] = [None if v is None else float(v) for v in values["ci"]]
         result = cls(**values)
-        if result.holds is not _HOLDS[result.outcome] and result.outcome != "inconclusive" or (
-                result.outcome == "inconclusive" and result.holds is not None):
+        if result.holds is not _HOLDS[result.outcome]:
             raise ValueError(f"verdict field 'holds': {result.holds!r} contradicts outcome {result.outcome!r}")
         return result
 
@@ -508,9 +543,9 @@ def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: 
     >>> verdict([0.5], [1.0], alpha=0.05, margin=0.05).reason
     'fewer than 5 seeds'
     """
-    if not (isinstance(alpha, float | int) and 0 < alpha < 0.5):
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 0.5):
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
-    if not (isinstance(margin, float | int) and 0 <= margin < 1):
+    if not (isinstance(margin, numbers.Real) and 0 <= margin < 1):
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")

@@ -11,13 +11,13 @@ __all__ = ["verdict_cell", "verdict_rows", "verdict_word"]
 
 
 def verdict_word(item: dict[str, Any]) -> str:
-    """``yes``, ``no`` or ``untestable``."""
-    return "untestable" if item["holds"] is None else ("yes" if item["holds"] else "no")
+    """The verdict's ``outcome`` (``yes``, ``no``, ``inconclusive``, ``untestable``); from ``holds`` without one."""
+    return item.get("outcome") or ("untestable" if item["holds"] is None else ("yes" if item["holds"] else "no"))
 
 
 def verdict_cell(item: dict[str, Any]) -> str:
-    """``yes (-52%)``, ``no (+3%)``, ``untestable``; ``†`` marks a window-dependent verdict."""
-    if item["holds"] is None:
+    """``yes (-52%)``, ``no (+3%)``, ``inconclusive (-8%)``, ``untestable``; ``†`` marks a window-dependent verdict."""
+    if verdict_word(item) == "untestable":
         return "untestable"
     relative = item["relative_effect"]
     effect = "n/a" if relative is None or not math.isfinite(relative) else f"{100 * relative:+.0f}%"

@@ -78,6 +78,11 @@ def test_untestable_cells_never_read_no():
     assert verdict_cell({"holds": False, "relative_effect": None}) == "no (n/a)"
 
 
+def test_cells_read_the_outcome():
+    assert verdict_cell({"outcome": "inconclusive", "holds": None, "relative_effect": -0.08}) == "inconclusive (-8%)"
+    assert verdict_cell({"outcome": "untestable", "holds": None, "relative_effect": -0.5}) == "untestable"
+
+
 @pytest.mark.slow
 def test_one_seed_reads_untestable(tmp_path):
     report, table = run_claim_check(out=tmp_path, overrides=tiny(seeds=1, cases=tiny()["cases"][:1]), quiet=True)
