@@ -67,7 +67,7 @@ def smallest_testable_n(alpha: float) -> int:
     return math.floor(math.log2(1 / alpha)) + 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=64)
 def _null(n: int) -> np.ndarray:
     probability = np.zeros(n * (n + 1) // 2 + 1)
     probability[0] = 1.0
@@ -92,7 +92,7 @@ def signed_rank_null(n: int) -> np.ndarray:
     return _null(int(n)).copy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=256)
 def _tied_null(doubled_ranks: tuple[int, ...]) -> np.ndarray:
     """``P(2 T+ = s)`` for midranks with ties (doubled so that they are integers)."""
     probability = np.zeros(sum(doubled_ranks) + 1)
