@@ -196,7 +196,7 @@ def hodges_lehmann(differences: Any, confidence: float = 0.95) -> tuple[float, l
     i, j = np.triu_indices(d.size)
     walsh = np.sort((d[i] + d[j]) / 2)
     cumulative = np.cumsum(_null(d.size))
-    below = np.flatnonzero(cumulative <= (1 - confidence) / 2 * (1 + 1e-12))
+    below = np.flatnonzero(cumulative <= (1 - confidence) / 2)
     depth = int(below[-1]) + 1 if below.size else 0  # d - 1 = the largest such t; 0: no finite interval
     if depth:
         interval, level = [float(walsh[depth - 1]), float(walsh[walsh.size - depth])], 1 - 2 * cumulative[depth - 1]
@@ -281,8 +281,9 @@ def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power:
     Parameters
     ----------
     log_differences : array_like, shape (n,)
-        Per-seed paired log-ratios ``log(claim / reference)`` (n >= 2, finite);
-        their spread (around their Hodges-Lehmann centre) is what is used.
+        Per-seed paired log-ratios ``log(claim / reference)``; non-finite
+        values and zeros are left out, at least 2 must remain. Their spread
+        (around their Hodges-Lehmann centre) is what is used.
     effect : float, default log(0.8)
         True effect on the log scale (a 20% improvement by default).
     power : float, default 0.8
@@ -304,17 +305,13 @@ def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power:
     >>> 20 <= required_seeds(noise) <= 60  # sd 0.5: about ((1.64 + 0.84) * 0.5 / 0.22)**2 * pi / 3 seeds
     True
     """
-    d = _finite_sample(log_differences)
-    if d.size < 2:
-        raise ValueError(f"log_differences needs at least 2 finite values, got {d.size}")
-    return _PowerSimulation(d, alpha=alpha, delta=-math.log1p(-margin)).seeds(effect, "yes", power)
-
-
-def _finite_sample(values: Any) -> np.ndarray:
-    d = np.asarray(values, dtype=np.float64)
+    d = np.asarray(log_differences, dtype=np.float64)
     if d.ndim != 1:
-        raise ValueError(f"expected a 1D array, got shape {d.shape}")
-    return d[np.isfinite(d)]
+        raise ValueError(f"log_differences must be 1D, got shape {d.shape}")
+    d = d[np.isfinite(d) & (d != 0)]  # as in a verdict: zero differences carry no sign
+    if d.size < 2:
+        raise ValueError(f"log_differences needs at least 2 finite non-zero values, got {d.size}")
+    return _PowerSimulation(d, alpha=alpha, delta=-math.log1p(-margin)).seeds(effect, "yes", power)
 
 
 # --- The verdict ---------------------------------------------------------------------------------------------------
