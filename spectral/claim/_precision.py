@@ -561,7 +561,7 @@ def _manifold(case: Case) -> dict[str, Any]:
 def _named(claim: Any, reference: Any, config: ClaimConfig, metric: str, claim_name: str, reference_name: str,
            reason: str | None = None) -> dict[str, Any]:
     result = verdict(np.asarray(claim, dtype=float), np.asarray(reference, dtype=float), alpha=config.alpha,
-                     margin=config.min_relative_effect, reason=reason).to_dict()
+                     margin=config.min_relative_effect, scale="difference", reason=reason).to_dict()
     result.update(metric=metric, claim=claim_name, reference=reference_name)
     return result
 

@@ -1,7 +1,7 @@
 """The claim-check report: report.json, report.md, report.html and figures, built from the per-case result files.
 
 The report is where the run's whole family of verdicts is corrected for
-multiplicity (:func:`spectral.claim._stats.correct_family`): the cached case files
+multiplicity (:func:`spectral.claim._stats.correct_families`, one family of primary verdicts and one of secondary ones): the cached case files
 keep the raw p-values, every q-value and final ``holds`` lives here.
 """
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -37,9 +38,10 @@ CORRECTIONS = ("bh", "holm", "none")
 OUTCOMES = ("yes", "no", "inconclusive", "untestable")
 FAMILIES = ("primary", "secondary")
 DIRECTIONS = ("equivalent", "worse", "smaller than the margin")
-SCALES = ("ratio", "log")
+SCALES = ("ratio", "log", "difference")
 ESTIMANDS = {"ratio": "median paired log-ratio log(claim/reference) (Hodges-Lehmann)",
-             "log": "median paired difference claim - reference of log values (Hodges-Lehmann)"}
+             "log": "median paired difference claim - reference of log values (Hodges-Lehmann)",
+             "difference": "median paired difference claim - reference (Hodges-Lehmann), relative to |median reference|"}
 #: The effect every verdict's power is stated for: 20% lower, on the log scale.
 POWER_EFFECT = math.log(0.8)
 #: The power ``seeds_needed`` asks for.
@@ -65,7 +67,7 @@ def smallest_testable_n(alpha: float) -> int:
     return math.floor(math.log2(1 / alpha)) + 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=64)
 def _null(n: int) -> np.ndarray:
     probability = np.zeros(n * (n + 1) // 2 + 1)
     probability[0] = 1.0
@@ -90,7 +92,7 @@ def signed_rank_null(n: int) -> np.ndarray:
     return _null(int(n)).copy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=256)
 def _tied_null(doubled_ranks: tuple[int, ...]) -> np.ndarray:
     """``P(2 T+ = s)`` for midranks with ties (doubled so that they are integers)."""
     probability = np.zeros(sum(doubled_ranks) + 1)
@@ -194,7 +196,7 @@ def hodges_lehmann(differences: Any, confidence: float = 0.95) -> tuple[float, l
     i, j = np.triu_indices(d.size)
     walsh = np.sort((d[i] + d[j]) / 2)
     cumulative = np.cumsum(_null(d.size))
-    below = np.flatnonzero(cumulative <= (1 - confidence) / 2 * (1 + 1e-12))
+    below = np.flatnonzero(cumulative <= (1 - confidence) / 2)
     depth = int(below[-1]) + 1 if below.size else 0  # d - 1 = the largest such t; 0: no finite interval
     if depth:
         interval, level = [float(walsh[depth - 1]), float(walsh[walsh.size - depth])], 1 - 2 * cumulative[depth - 1]
@@ -230,7 +232,7 @@ class _PowerSimulation:
     its first ``n`` columns, so power against ``n`` is smooth.
     """
 
-    def __init__(self, differences: np.ndarray, *, alpha: float, margin: float) -> None:
+    def __init__(self, differences: np.ndarray, *, alpha: float, delta: float) -> None:
         residuals = differences - hodges_lehmann(differences)[0]
         rng = np.random.default_rng(POWER_SEED)
         picks = residuals[rng.integers(0, residuals.size, (SIMULATIONS, MAX_SEEDS))]
@@ -239,7 +241,7 @@ class _PowerSimulation:
         width = 0.9 * min(spread, quartiles / 1.34 if quartiles > 0 else spread) * residuals.size ** -0.2
         noise = rng.standard_normal((SIMULATIONS, MAX_SEEDS))
         self.draws = (picks + width * noise) / math.sqrt(1 + (width / spread) ** 2) if spread > 0 else picks
-        self.alpha, self.delta = alpha, -math.log1p(-margin)
+        self.alpha, self.delta = alpha, delta
 
     def power(self, n: int, effect: float, rule: str) -> float:
         """Fraction of samples of ``n`` pairs with true ``effect`` that read ``rule`` ("yes" or "no")."""
@@ -279,8 +281,9 @@ def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power:
     Parameters
     ----------
     log_differences : array_like, shape (n,)
-        Per-seed paired log-ratios ``log(claim / reference)`` (n >= 2, finite);
-        their spread (around their Hodges-Lehmann centre) is what is used.
+        Per-seed paired log-ratios ``log(claim / reference)``; non-finite
+        values and zeros are left out, at least 2 must remain. Their spread
+        (around their Hodges-Lehmann centre) is what is used.
     effect : float, default log(0.8)
         True effect on the log scale (a 20% improvement by default).
     power : float, default 0.8
@@ -302,17 +305,13 @@ def required_seeds(log_differences: Any, *, effect: float = POWER_EFFECT, power:
     >>> 20 <= required_seeds(noise) <= 60  # sd 0.5: about ((1.64 + 0.84) * 0.5 / 0.22)**2 * pi / 3 seeds
     True
     """
-    d = _finite_sample(log_differences)
-    if d.size < 2:
-        raise ValueError(f"log_differences needs at least 2 finite values, got {d.size}")
-    return _PowerSimulation(d, alpha=alpha, margin=margin).seeds(effect, "yes", power)
-
-
-def _finite_sample(values: Any) -> np.ndarray:
-    d = np.asarray(values, dtype=np.float64)
+    d = np.asarray(log_differences, dtype=np.float64)
     if d.ndim != 1:
-        raise ValueError(f"expected a 1D array, got shape {d.shape}")
-    return d[np.isfinite(d)]
+        raise ValueError(f"log_differences must be 1D, got shape {d.shape}")
+    d = d[np.isfinite(d) & (d != 0)]  # as in a verdict: zero differences carry no sign
+    if d.size < 2:
+        raise ValueError(f"log_differences needs at least 2 finite non-zero values, got {d.size}")
+    return _PowerSimulation(d, alpha=alpha, delta=-math.log1p(-margin)).seeds(effect, "yes", power)
 
 
 # --- The verdict ---------------------------------------------------------------------------------------------------
@@ -322,10 +321,45 @@ def _finite_sample(values: Any) -> np.ndarray:
 class Verdict:
     """One verdict: does ``claim`` come out lower than ``reference`` by more than the margin?
 
-    The fields are the verdict contract's (``docs/architecture.md``); see
-    :func:`verdict` for how each is computed and :func:`correct_families` for
-    the final ``outcome``. ``to_dict()`` gives the JSON form written to
-    ``report.json``; :meth:`from_dict` reads it back and checks it.
+    :func:`verdict` computes it, :func:`correct_families` sets the final
+    ``outcome``. ``to_dict()`` gives the JSON form written to ``report.json``;
+    :meth:`from_dict` reads it back and checks it.
+
+    Attributes
+    ----------
+    outcome : {"yes", "no", "inconclusive", "untestable"}
+        "yes": ``q_value < alpha`` and ``relative_effect <= -margin``; "no":
+        ``q_absent < alpha``; "untestable": a ``reason`` before any test;
+        "inconclusive": otherwise.
+    holds : bool or None
+        yes: True, no: False, otherwise None.
+    family : {"primary", "secondary"}
+    estimand : str
+        What ``effect`` estimates (:data:`ESTIMANDS`).
+    effect, relative_effect : float or None
+        Hodges-Lehmann estimate (log scale), ``expm1(effect)`` (negative: the
+        claim arm lower).
+    ci, ci_level : [low, high], float or None
+        Exact signed-rank interval for ``effect`` at ``1 - 2 alpha``, its exact coverage.
+    p_value, p_absent : float or None
+        Exact one-sided p for H0 ``effect >= 0`` and for H0 ``effect <= -delta``.
+    q_value, q_absent : float or None
+        The two adjusted within the family (None until corrected or when untestable).
+    margin : float
+        Relative margin ``m``; ``delta = -log(1 - m)``.
+    direction : {"equivalent", "worse", "smaller than the margin"} or None
+        For "no": the ``1 - 2 alpha`` interval inside ``(-delta, delta)``,
+        above 0, or neither.
+    n, dropped, zeros : int
+        Pairs used; pairs dropped (non-finite, or non-positive on the ratio
+        scale); zero differences (left out of ``n``).
+    power : float or None
+        Power of the uncorrected rule at ``n`` for a 20% improvement at this
+        verdict's variability.
+    seeds_needed : int or None
+        Fewest seeds for power 0.8 there; None beyond :data:`MAX_SEEDS`.
+    reason : str or None
+        Why untestable, or what would decide an inconclusive verdict.
 
     Examples
     --------
@@ -381,8 +415,7 @@ class Verdict:
                 raise ValueError(f"verdict field {name!r}: expected {expected}, got {values[name]!r}")
         values["ci"] = [None if v is None else float(v) for v in values["ci"]]
         result = cls(**values)
-        if result.holds is not _HOLDS[result.outcome] and result.outcome != "inconclusive" or (
-                result.outcome == "inconclusive" and result.holds is not None):
+        if result.holds is not _HOLDS[result.outcome]:
             raise ValueError(f"verdict field 'holds': {result.holds!r} contradicts outcome {result.outcome!r}")
         return result
 
@@ -422,8 +455,11 @@ _CHECKS = {
 }
 
 
-def _paired_log_differences(claim: Any, reference: Any, scale: str) -> tuple[np.ndarray, int]:
-    """The paired log differences of the usable pairs, and how many pairs were dropped."""
+def _paired_differences(claim: Any, reference: Any, scale: str) -> tuple[np.ndarray, int, float]:
+    """The paired differences of the usable pairs, how many pairs were dropped, and the unit of the margin.
+
+    The unit is 1 on the log scales; for ``"difference"``, ``|median(reference)|``.
+    """
     claim = np.asarray(claim, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if claim.shape != reference.shape or claim.ndim != 1:
@@ -435,7 +471,8 @@ def _paired_log_differences(claim: Any, reference: Any, scale: str) -> tuple[np.
             differences = np.log(claim[keep]) - np.log(reference[keep])
     else:
         differences = claim[keep] - reference[keep]
-    return differences, int((~keep).sum())
+    unit = abs(float(np.median(reference[keep]))) if scale == "difference" and keep.any() else 1.0
+    return differences, int((~keep).sum()), unit
 
 
 def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: str = "secondary",
@@ -450,15 +487,19 @@ def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: 
         Level of every test, in (0, 0.5); the interval's level is ``1 - 2 alpha``.
     margin : float
         Relative margin ``m`` in [0, 1) (config ``min_relative_effect``): "yes"
-        needs ``claim / reference <= 1 - m``; ``delta = -log(1 - m)`` on the
-        log scale.
+        needs ``relative_effect <= -m``, i.e. ``claim / reference <= 1 - m``;
+        ``delta = -log(1 - m)`` on the log scale.
     family : {"primary", "secondary"}, default "secondary"
         The corrected family the verdict belongs to (:func:`correct_families`).
     scale : {"ratio", "log"}, default "ratio"
         ``"ratio"``: positive values compared as ``log(claim / reference)``;
         pairs with a non-finite or non-positive value are dropped and counted.
         ``"log"``: values already logarithms (e.g. log retentions) compared as
-        ``claim - reference``; non-finite pairs dropped.
+        ``claim - reference``; non-finite pairs dropped. ``"difference"``:
+        values that may be zero or negative (a gain, a count) compared as
+        ``claim - reference``, the margin and the 20% effect taken relative
+        to ``|median(reference)|`` (``relative_effect`` is the estimate over
+        it); non-finite pairs dropped.
     reason : str, optional
         Why the verdict cannot be tested (e.g. "case did not overfit"): the
         statistics are still computed, the outcome is "untestable" and the
@@ -499,36 +540,46 @@ def verdict(claim: Any, reference: Any, *, alpha: float, margin: float, family: 
     >>> verdict([0.5], [1.0], alpha=0.05, margin=0.05).reason
     'fewer than 5 seeds'
     """
-    if not (isinstance(alpha, float | int) and 0 < alpha < 0.5):
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 0.5):
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
-    if not (isinstance(margin, float | int) and 0 <= margin < 1):
+    if not (isinstance(margin, numbers.Real) and 0 <= margin < 1):
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    differences, dropped = _paired_log_differences(claim, reference, scale)
+    differences, dropped, unit = _paired_differences(claim, reference, scale)
     sample = differences[differences != 0]
     result = Verdict(family=family, estimand=ESTIMANDS[scale], margin=float(margin), n=int(sample.size),
                      dropped=dropped, zeros=int(differences.size - sample.size), reason=reason)
+    # The margin and the 20% effect in the estimand's units (the log scale, or the reference's for "difference").
+    delta, twenty_percent = (-math.log1p(-margin), POWER_EFFECT) if scale != "difference" else (margin * unit, -0.2 * unit)
     if sample.size:
-        delta = -math.log1p(-margin)
         estimate, interval, level = hodges_lehmann(sample, 1 - 2 * alpha)
-        result.effect, result.relative_effect, result.ci, result.ci_level = estimate, math.expm1(estimate), interval, level
+        result.effect, result.ci, result.ci_level = estimate, interval, level
+        result.relative_effect = (math.expm1(estimate) if scale != "difference" else
+                                  estimate / unit if unit > 0 else None)
         result.p_value = signed_rank_p(sample, "less")
         result.p_absent = signed_rank_p(sample + delta, "greater")
     if sample.size >= 2:
-        simulation = _PowerSimulation(sample, alpha=alpha, margin=margin)
-        result.power = simulation.power(sample.size, POWER_EFFECT, "yes")
-        result.seeds_needed = simulation.seeds(POWER_EFFECT, "yes")
+        simulation = _PowerSimulation(sample, alpha=alpha, delta=delta)
+        result.power = simulation.power(sample.size, twenty_percent, "yes")
+        result.seeds_needed = simulation.seeds(twenty_percent, "yes")
     needed = smallest_testable_n(alpha)
     if result.reason is None and sample.size < needed:
         result.reason = _too_few(result, needed)
     if result.reason is None:
+        result.direction = _direction(result.ci, delta)
         _decide(result, result.p_value, result.p_absent, alpha)
         if result.outcome == "inconclusive":
-            result.reason = _inconclusive_reason(result, simulation)
+            result.reason = _inconclusive_reason(result, simulation, delta)
     return result
+
+
+def _direction(interval: list[float], delta: float) -> str:
+    """What a "no" shows, read from the ``1 - 2 alpha`` interval (in the estimand's units)."""
+    low, high = interval
+    return "equivalent" if -delta < low and high < delta else "worse" if low > 0 else "smaller than the margin"
 
 
 def _too_few(result: Verdict, needed: int) -> str:
@@ -542,36 +593,37 @@ def _twenty_percent(result: Verdict) -> str:
     return f"at this variability {count} seeds give power {TARGET_POWER} for a 20% improvement"
 
 
-def _inconclusive_reason(result: Verdict, simulation: _PowerSimulation) -> str:
+def _inconclusive_reason(result: Verdict, simulation: _PowerSimulation, delta: float) -> str:
     """The seeds that would decide it if the true effect were the estimate, and the 20% standard."""
-    delta = -math.log1p(-result.margin)
     rule = "yes" if result.effect <= -delta else "no"
     seeds = simulation.seeds(result.effect, rule)
     count = f"more than {MAX_SEEDS}" if seeds is None else f"about {seeds}"
     shown = "show it beyond the margin" if rule == "yes" else "show it is smaller than the margin"
     return (f"inconclusive with {result.n} seeds; if the true effect were the estimate "
-            f"({100 * result.relative_effect:+.1f}%), {count} seeds would {shown} with power {TARGET_POWER}; "
+            f"({_percent(result.relative_effect)}), {count} seeds would {shown} with power {TARGET_POWER}; "
             + _twenty_percent(result))
+
+
+def _percent(relative: float | None) -> str:
+    return "n/a" if relative is None else f"{100 * relative:+.1f}%"
 
 
 def _decide(item: Verdict, q_value: float, q_absent: float, alpha: float) -> None:
     """Set ``outcome``, ``holds``, ``direction`` (and ``reason``) of a testable verdict from its adjusted p-values.
 
-    ``direction`` of a "no" reads the ``1 - 2 alpha`` interval ``ci``:
-    "equivalent" when it lies within ``(-delta, delta)``, else "worse" when it
-    lies above 0, else "smaller than the margin". An inconclusive verdict
-    keeps a reason it has (from :func:`verdict`) or gets one from its fields.
+    ``direction`` is the one :func:`verdict` read from the interval, kept for
+    a "no" only (a "no" only a laxer ``alpha`` than the verdict's made gets the
+    weakest one, "smaller than the margin", which its test shows). An
+    inconclusive verdict keeps a reason it has (from :func:`verdict`) or gets
+    one from its fields.
     """
-    delta = -math.log1p(-item.margin)
-    item.direction = None
-    if q_value < alpha and item.effect <= -delta:
-        item.outcome, item.reason = "yes", None
+    if q_value < alpha and item.relative_effect is not None and item.relative_effect <= -item.margin:
+        item.outcome, item.reason, item.direction = "yes", None, None
     elif q_absent < alpha:
         item.outcome, item.reason = "no", None
-        low, high = item.ci
-        item.direction = ("equivalent" if -delta < low and high < delta else
-                          "worse" if low > 0 else "smaller than the margin")
+        item.direction = item.direction or "smaller than the margin"
     else:
+        item.direction = None
         item.outcome = "inconclusive"
         if item.reason is None:
             item.reason = (f"inconclusive with {item.n} seeds after the family correction (q {q_value:.3g}, "
