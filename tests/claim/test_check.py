@@ -246,9 +246,11 @@ def test_generalisation_verdicts_use_only_the_seeds_that_overfit(config):
 
 def test_retraining_runs_until_each_member_recovers(config):
     case = config.cases[0]
-    result, _ = run_case(case, ClaimConfig.from_dict({**OVERFITS, "training": {**OVERFITS["training"],
-                                                      "recovery_max_steps": 400}}, config), list(range(5)))
+    result, _ = run_case(case, ClaimConfig.from_dict({"sweep": {"case": ""}, "training": {"recovery_max_steps": 400}},
+                                                     config), list(range(5)))
     retrain, metrics = result["retrain"], result["metrics"]
+    slingshot = [step for step in retrain["recovered_step"]["slingshot"] if step is not None]
+    assert slingshot and all(40 < step <= 400 for step in slingshot)  # after the fixed steps, within the cap
     for arm in ("control", "optimizer_reset", "gradual_shrink"):  # start at the overfit weights: recovered at once
         assert retrain["recovered_step"][arm] == [0] * 5 and retrain["weight_norm_ratio"][arm] == [1.0] * 5
         np.testing.assert_allclose(metrics["test_mse@matched_fit"][arm], metrics["test_mse"]["overfit"], rtol=1e-6)
