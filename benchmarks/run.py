@@ -144,8 +144,8 @@ def ensemble_speedup(members: int, steps: int, rounds: int) -> dict[str, Any]:
 
 def claim_check_cost(quick: bool, rounds: int) -> dict[str, Any]:
     """The claim check's cases with ``--seeds 32`` against ``--seeds 8``, on one reduced case."""
-    training = {"overfit_max_steps": 100, "check_every": 50, "retrain_steps": 50} if quick else \
-        {"overfit_max_steps": 300, "check_every": 100, "retrain_steps": 100}
+    training = {"overfit_max_steps": 100, "check_every": 50, "retrain_steps": 50, "recovery_max_steps": 50} if quick \
+        else {"overfit_max_steps": 300, "check_every": 100, "retrain_steps": 100, "recovery_max_steps": 100}
     overrides = {"cases": [{"signal": "1d", "activation": "tanh", "bias": True}],
                  "training": dict(training, curve_points=2), "precision": {"enabled": False}}
 

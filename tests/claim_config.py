@@ -3,7 +3,7 @@
 TINY = {
     "seeds": 5,
     "training": {"width": 16, "depth": 2, "overfit_max_steps": 150, "check_every": 50,
-                 "retrain_steps": 40, "curve_points": 2},
+                 "retrain_steps": 40, "recovery_max_steps": 200, "curve_points": 2},
     "signals": {"1d": {"grid": 64, "train_points": 12, "validation_points": 4},
                 "2d": {"grid": 16, "train_points": 24, "validation_points": 8}},
     "sweep": {"case": "1d-tanh", "factors": [0.2, 1.0]},

@@ -16,7 +16,7 @@ from spectral.claim._digits import FilterMeasure, split_digits
 
 TINY = {"seeds": 5, "sweep": {"case": ""}, "precision": {"enabled": False},
         "training": {"width": 16, "depth": 2, "overfit_max_steps": 100, "check_every": 25, "retrain_steps": 40,
-                     "curve_points": 2},
+                     "recovery_max_steps": 200, "curve_points": 2},
         "signals": {"digits": {"validation_points": 16, "test_points": 200, "learning_rate": 0.003}},
         "cases": [{"signal": "digits", "activation": "relu", "bias": True, "train_points": 32}]}
 

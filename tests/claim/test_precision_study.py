@@ -36,7 +36,7 @@ CASE = parse_case_id("1d-tanh")
 #: Small enough to be quick; 5 seeds is the fewest a verdict tests at alpha 0.05.
 TINY = {
     "seeds": 5, "sweep": {"case": ""}, "cases": [CASE.to_dict()],
-    "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30,
+    "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30, "recovery_max_steps": 120,
                  "learning_rate": {"tanh": 3e-3}},
     "signals": {"1d": {"train_points": 10, "grid": 64}},
     "precision": {"manifold": {"points": 6}},

@@ -20,7 +20,7 @@ BASE = {
     "seeds": 2,
     "sweep": {"case": ""},
     "precision": {"enabled": False},
-    "training": {"width": 8, "depth": 1, "overfit_max_steps": 20, "check_every": 10, "retrain_steps": 10,
+    "training": {"width": 8, "depth": 1, "overfit_max_steps": 20, "check_every": 10, "retrain_steps": 10, "recovery_max_steps": 60,
                  "curve_points": 2},
 }
 SPEC = {"base": BASE, "grid": {"shrink_factor": [0.2, 0.5]}}
