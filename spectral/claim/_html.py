@@ -389,15 +389,16 @@ def verdict_cell(item: dict[str, Any], case: str, name: str) -> str:
         details += f", power {number(item.get('power'), 2)}"
     if item.get("seeds_needed") is not None:
         details += f", seeds needed {item['seeds_needed']}"
+    if outcome == "inconclusive" and item.get("reason"):
+        details += f"; {item['reason']}"
     dagger = " †" if item.get("window_dependent") else ""
     text = f"{symbol} {word}{dagger}"
     if outcome == "untestable":
         extra = f'<span class="reason">{_escape(item.get("reason") or "no reason given")}</span>'
     else:
         direction = f" ({item['direction']})" if outcome == "no" and item.get("direction") else ""
-        reason = f" {item['reason']}" if outcome == "inconclusive" and item.get("reason") else ""
         extra = (f'<span class="q">{_escape(direction.strip())} q = {number(item.get("q_value"), 2)}, '
-                 f'rel. {number(item.get("relative_effect"), 2)}{_escape(reason)}</span>')
+                 f'rel. {number(item.get("relative_effect"), 2)}</span>')
     return (f'<td class="{css}" data-case="{_escape(case)}" data-verdict="{_escape(name)}" '
             f'title="{_escape(details)}"><span class="state">{_escape(text)}</span>{extra}</td>')
 
