@@ -57,7 +57,7 @@ def png_of(source):
 def test_spectrum_history_shows_its_summary_and_a_thumbnail():
     history = sinusoid_history()
     page = Parsed(history._repr_html_())
-    rows = dict((row[0], row[1]) for row in page.rows)
+    rows = {row[0]: row[1] for row in page.rows}
     assert rows["records"] == "3 (3 finite)"
     assert rows["steps"] == "0 to 10"
     assert rows["labels"] == "<b>after</b> & shrink"  # shown as text, not markup
@@ -86,7 +86,7 @@ def test_the_thumbnail_is_drawn_without_pyplot_under_agg():
 def test_an_empty_history_has_a_summary_and_no_thumbnail():
     history = FilterHistory([0.5, 1.0])
     page = Parsed(history._repr_html_())
-    rows = dict((row[0], row[1]) for row in page.rows)
+    rows = {row[0]: row[1] for row in page.rows}
     assert rows["records"] == "0 (0 finite)" and rows["steps"] == "none"
     assert page.images == []
 

@@ -43,8 +43,8 @@ def module_page(module_name: str) -> str:
 
 def index_page() -> str:
     lines = ["API reference", "=============", "",
-             "Every public name, generated from the docstrings. Names with a leading underscore, and the modules "
-             "that hold them, are the implementation and may change without notice.", "",
+             ("Every public name, generated from the docstrings. Names with a leading underscore, and the modules "
+              "that hold them, are the implementation and may change without notice."), "",
              ".. toctree::", "   :maxdepth: 1", "", *[f"   {name}" for name in MODULES], "",
              ".. list-table::", "   :header-rows: 1", "", "   * - module", "     - what it holds"]
     for name, summary in MODULES.items():
@@ -62,22 +62,32 @@ def write_pages(app, config) -> None:
         (folder / f"{name}.rst").write_text(module_page(name), encoding="utf-8")
 
 
+#: A cross-reference to a bare name (``:meth:`load```): it resolves in its class's page, not in a module's table.
+BARE_REFERENCE = re.compile(r":(?:py:)?(?:meth|attr|func|class|obj):`~?([A-Za-z_]\w*)`")
+
+
 def _balanced_summary(original):
     """autosummary's one-line summary, extended past a ``. `` that falls inside a ``literal`` (which autosummary
-    would cut in half, leaving an unbalanced literal: a docutils warning)."""
+    would cut in half, leaving an unbalanced literal: a docutils warning), with references to bare names as
+    literals."""
 
     def extract_summary(doc: list[str], document) -> str:
-        summary = original(doc, document)
-        if summary.count("``") % 2 == 0:
-            return summary
-        paragraph = " ".join(line.strip() for line in doc).split("  ")[0]
-        sentences, text = re.split(r"(?<=\.)\s", paragraph), ""
-        for sentence in sentences:
-            text = f"{text} {sentence}".strip()
-            if text.count("``") % 2 == 0:
-                return text
-        return paragraph
+        return BARE_REFERENCE.sub(r"``\1``", _balanced(doc, original(doc, document)))
+
     return extract_summary
+
+
+def _balanced(doc: list[str], summary: str) -> str:
+    """``summary``, or when it leaves a literal open, the first sentences of the docstring that close it."""
+    if summary.count("``") % 2 == 0:
+        return summary
+    paragraph = " ".join(line.strip() for line in doc).split("  ")[0]
+    text = ""
+    for sentence in re.split(r"(?<=\.)\s", paragraph):
+        text = f"{text} {sentence}".strip()
+        if text.count("``") % 2 == 0:
+            return text
+    return paragraph
 
 
 #: ``(*batch, n)`` in a type line: the ``*`` would open reST emphasis.

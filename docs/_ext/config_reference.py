@@ -138,7 +138,7 @@ def reference_lines() -> list[str]:
 
 
 class ClaimConfigReference(SphinxDirective):
-    """Generates the configuration reference tables in place."""
+    """Generates the configuration reference tables in place (reST: in a MyST page, inside ``{eval-rst}``)."""
 
     has_content = False
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectral.claim._html import COLOURS, STATES, outcome_of, primary_verdicts, summary_sentences, write_html
+from spectral.claim._html import (
+    COLOURS,
+    STATES,
+    outcome_of,
+    primary_verdicts,
+    summary_sentences,
+    write_html,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -231,8 +238,9 @@ def test_summary_counts_each_claim_over_the_cases():
     groups.update({f"2d-{a}": {shrink: contract_verdict("yes")} for a in ("relu", "tanh", "sine")})
     groups["1d-relu-nobias"] = {shrink: contract_verdict("no")}
     groups["2d-relu-nobias"] = {shrink: contract_verdict("no")}
-    assert summary_sentences(groups) == ['"shrink removes high frequencies" holds in 6 of 8 cases; does not hold in 2 '
-                                         '(1d-relu-nobias, 2d-relu-nobias).']
+    expected = ('"shrink removes high frequencies" holds in 6 of 8 cases; does not hold in 2 '
+                '(1d-relu-nobias, 2d-relu-nobias).')
+    assert summary_sentences(groups) == [expected]
 
 
 def test_summary_says_untestable_and_inconclusive_as_such():
@@ -240,9 +248,9 @@ def test_summary_says_untestable_and_inconclusive_as_such():
     groups = {"2d-sine": {beats: contract_verdict("untestable", reason="case did not overfit")},
               "1d-tanh": {beats: contract_verdict("inconclusive", reason="about 40 seeds would decide it")},
               "1d-relu": {beats: contract_verdict("yes")}}
-    assert summary_sentences(groups) == [
-        '"slingshot beats control" holds in 1 of 3 cases (1d-relu); inconclusive in 1 (1d-tanh) (about 40 seeds '
-        'would decide it); untestable in 1 (2d-sine) (case did not overfit).']
+    expected = ('"slingshot beats control" holds in 1 of 3 cases (1d-relu); inconclusive in 1 (1d-tanh) (about 40 '
+                'seeds would decide it); untestable in 1 (2d-sine) (case did not overfit).')
+    assert summary_sentences(groups) == [expected]
     every = {case: {beats: contract_verdict("untestable", reason="case did not overfit")} for case in ("a", "b")}
     assert summary_sentences(every) == ['"slingshot beats control" is untestable in all 2 cases (case did not overfit).']
     assert summary_sentences({}) == []
