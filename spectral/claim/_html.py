@@ -310,8 +310,46 @@ def _ids(columns: list[str], total: int) -> str:
     return f" ({', '.join(columns)})" if len(columns) < total and len(columns) <= LISTED_IDS else ""
 
 
+#: Verbs of the summary sentences per outcome: (one claim, several claims).
+VERBS = {"yes": ("holds", "hold"), "no": ("does not hold", "do not hold"), "inconclusive": ("is inconclusive",
+         "are inconclusive"), "untestable": ("is untestable", "are untestable")}
+
+
+def _profile(groups: dict[str, dict[str, dict[str, Any]]], name: str) -> tuple:
+    """Per outcome, the columns where claim ``name`` has it and their one shared reason (``""`` if none or several)."""
+    columns: dict[str, list[str]] = {outcome: [] for outcome in STATES}
+    reasons: dict[str, set[str]] = {outcome: set() for outcome in STATES}
+    for column, verdicts in groups.items():
+        if name in verdicts:
+            outcome = outcome_of(verdicts[name])
+            columns[outcome].append(column)
+            reasons[outcome].add(str(verdicts[name].get("reason") or ""))
+    return tuple((outcome, tuple(found), next(iter(reasons[outcome])) if len(reasons[outcome]) == 1 else "")
+                 for outcome, found in columns.items() if found)
+
+
+def _counts(profile: tuple, plural: bool) -> str:
+    """``holds in 6 of 8 cases; does not hold in 2 (a, b)``: the outcomes of a profile, the first with the total."""
+    total = sum(len(found) for _, found, _ in profile)
+    parts = []
+    for outcome, found, reason in profile:
+        verb = VERBS[outcome][plural]
+        because = f" ({reason})" if reason and outcome in ("untestable", "inconclusive") else ""
+        if len(found) == total:
+            scope = "the 1 case" if total == 1 else f"all {total} cases"
+            parts.append(f"{verb} in {scope}{because}")
+        elif not parts:
+            parts.append(f"{verb} in {len(found)} of {total} cases{_ids(list(found), total)}{because}")
+        else:
+            parts.append(f"{verb.split(' ', 1)[1] if verb.startswith(('is ', 'are ')) else verb} in {len(found)}"
+                         f"{_ids(list(found), total)}{because}")
+    return "; ".join(parts)
+
+
 def summary_sentences(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """One sentence per claim: in how many columns (cases) it holds, does not hold, is inconclusive or untestable.
+
+    Claims with exactly the same answers in the same cases share one sentence.
 
     Parameters
     ----------
@@ -323,8 +361,8 @@ def summary_sentences(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]
     -------
     list of str
         Plain text (the caller escapes it), claims in the order they first appear. The columns are listed
-        by name when an outcome concerns a few of them; an untestable answer gives its reason when all its
-        cases share one.
+        by name when an outcome concerns a few of them; an untestable or inconclusive answer gives its
+        reason when all its cases share one.
 
     Examples
     --------
@@ -332,36 +370,18 @@ def summary_sentences(groups: dict[str, dict[str, dict[str, Any]]]) -> list[str]
     ...           "1d-relu-nobias": {"shrink_removes_high_frequencies": {"outcome": "no"}}}
     >>> summary_sentences(groups)
     ['"shrink removes high frequencies" holds in 1 of 2 cases (1d-relu); does not hold in 1 (1d-relu-nobias).']
-    >>> summary_sentences({"2d-sine": {"slingshot_beats_control": {"holds": None, "reason": "case did not overfit"}}})
-    ['"slingshot beats control" is untestable in the 1 case (case did not overfit).']
+    >>> summary_sentences({"2d-sine": {"slingshot_beats_control": {"holds": None, "reason": "case did not overfit"},
+    ...                                "slingshot_beats_fresh": {"holds": None, "reason": "case did not overfit"}}})
+    ['"slingshot beats control" and "slingshot beats fresh" are untestable in the 1 case (case did not overfit).']
     """
     names = list(dict.fromkeys(name for verdicts in groups.values() for name in verdicts))
-    sentences = []
+    claims: dict[tuple, list[str]] = {}
     for name in names:
-        columns: dict[str, list[str]] = {outcome: [] for outcome in STATES}
-        reasons: dict[str, set[str]] = {outcome: set() for outcome in STATES}
-        for column, verdicts in groups.items():
-            if name in verdicts:
-                outcome = outcome_of(verdicts[name])
-                columns[outcome].append(column)
-                reasons[outcome].add(str(verdicts[name].get("reason") or ""))
-        total = sum(len(found) for found in columns.values())
-        parts = []
-        for outcome, found in columns.items():
-            if not found:
-                continue
-            word = STATES[outcome][2]
-            verb = word if outcome in ("yes", "no") else f"is {word}"
-            reason = next(iter(reasons[outcome])) if len(reasons[outcome]) == 1 else ""
-            because = f" ({reason})" if reason and outcome in ("untestable", "inconclusive") else ""
-            if len(found) == total:
-                scope = "the 1 case" if total == 1 else f"all {total} cases"
-                parts.append(f"{verb} in {scope}{because}")
-            elif not parts:
-                parts.append(f"{verb} in {len(found)} of {total} cases{_ids(found, total)}{because}")
-            else:
-                parts.append(f"{verb.removeprefix('is ')} in {len(found)}{_ids(found, total)}{because}")
-        sentences.append(f'"{_claim_text(name)}" ' + "; ".join(parts) + ".")
+        claims.setdefault(_profile(groups, name), []).append(f'"{_claim_text(name)}"')
+    sentences = []
+    for profile, quoted in claims.items():
+        subject = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
+        sentences.append(f"{subject} {_counts(profile, len(quoted) > 1)}.")
     return sentences
 
 

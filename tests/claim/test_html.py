@@ -253,6 +253,12 @@ def test_summary_says_untestable_and_inconclusive_as_such():
     assert summary_sentences(groups) == [expected]
     every = {case: {beats: contract_verdict("untestable", reason="case did not overfit")} for case in ("a", "b")}
     assert summary_sentences(every) == ['"slingshot beats control" is untestable in all 2 cases (case did not overfit).']
+    every["a"]["x"] = every["b"]["x"] = contract_verdict("untestable", reason="case did not overfit")
+    every["a"]["y"] = contract_verdict("yes")
+    every["b"]["y"] = contract_verdict("inconclusive")
+    assert summary_sentences(every) == [
+        '"slingshot beats control" and "x" are untestable in all 2 cases (case did not overfit).',
+        '"y" holds in 1 of 2 cases (a); inconclusive in 1 (b).']
     assert summary_sentences({}) == []
 
 
@@ -299,7 +305,9 @@ def test_primary_table_first_secondary_collapsed_and_a_sentence_per_primary_clai
     page = Page(text)
     summary = text[text.index('id="summary"'):text.index("</section>")]
     assert text.index('id="summary"') < text.index("<table")
-    assert summary.count("<li>") == len(PRIMARY)
+    assert summary.count("<li>") == 4  # claims with the same answers in the same cases share a sentence
+    for name in PRIMARY:
+        assert f"&quot;{name.replace('_', ' ')}&quot;" in summary
     assert "holds in" in summary and "untestable in" in summary and "inconclusive in" in summary
     assert "on test error" not in summary  # secondary claims are not summarised
     assert text.index('id="verdicts"') < text.index('<details class="secondary"') < text.index('id="secondary-verdicts"')
