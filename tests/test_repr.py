@@ -112,3 +112,30 @@ def test_a_history_with_nothing_finite_has_no_thumbnail():
 def test_the_summary_states_the_grid(shape):
     rows = dict(summary_rows(sinusoid_history(shape=shape)))
     assert rows["shape"] == str(list(shape)).replace(" ", " ")
+
+
+@pytest.mark.slow
+def test_every_kind_of_history_shows_itself():
+    import torch
+
+    from spectral import BatchSpectrumProbe, ProjectionProbe
+    from spectral.models import mlp
+    from spectral.precision import LostUpdateProbe
+
+    x = np.random.default_rng(0).uniform(size=(32, 1))
+    y = np.sin(2 * np.pi * 3 * x[:, 0])
+    net = mlp(1, width=8, depth=2, activation="tanh", seed=0)
+    projection = ProjectionProbe(x, y, freqs=[1, 2, 3])
+    projection.update(net, 0)
+    batch = BatchSpectrumProbe(freqs=[1, 2, 3])
+    batch.update(x, y, 0.5 * y, 0)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    with LostUpdateProbe(net, optimizer) as lost:  # records every optimizer step itself
+        for _ in range(2):
+            optimizer.zero_grad()
+            net(torch.tensor(x, dtype=torch.float32)).pow(2).mean().backward()
+            optimizer.step()
+    for history in (projection.history, batch.history, lost.history):
+        page = Parsed(history._repr_html_())
+        assert type(history).__name__ in history._repr_html_()
+        assert {row[0]: row[1] for row in page.rows}["records"].startswith(f"{len(history)} (")
