@@ -12,7 +12,7 @@ import torch
 from .._io import remove_stale_temporaries
 from .._progress import Progress
 from ._check import CASE_UNITS, run_cached_case, run_cases
-from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
+from ._config import ClaimConfig, load_config, parse_case_id
 
 __all__ = ["resolve_device", "run_claim_check"]
 
@@ -53,11 +53,8 @@ def _run_scope(config: ClaimConfig, out: Path, progress: Callable[[], None], dev
     cells = []
     seeds = list(range(config.seeds))
     for name, points, width in scope_cells(config):
-        variant = config.replace(sweep=config.sweep.replace(case=""), training=config.training.replace(width=width),
-                                 signals=FrozenMap({**config.signals,
-                                                    "1d": config.signals["1d"].replace(train_points=points)}))
-        result = run_cached_case(parse_case_id(name), variant, seeds, out / "scope" / f"{name}-n{points}-w{width}.json",
-                                 progress, device)
+        result = run_cached_case(parse_case_id(name), config.scope_cell(points, width), seeds,
+                                 out / "scope" / f"{name}-n{points}-w{width}.json", progress, device)
         cells.append({"case": name, "train_points": points, "width": width, "overfit": result["overfit"]["overfits"],
                       "test_gap": result["overfit"]["test_gap"],
                       "verdicts": {key: result["verdicts"][key]
