@@ -86,6 +86,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _path(text: str) -> Path:
+    """A path argument: an empty one would silently mean the current folder (``Path("") == Path(".")``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return Path(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -115,7 +122,7 @@ def _run_parser(commands: Any) -> None:
     run.add_argument("--scope", choices=("default", "full"),
                      help="full adds the data-size x width grid (same as --set scope=full)")
     run.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
-    run.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
+    run.add_argument("--out", type=_path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no table")
 
 
@@ -132,7 +139,7 @@ def _parser() -> _Parser:
                                  description="Plot a saved SpectrumHistory: the spectra of two labelled records, "
                                  "or the relative-error heat map when the history has a target.")
     figure.add_argument("history", type=Path, help="a file written by SpectrumHistory.save")
-    figure.add_argument("--out", type=Path, required=True, help="figure to write: .png, .pdf or .svg")
+    figure.add_argument("--out", type=_path, required=True, help="figure to write: .png, .pdf or .svg")
     figure.add_argument("--before", default="before shrink", help="label of the first record to compare")
     figure.add_argument("--after", default="after shrink", help="label of the second record to compare")
     sweep = commands.add_parser("sweep", help="run a grid of configurations through an executor",
@@ -140,7 +147,7 @@ def _parser() -> _Parser:
                                 "one executor task each (local processes or a Dask cluster); finished runs are "
                                 "kept and skipped on rerun. --set overrides the file's base.")
     sweep.add_argument("config", type=Path, help="sweep file: {base: {...}, grid: {key: [values]}}")
-    sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("--out", type=_path, required=True, help="output folder")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     sweep.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
     where = sweep.add_mutually_exclusive_group()
@@ -151,7 +158,7 @@ def _parser() -> _Parser:
                                     description="Rerun a published result on its embedded default and write "
                                     "report.json (with \"agrees\"), report.md and a figure to --out.")
     reproduce.add_argument("name", choices=REPRODUCTIONS, help="which result")
-    reproduce.add_argument("--out", type=Path, required=True, help="output folder")
+    reproduce.add_argument("--out", type=_path, required=True, help="output folder")
     reproduce.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
     reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

@@ -193,6 +193,20 @@ def test_out_that_is_a_file_is_refused_before_running(tmp_path, capsys, command)
     assert taken.read_text() == "mine"
 
 
+@pytest.mark.parametrize("command", [["run"], ["sweep", "sweep.json"], ["reproduce", "f-principle"],
+                                     ["plot", "h.npz"]])
+def test_an_empty_out_exits_2_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, command):
+    """Issue 18, fault 10: ``--out ''`` wrote into the current folder."""
+    write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    monkeypatch.chdir(tmp_path)
+    for target in ("spectral.claim.run_claim_check", "spectral.claim.run_sweep", "spectral._reproduce.run_reproduction"):
+        monkeypatch.setattr(target, fail_with(AssertionError("reached the work")))
+    before = sorted(tmp_path.iterdir())
+    err = one_line_error(capsys, main(command + ["--out", ""]), 2)
+    assert "--out: expected a path, got ''" in err
+    assert sorted(tmp_path.iterdir()) == before
+
+
 def test_plot_refuses_a_crafted_history_in_one_line(tmp_path, capsys):
     crafted = tmp_path / "deep.npz"
     np.savez(crafted, metadata=np.array("[" * 100_000 + "]" * 100_000))

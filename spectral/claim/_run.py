@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from .._io import remove_stale_temporaries
+from .._io import output_folder, remove_stale_temporaries
 from .._progress import Progress
 from ._check import CASE_UNITS, run_cached_case, run_cases
 from ._config import ClaimConfig, load_config, parse_case_id
@@ -96,15 +96,14 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
     ------
     spectral.claim._config.ConfigError
         (a ``ValueError``) for a missing or malformed config, naming the key;
-        ``ValueError`` for an unknown or unavailable device.
+        ``ValueError`` for an unknown or unavailable device, or an ``out`` that
+        is empty or a file.
     """
     from ._report import build_report, verdict_table, write_outputs
 
     config = load_config(config, overrides)
     device = resolve_device(device)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} exists and is not a directory")
+    out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / "cases", out / "figures", out / "scope"):
         # Left by a killed run. Only old ones: another run on the same folder may be writing right now.

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-from .._io import atomic_write, read_json, write_json
+from .._io import atomic_write, output_folder, read_json, write_json
 from .._progress import Progress
 from .._validation import positive_int
 from ._cache import digest, load_if_current, save_record
@@ -348,7 +348,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     [{'shrink_factor': 0.2}, {'shrink_factor': 0.5}]
     """
     runs = load_sweep(runs) if isinstance(runs, (str, os.PathLike)) else _check_runs(runs)
-    out = Path(out)
+    out = output_folder(out)
     runs_dir = out / "runs"
     pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", digest(config.to_dict()))]
     progress = Progress(len(runs), "sweep runs", disable=quiet)
