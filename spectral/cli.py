@@ -34,7 +34,7 @@ from typing import Any
 from . import __version__
 from ._errors import MissingExtraError, UserInputError
 from ._reproduce import DATA_MISSING, REPRODUCTIONS
-from .claim import DEVICES, ConfigError
+from .claim import DEVICES, ConfigError, RunsFailed
 from .claim._config import parse_assignments
 from .claim._sweep import DASK_MISSING
 
@@ -44,16 +44,10 @@ ISSUES = "the project's issue tracker"
 #: Errors the user can fix: one line on stderr, exit status 2. ``OSError``: the file system refused (a missing
 #: file, no permission, a full disk), which no change to spectral fixes.
 USER_ERRORS = (UserInputError, ConfigError, MissingExtraError, OSError)
-#: How :func:`spectral.claim.run_sweep` words the error it raises when runs failed (the others are saved).
-_RUNS_FAILED = re.compile(r"\d+ of \d+ sweep runs failed: ")
 
 
 class UsageError(UserInputError):
     """Bad command-line input: reported in one line, exit status 2."""
-
-
-class RunsFailed(Exception):
-    """Some runs of a sweep failed (the others are saved): one line, exit status 1."""
 
 
 @contextlib.contextmanager
@@ -252,10 +246,6 @@ def _sweep(args: argparse.Namespace) -> None:
         executor, close = make_executor(args.workers, args.scheduler)
     try:
         run_sweep(runs, args.out, executor=executor, quiet=args.quiet, device=device)
-    except RuntimeError as error:
-        if not _RUNS_FAILED.match(str(error)):
-            raise
-        raise RunsFailed(str(error)) from error
     finally:
         close()
     print(f"sweep report: {args.out / 'sweep.md'}")
@@ -278,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[command](args)
     except USER_ERRORS as error:
         return _fail(error)
-    except RunsFailed as error:
+    except RunsFailed as error:  # the others are saved
         return _fail(error, status=1)
     except KeyboardInterrupt:
         hint = "; finished work is saved, rerun the same command to resume" if command in RESUMES else ""
