@@ -128,7 +128,7 @@ def _parser() -> _Parser:
     report = commands.add_parser("report", help="rebuild a finished run's reports and figures without training",
                                  description="Rebuild report.md, report.html and the figures of a finished "
                                  "`spectral run` from its report.json and case files, without training.")
-    report.add_argument("folder", type=Path, help="the --out folder of a finished run")
+    report.add_argument("folder", type=_path, help="the --out folder of a finished run")
     figure = commands.add_parser("plot", help="plot a saved SpectrumHistory (.npz)",
                                  description="Plot a saved SpectrumHistory: the spectra of two labelled records, "
                                  "or the relative-error heat map when the history has a target.")

@@ -207,6 +207,13 @@ def test_an_empty_out_exits_2_in_one_line_and_writes_nothing(tmp_path, capsys, m
     assert sorted(tmp_path.iterdir()) == before
 
 
+def test_report_of_an_empty_folder_path_exits_2_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report.json").write_text("{}")  # the current folder is not what '' means
+    err = one_line_error(capsys, main(["report", ""]), 2)
+    assert "folder: expected a path, got ''" in err
+
+
 def test_plot_refuses_a_crafted_history_in_one_line(tmp_path, capsys):
     crafted = tmp_path / "deep.npz"
     np.savez(crafted, metadata=np.array("[" * 100_000 + "]" * 100_000))

@@ -41,3 +41,22 @@ def test_an_empty_out_is_refused_before_anything_is_written(tmp_path, monkeypatc
     with pytest.raises(UserInputError, match="out must be a folder path"):
         run_claim_check(out=out, quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scope_cells_train_on_the_config_load_checked(tmp_path, monkeypatch):
+    """Issue 18, fault 5: a cell of 6 points died after the cases, naming the precision study it does not run."""
+    cells = []
+
+    def record(case, config, *args):
+        cells.append((case.id, config))
+        raise Stop
+
+    monkeypatch.setattr(run_module, "run_cases", lambda *args: [])
+    monkeypatch.setattr(run_module, "run_cached_case", record)
+    with pytest.raises(Stop):
+        run_claim_check(out=tmp_path, quiet=True, overrides={
+            "scope": "full", "precision": {"enabled": False},
+            "scope_grid": {"cases": ["1d-relu"], "train_points": [6], "widths": [4]}})
+    ((case, config),) = cells
+    assert case == "1d-relu"
+    assert (config.signals["1d"].train_points, config.training.width, config.precision.enabled) == (6, 4, False)
