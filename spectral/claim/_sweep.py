@@ -76,7 +76,13 @@ Run = tuple[str, ClaimConfig]
 
 
 class RunsFailed(RuntimeError):
-    """Some runs of a sweep failed; the others are finished and written (:func:`run_sweep`)."""
+    """Some runs of a sweep failed; the others are finished and written (:func:`run_sweep`).
+
+    Examples
+    --------
+    >>> issubclass(RunsFailed, RuntimeError)
+    True
+    """
 
 
 def _check_key(key: Any) -> list[str]:
