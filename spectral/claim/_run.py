@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 import torch
 
-from .._io import remove_stale_temporaries
+from .._io import output_folder, remove_stale_temporaries
 from .._progress import Progress
 from .._validation import positive_int
 from ._check import CASE_UNITS, case_tasks, run_cached_case
+from ._config import ClaimConfig, load_config, parse_case_id
 from ._parallel import Task, available_cores, run_tasks
-from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
 
 __all__ = ["resolve_device", "run_claim_check"]
 
@@ -55,10 +55,7 @@ def _scope_tasks(config: ClaimConfig, out: Path, device: str) -> list[Task]:
     tasks = []
     seeds = list(range(config.seeds))
     for name, points, width in scope_cells(config):
-        variant = config.replace(sweep=config.sweep.replace(case=""), training=config.training.replace(width=width),
-                                 signals=FrozenMap({**config.signals,
-                                                    "1d": config.signals["1d"].replace(train_points=points)}))
-        tasks.append(Task(run_cached_case, (parse_case_id(name), variant, seeds,
+        tasks.append(Task(run_cached_case, (parse_case_id(name), config.scope_cell(points, width), seeds,
                                             out / "scope" / f"{name}-n{points}-w{width}.json"), {"device": device}))
     return tasks
 
@@ -133,16 +130,15 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
     ------
     spectral.claim._config.ConfigError
         (a ``ValueError``) for a missing or malformed config, naming the key;
-        ``ValueError`` for an unknown or unavailable device.
+        ``ValueError`` for an unknown or unavailable device, or an ``out`` that
+        is empty or a file.
     """
     from ._report import build_report, verdict_table, write_outputs
 
     config = load_config(config, overrides)
     device = resolve_device(device)
     workers = available_cores() if workers is None else positive_int(workers, "workers")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} exists and is not a directory")
+    out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / "cases", out / "figures", out / "scope"):
         # Left by a killed run. Only old ones: another run on the same folder may be writing right now.
