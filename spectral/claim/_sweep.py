@@ -53,7 +53,7 @@ from ._config import (
     read_config_file,
 )
 from ._report import SHORT_NAMES
-from ._stats import correct_family
+from ._stats import correct_families
 from ._tables import verdict_cell
 
 __all__ = ["RunsFailed", "expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_sweep_report"]
@@ -443,7 +443,8 @@ def _correct_run(record: dict[str, Any]) -> dict[str, Any]:
     ``min_relative_effect`` (as ``spectral run`` with its config does); in place. Returns the family."""
     verdicts = [item for case in record["cases"] for item in case["verdicts"].values()]
     verdicts += [item["alternate_window"] for item in verdicts if "alternate_window" in item]
-    return correct_family(verdicts, ClaimConfig.from_dict(record["config"]))
+    config = ClaimConfig.from_dict(record["config"])
+    return correct_families(verdicts, alpha=config.alpha, correction=config.correction)
 
 
 def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
