@@ -431,7 +431,7 @@ class ClaimConfig(_Table):
     True
     """
 
-    seeds: int = _spec(16, _positive_int)
+    seeds: int = _spec(32, _positive_int)
     #: Level of every test (the exact signed-rank tests and their 1 - 2 alpha intervals need alpha < 0.5).
     alpha: float = _spec(0.05, _number(MIN_ALPHA, 0.5, open_low=False, open_high=True,
                                        expected=f"in [{MIN_ALPHA:g}, 0.5)"))
