@@ -29,6 +29,8 @@ FIGURE_NAMES = {"spectra": "spectra before/after shrink (seed {seed})",
                 "heatmap": "relative error over training (seed {seed})",
                 "curves": "retraining curves",
                 "filtering": "filtering-method errors over training (seed {seed})"}
+#: The figures drawn from a case's history file (the others come from its numbers in report.json).
+HISTORY_FIGURES = ("spectra", "heatmap", "filtering")
 
 
 def seed_array(values: Any) -> np.ndarray:
@@ -279,7 +281,8 @@ def write_figures(cases: list[dict[str, Any]], out: Path,
     Reads each case's seed-0 history with :func:`case_history`. A case whose
     history is missing, damaged or not its own gets only the figures drawn
     from its numbers (the retraining curves), and ``skipped[case id]`` (when
-    ``skipped`` is given) says why. File names are built from case ids checked
+    ``skipped`` is given) says why; its history figures of an earlier run are
+    deleted. File names are built from case ids checked
     as names (:func:`~spectral.claim._report_checks.check_case_id`). The
     shrink-factor sweep, when a case has one, is under the key ``"sweep"``.
     """
@@ -295,6 +298,8 @@ def write_figures(cases: list[dict[str, Any]], out: Path,
         except (OSError, ValueError) as error:
             if skipped is not None:
                 skipped[name] = str(error)
+            for stem in HISTORY_FIGURES:  # an earlier run's, which the case no longer vouches for
+                (figures_dir / f"{name}-{stem}.png").unlink(missing_ok=True)
         else:
             if isinstance(history, FilterHistory):
                 made["filtering"] = plot_filter_history(history)[0]

@@ -1,9 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
 from spectral import Grid, SpectrumHistory, SpectrumProbe
+from spectral._errors import UserInputError
 from spectral._io import save_figure
+from spectral.claim._cache import file_sha256
 from spectral.claim._figures import (
     curves_figure,
     mean_sem,
@@ -37,6 +41,13 @@ def make_case(case_id="1d-tanh", seeds=(0, 1, 2), sweep=True):
         case["sweep"] = {"factors": [0.1, 0.2, 1.0], **{key: per_seed(3) for key in
                                                          ("hf_fraction_shrunk", "hf_fraction", "test_mse")}}
     return case
+
+
+def save_case(out, case, ndim):
+    """The case's history and the case file that vouches for it, as ``spectral run`` writes them."""
+    save_history(out, case["id"], ndim)
+    record = {"result": case, "companion_sha256": file_sha256(out / "cases" / f"{case['id']}.history.npz")}
+    (out / "cases" / f"{case['id']}.json").write_text(json.dumps(record))
 
 
 def save_history(out, case_id, ndim):
@@ -102,7 +113,7 @@ def test_sweep_figure_has_error_bars_seeds_and_markers():
 def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path):
     case = make_case("2d-tanh", seeds=(4, 5))
     (tmp_path / "cases").mkdir()
-    save_history(tmp_path, case["id"], 2)
+    save_case(tmp_path, case, 2)
     written = write_figures([case], tmp_path)
     names = written[case["id"]]
     assert set(names) == {"spectra before/after shrink (seed 4)", "relative error over training (seed 4)",
@@ -168,3 +179,22 @@ def test_the_scope_figure_survives_effects_that_are_never_finite(tmp_path):
     scope = [{"case": "1d-tanh", "train_points": n, "width": 8,
               "verdicts": {"slingshot_beats_control": item, "slingshot_beats_early_stop": item}} for n in (6, 12)]
     save_figure(scope_figure(scope), tmp_path / "scope.png")
+
+
+@pytest.mark.parametrize("case_id", ["../../escape/pwn", "/tmp/escape-pwn", "1d-tanh/../../x", "1d-TANH", ""])
+def test_write_figures_builds_file_names_only_from_case_names(tmp_path, case_id):
+    with pytest.raises(UserInputError, match="case name"):
+        write_figures([make_case(case_id)], tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.rglob("*")) in ([], ["out"], ["figures", "out"])
+
+
+def test_a_history_its_case_file_does_not_vouch_for_is_not_drawn(tmp_path):
+    case = make_case(sweep=False)
+    (tmp_path / "cases").mkdir()
+    save_case(tmp_path, case, 1)
+    other = make_case(sweep=False)
+    other["metrics"]["test_mse"]["slingshot"][0] += 1  # the report's numbers are not the case file's
+    skipped = {}
+    written = write_figures([other], tmp_path, skipped)
+    assert list(written["1d-tanh"]) == ["retraining curves"]
+    assert "is not the case file report.json was built from" in skipped["1d-tanh"]
