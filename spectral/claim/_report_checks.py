@@ -10,7 +10,7 @@ config goes through the same validation as ``spectral run``'s
 
 from __future__ import annotations
 
-import math
+import sys
 from typing import Any
 
 from .._errors import UserInputError
@@ -20,6 +20,8 @@ __all__ = ["check_case_id", "check_report", "check_verdict"]
 
 #: The multiplicity corrections the report names.
 CORRECTIONS = ("bh", "holm", "none")
+#: Integers (steps, seeds, counts) at or above this are not a run's (and overflow a float).
+LARGEST_INTEGER = 2**63
 #: The two verdicts every scope-grid cell carries (its table and heat map read them).
 SCOPE_VERDICTS = ("slingshot_beats_control", "slingshot_beats_early_stop")
 
@@ -52,8 +54,8 @@ def _number(value: Any, path: str, *, optional: bool = False) -> None:
     """A finite int or float (not a bool); None too when ``optional`` (NaN is written as null)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _refuse(path, "a number or null" if optional else "a number", value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= sys.float_info.max:
+        raise _refuse(path, "a finite number or null" if optional else "a finite number", value)
 
 
 def _positive(value: Any, path: str) -> None:
@@ -63,8 +65,8 @@ def _positive(value: Any, path: str) -> None:
 
 
 def _integer(value: Any, path: str, *, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _refuse(path, f"an integer >= {minimum}", value)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < LARGEST_INTEGER:
+        raise _refuse(path, f"an integer from {minimum} to {LARGEST_INTEGER - 1}", value)
 
 
 def _string(value: Any, path: str, *, optional: bool = False) -> None:

@@ -156,6 +156,7 @@ EDITS = {
     "traversing id": (_set(("cases", 0, "id"), "../../../escape/pwn"), "cases[0].id"),
     "absolute id": (_set(("cases", 0, "id"), "/tmp/escape-pwn"), "cases[0].id"),
     "no seeds": (_set(("cases", 0, "seeds"), []), "cases[0].seeds"),
+    "step beyond a float": (_set(("cases", 0, "overfit", "steps"), [10**400]), "cases[0].overfit.steps[0]"),
     "zero noise variance": (_set(("cases", 0, "noise_variance"), 0), "cases[0].noise_variance"),
     "no metrics": (_delete(("cases", 0, "metrics")), "cases[0].metrics is missing"),
     "ragged curve": (_set(("cases", 0, "curves", "test_mse", "slingshot"), [[0.1], [0.2, 0.3]]),
