@@ -271,7 +271,8 @@ def _check_config(config: dict[str, Any]) -> None:
     try:
         load_config(None, config)
     except ConfigError as error:
-        raise UserInputError(f"report.json: config.{error.key or ''}: {error}".replace(".: ", ": ")) from None
+        where = f"config.{error.key}" if error.key else "config"
+        raise UserInputError(f"report.json: {where}: {error}") from None
 
 
 def check_report(report: dict[str, Any]) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .._errors import UserInputError
-from .._io import read_json, remove_stale_temporaries
+from .._io import atomic_write, read_json, remove_stale_temporaries
 from .._progress import Progress
 from ._cache import digest
 from ._check import CASE_UNITS, run_cached_case, run_cases
@@ -66,8 +66,12 @@ def claim_folder(out: Path, config: ClaimConfig) -> None:
     except ValueError:
         found = None
     if not (isinstance(found, dict) and found.get("config_digest") == expected):
-        raise UserInputError(f"{str(out)!r} holds the results of a run with another config ({RUN_MARKER}); use "
-                             "another --out for this config (or remove that folder to start over)")
+        raise _another_run(out, RUN_MARKER)
+
+
+def _another_run(out: Path, evidence: str) -> UserInputError:
+    return UserInputError(f"{str(out)!r} holds the results of a run with another config ({evidence}); use another "
+                          "--out for this config (or remove that folder to start over)")
 
 
 def _legacy_config_matches(out: Path, expected: str) -> None:
@@ -77,27 +81,23 @@ def _legacy_config_matches(out: Path, expected: str) -> None:
     except (ValueError, AttributeError):
         return  # not a report: nothing says which run the folder holds
     if found is not None and digest(found) != expected:
-        raise UserInputError(f"{str(out)!r} holds the results of a run with another config (report.json); use "
-                             "another --out for this config (or remove that folder to start over)")
+        raise _another_run(out, "report.json")
 
 
 def _write_once(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` whole, unless ``path`` exists (then leave it as it is)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    atomic_write(staging, lambda file: file.write(json.dumps(data) + "\n"), binary=False)
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(json.dumps(data) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
         try:
-            os.link(temporary, path)
+            os.link(staging, path)  # fails if path exists: the first run to get here owns the folder
         except FileExistsError:
             pass
         except OSError:  # a file system without hard links: not exclusive, but still never half a file
             if not path.exists():
-                os.replace(temporary, path)
+                os.replace(staging, path)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        staging.unlink(missing_ok=True)
 
 
 def scope_cells(config: ClaimConfig) -> list[tuple[str, int, int]]:
