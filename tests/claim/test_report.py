@@ -271,3 +271,15 @@ def test_a_run_whose_metrics_are_never_finite_still_writes_its_report(tmp_path):
     report, _ = run_claim_check(out=tmp_path, overrides=overrides, quiet=True)
     assert all(v is None for v in report["cases"][0]["metrics"]["test_mse"]["slingshot"])
     assert (tmp_path / "report.md").is_file() and (tmp_path / "figures" / "1d-sine-curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_precision_section_without_its_tables_is_refused_in_one_line(run, tmp_path, capsys):
+    out = copy_run(run, tmp_path)
+    edit_report(out, _set(("precision",), {"verdicts": {}, "case": "1d-tanh"}))
+    with pytest.raises(UserInputError, match="precision is not what `spectral run` writes"):
+        rebuild(out)
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
