@@ -9,8 +9,8 @@ from claim_config import tiny
 from spectral._errors import UserInputError
 from spectral.claim._report import iter_verdicts, load_report, rebuild, verdict_table
 from spectral.claim._run import RUN_MARKER, run_claim_check
-from spectral.cli import main
 from spectral.claim._tables import verdict_cell
+from spectral.cli import main
 
 
 @pytest.fixture(scope="module")
