@@ -124,6 +124,29 @@ def test_bad_config_files_exit_2(content, match, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_run_into_a_folder_of_another_config_exits_2_in_one_line(run_dir, capsys):
+    tmp, config = run_dir
+    out = tmp / "out"
+    before = (out / "report.json").read_bytes()
+    capsys.readouterr()
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet", "--set", "training.width=8"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(out) in error and "another --out" in error
+    assert (out / "report.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_identical_runs_at_once_on_one_folder_both_finish(tmp_path):
+    config = write_config(tmp_path, tiny(cases=tiny()["cases"][:1], seeds=3, sweep={"case": ""}))
+    command = [sys.executable, "-m", "spectral", "run", "--config", str(config), "--out", str(tmp_path / "out"),
+               "--quiet"]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["cases"][0]["id"] == "1d-tanh"
+
+
+@pytest.mark.slow
 def test_bad_config_via_subprocess_has_no_traceback(tmp_path):
     path = write_config(tmp_path, {"seeds": "x"})
     result = subprocess.run([sys.executable, "-m", "spectral", "run", "--config", str(path)], capture_output=True,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._io import save_figure
+from ._figures import log_axis
 from ._format import mean_sd, number
 from ._precision import (
     BAND_DTYPES,
@@ -202,7 +203,7 @@ def _figure(**kwargs: Any) -> Any:
 
 def _positive(values: list[Any]) -> np.ndarray:
     array = np.array([_value(v) for v in values])
-    return np.where(array > 0, array, np.nan)
+    return np.where(np.isfinite(array) & (array > 0), array, np.nan)
 
 
 def _register_figure(result: dict[str, Any]) -> Any:
@@ -212,9 +213,11 @@ def _register_figure(result: dict[str, Any]) -> Any:
     for ax, state in zip(axes, ("overfit", "shrunk")):
         power = np.array([_value(v) for v in np.ravel(spectra[state]["power"])])
         x = np.array(spectra["frequencies"]) if "frequencies" in spectra else np.arange(power.size)
-        ax.semilogy(x, _positive(power), color="black", label="function (float64)")
-        for dtype in REGISTER_DTYPES:
-            ax.semilogy(x, _positive(list(np.ravel(spectra[state][dtype]))), label=f"{dtype} floor")
+        drawn = [_positive(power)] + [_positive(list(np.ravel(spectra[state][dtype]))) for dtype in REGISTER_DTYPES]
+        ax.plot(x, drawn[0], color="black", label="function (float64)")
+        for dtype, floor in zip(REGISTER_DTYPES, drawn[1:]):
+            ax.plot(x, floor, label=f"{dtype} floor")
+        log_axis(ax, drawn)
         if "frequencies" in spectra:
             ax.axvline(result["cutoff"], color="grey", linestyle=":", label="high-frequency cutoff")
         ax.set_xlabel("frequency (cycles per unit length)" if "frequencies" in spectra else "bin")
@@ -229,13 +232,16 @@ def _singular_figure(result: dict[str, Any]) -> Any:
     manifold = result["manifold"]
     fig = _figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
+    drawn = []
     for index, values in enumerate(manifold["singular_values"]):
-        values = np.array(values)
-        ax.semilogy(np.arange(1, values.size + 1), values / values[0], color="C0", alpha=0.4,
-                    label="seeds" if index == 0 else None)
+        values = np.array([_value(v) for v in values])
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero or NaN largest value: nothing to draw
+            drawn.append(_positive(list(values / values[0])) if values.size else values)
+        ax.plot(np.arange(1, values.size + 1), drawn[-1], color="C0", alpha=0.4, label="seeds" if index == 0 else None)
     for index, dtype in enumerate(MANIFOLD_DTYPES):
         ax.axhline(manifold["relative_spacing"][dtype], color=f"C{index + 1}", linestyle="--",
                    label=f"{dtype} spacing")
+    log_axis(ax, drawn)
     ax.set_xlabel("index of singular value")
     ax.set_ylabel("singular value / largest")
     ax.set_title(f"Jacobian at the interpolating minimum (P = {manifold['parameters']}, N = {manifold['points']})")
@@ -246,14 +252,16 @@ def _singular_figure(result: dict[str, Any]) -> Any:
 def _lost_figure(result: dict[str, Any]) -> Any:
     fig = _figure(figsize=(9, 4.5))
     ax = fig.add_subplot()
+    drawn: list[np.ndarray] = []
     for index, (name, scheme) in enumerate((n, s) for n, s in result["schemes"].items() if "curve" in s):
         curve, colour = scheme["curve"], f"C{index}"
         split = int(np.searchsorted(curve["steps"], curve["shrink_step"]))
-        ax.plot(curve["steps"], _positive(curve["slingshot"]), color=colour, label=name)
-        ax.plot(curve["steps"][split:], _positive(curve["control"])[split:], color=colour, linestyle="--")
+        drawn += [_positive(curve["slingshot"]), _positive(curve["control"])[split:]]
+        ax.plot(curve["steps"], drawn[-2], color=colour, label=name)
+        ax.plot(curve["steps"][split:], drawn[-1], color=colour, linestyle="--")
         ax.axvline(curve["shrink_step"], color="black", linestyle=":", linewidth=1)
     ax.plot([], [], color="grey", linestyle="--", label="control (no shrink)")
-    ax.set_yscale("log")
+    log_axis(ax, drawn)
     ax.set_xlabel("training step (phase 1 until the last seed stopped, then retraining)")
     ax.set_ylabel("fraction of non-zero updates lost (zeros not shown)")
     ax.set_title(f"{result['case']}: updates lost to the storage dtype (pooled over seeds)")
