@@ -3,7 +3,8 @@
 A verdict asks whether ``claim`` comes out lower than ``reference``, seed by
 seed, and by more than a margin. One estimand serves the test, the interval
 and the margin: the paired log-ratio ``d = log(claim / reference)`` (or
-``claim - reference`` for values already on a log scale), its Hodges-Lehmann
+``claim - reference`` for values already on a log scale, and for signed
+quantities with the margin relative to the reference), its Hodges-Lehmann
 estimate (the median of the Walsh averages), the exact signed-rank interval,
 and two one-sided exact signed-rank tests whose p-values come from the
 enumerated null distribution (:func:`signed_rank_null`), never from
