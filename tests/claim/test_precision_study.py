@@ -240,7 +240,7 @@ def test_float32_storage_follows_torch_adam():
 def test_markdown_has_one_section_per_prediction_and_reads_corrected_verdicts(full):
     result = copy.deepcopy(full[0])
     for item in result["verdicts"].values():  # what the family correction does after the run
-        item["q_value"], item["holds"] = 0.5, False
+        item["q_value"], item["holds"], item["outcome"] = 0.5, False, "no"
     text = precision_markdown(result)
     for header in ("Prediction 1", "Prediction 2", "Prediction 3", "Prediction 4", "scale-invariant to first order",
                    "gradient signs are consistent again", "figures/precision-register-floor.png",

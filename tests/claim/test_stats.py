@@ -417,3 +417,16 @@ def test_a_corrected_family_keeps_false_yes_and_no_below_alpha():
                     for v, effect in zip(verdicts, effects))
         proportions.append(false / max(1, sum(v.outcome in ("yes", "no") for v in verdicts)))
     assert np.mean(proportions) <= ALPHA
+
+
+def test_the_simulations_rank_sums_are_the_signed_rank_statistic():
+    samples = np.random.default_rng(17).normal(-0.2, 1.0, (50, 12))
+    expected = [scipy.stats.rankdata(np.abs(row))[row > 0].sum() for row in samples]
+    assert _stats._positive_rank_sums(samples).tolist() == expected
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 16, 40])
+def test_critical_values_are_the_nulls_quantiles(n):
+    cumulative = np.cumsum(signed_rank_null(n))
+    critical = _stats._critical(n, ALPHA)
+    assert (critical == -1 or cumulative[critical] < ALPHA) and cumulative[critical + 1] >= ALPHA
