@@ -757,15 +757,3 @@ def correct_families(verdicts: Iterable[Verdict | dict[str, Any]], *, alpha: flo
                 raw.update(record.to_dict())
         summary[family] = {"size": len(members), "hypotheses": 2 * len(members), "method": correction, "alpha": alpha}
     return summary
-
-
-def correct_family(verdicts: Iterable[Verdict | dict[str, Any]], config: Any) -> dict[str, Any]:
-    """:func:`correct_families` with a config's ``alpha`` and ``correction``; the two families' summary in one.
-
-    Returns ``{"size", "method", "alpha", "families"}``: ``size`` counts the
-    testable verdicts of both families, ``families`` is
-    :func:`correct_families`'s result.
-    """
-    families = correct_families(verdicts, alpha=config.alpha, correction=config.correction)
-    return {"size": sum(item["size"] for item in families.values()), "method": config.correction,
-            "alpha": config.alpha, "families": families}

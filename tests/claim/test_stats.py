@@ -8,13 +8,11 @@ import pytest
 import scipy.stats
 
 from spectral.claim import _stats
-from spectral.claim._config import load_config
 from spectral.claim._stats import (
     MAX_SEEDS,
     Verdict,
     adjust,
     correct_families,
-    correct_family,
     hodges_lehmann,
     required_seeds,
     signed_rank_null,
@@ -312,14 +310,6 @@ def test_a_verdict_the_correction_takes_back_reads_inconclusive_with_a_reason():
     correct_families(family, alpha=ALPHA, correction="holm")
     assert weak.q_value >= ALPHA and weak.outcome == "inconclusive" and weak.holds is None
     assert "after the family correction" in weak.reason
-
-
-def test_correct_family_takes_the_config():
-    config = load_config(overrides={"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"})
-    items = [judge(np.full(8, 0.5), np.ones(8)).to_dict(), judge([0.5], [1.0]).to_dict()]
-    summary = correct_family(items, config)
-    assert summary["size"] == 1 and summary["method"] == "bh" and summary["families"]["secondary"]["size"] == 1
-    assert items[0]["q_value"] == pytest.approx(2 / 256) and items[0]["outcome"] == "yes"
 
 
 # --- Power -----------------------------------------------------------------------------------------------------------
