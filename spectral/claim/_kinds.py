@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .._protocol import History
-
     from ._check import Case
 
 
