@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import UserInputError
 from ._config import ConfigError, load_config, parse_case_id
+from ._stats import FAMILIES, Verdict
 
 __all__ = ["check_case_id", "check_report", "check_verdict"]
 
@@ -128,17 +129,9 @@ def check_case_id(value: Any, path: str = "case id") -> str:
 
 
 def check_verdict(item: Any, path: str) -> None:
-    """One verdict as the report reads it: the state, the numbers, the names and notes; its alternate window too."""
-    item = _table(item, path)
-    _one_of(_field(item, "holds", path), f"{path}.holds", (True, False, None))
-    for key in ("p_value", "q_value", "effect", "relative_effect"):
-        _number(_field(item, key, path), f"{path}.{key}", optional=True)
-    ci = _field(item, "ci", path)
-    _values(ci, f"{path}.ci", length=2)
-    _integer(_field(item, "n", path), f"{path}.n")
-    if "dropped" in item:
-        _integer(item["dropped"], f"{path}.dropped")
-    _string(_field(item, "reason", path), f"{path}.reason", optional=True)
+    """One verdict as the report reads it: every field of :class:`~spectral.claim._stats.Verdict`, the names and
+    notes; its alternate window too."""
+    _verdict_fields(item, path)
     for key in ("metric", "claim", "reference"):
         _string(_field(item, key, path), f"{path}.{key}")
     if "window_dependent" in item:
@@ -146,11 +139,15 @@ def check_verdict(item: Any, path: str) -> None:
     for i, note in enumerate(_list(item.get("attribution", []), f"{path}.attribution")):
         _string(note, f"{path}.attribution[{i}]")
     if "alternate_window" in item:
-        alternate = _table(item["alternate_window"], f"{path}.alternate_window")
-        _one_of(_field(alternate, "holds", f"{path}.alternate_window"), f"{path}.alternate_window.holds",
-                (True, False, None))
-        _number(_field(alternate, "q_value", f"{path}.alternate_window"), f"{path}.alternate_window.q_value",
-                optional=True)
+        _verdict_fields(item["alternate_window"], f"{path}.alternate_window")
+
+
+def _verdict_fields(item: Any, path: str) -> None:
+    """The contract's fields, checked by the one reader of verdicts, ``Verdict.from_dict``."""
+    try:
+        Verdict.from_dict(_table(item, path))
+    except (TypeError, ValueError) as error:
+        raise UserInputError(f"report.json: {path}: {error}") from None
 
 
 def _check_verdicts(value: Any, path: str, required: tuple[str, ...] = ()) -> None:
@@ -253,9 +250,12 @@ def _check_scope(scope: Any) -> None:
 
 
 def _check_family(family: Any) -> None:
+    """One summary per family (``primary``, ``secondary``): its size and correction method."""
     family = _table(family, "family")
-    _integer(_field(family, "size", "family"), "family.size")
-    _one_of(_field(family, "method", "family"), "family.method", CORRECTIONS)
+    for name in FAMILIES:
+        summary = _table(_field(family, name, "family"), f"family.{name}")
+        _integer(_field(summary, "size", f"family.{name}"), f"family.{name}.size")
+        _one_of(_field(summary, "method", f"family.{name}"), f"family.{name}.method", CORRECTIONS)
 
 
 def _check_provenance(provenance: Any) -> None:
@@ -285,12 +285,12 @@ def check_report(report: dict[str, Any]) -> None:
 
     Examples
     --------
-    >>> check_report({"config": {}, "cases": [], "family": {"size": 0, "method": "bh"}, "provenance": {},
-    ...               "scope": None, "precision": None})
-    >>> check_report({"config": {"alpha": 0}, "cases": [], "family": {"size": 0, "method": "bh"}, "provenance": {}})
+    >>> family = {name: {"size": 0, "method": "bh"} for name in ("primary", "secondary")}
+    >>> check_report({"config": {}, "cases": [], "family": family, "provenance": {}, "scope": None, "precision": None})
+    >>> check_report({"config": {"alpha": 0}, "cases": [], "family": family, "provenance": {}})
     Traceback (most recent call last):
     ...
-    spectral._errors.UserInputError: report.json: config.alpha: config key 'alpha' must be in (0, 1), got 0
+    spectral._errors.UserInputError: report.json: config.alpha: config key 'alpha' must be in [1e-06, 0.5), got 0
     """
     _check_config(report["config"])
     _check_family(_field(report, "family"))

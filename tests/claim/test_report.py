@@ -182,7 +182,7 @@ EDITS = {
     "bias a word": (_set(("cases", 1, "bias"), "no"), "cases[1].bias"),
     "control without reason": (_delete(("cases", 1, "negative_control", "reason")),
                                "cases[1].negative_control.reason is missing"),
-    "unknown correction": (_set(("family", "method"), "bonferroni"), "family.method"),
+    "unknown correction": (_set(("family", "primary", "method"), "bonferroni"), "family.primary.method"),
     "nested wall time": (_set(("provenance", "wall_time_s"), {"cases": [1.0]}), "provenance.wall_time_s.cases"),
     "scope cell without size": (_set(("scope",), [{"case": "1d-tanh"}]), "scope[0].train_points is missing"),
     "precision verdict": (_set(("precision",), {"verdicts": {"x": {"holds": 1}}}), "precision.verdicts.x.holds"),
