@@ -824,8 +824,10 @@ def run_precision(config: ClaimConfig, out: Path, progress: Callable[[], None] =
         register floor before and after the shrink; where scale invariance
         breaks), ``bands`` (lost updates by band, Adam and SGD), ``schemes``
         (per scheme trained in its dtype: lost updates, test errors, slingshot
-        gain; float32's phase-1 steps only at the default scope), ``manifold``
-        and ``verdicts`` (flat, name -> :func:`spectral.claim._stats.verdict` with
+        gain; float32's phase-1 steps only at the default scope),
+        ``slingshot_low_precision`` (per case, storage dtype and rounding, per
+        seed: slingshot and control test MSE, gain, log ratio, lost-update
+        fraction), ``manifold`` (with ``drift_train_mse`` per dtype) and ``verdicts`` (flat, name -> :func:`spectral.claim._stats.verdict` with
         ``metric``, ``claim`` and ``reference``).
     """
     inputs = precision_inputs(config)

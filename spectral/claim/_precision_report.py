@@ -177,12 +177,12 @@ def _low_precision_section(result: dict[str, Any]) -> list[str]:
              ""]
     for name, entry in cases.items():
         reached = sum(entry["reached"])
-        lines += [f"**{name}** ({entry['optimizer']}; {reached}/{len(entry['reached'])} seeds overfit in "
-                  f"{min(entry['phase1_steps'])}-{max(entry['phase1_steps'])} steps; {entry['retrain_steps']} "
-                  "retraining steps):", "", *_low_precision_table(entry), ""]
+        lines += [(f"**{name}** ({entry['optimizer']}; {reached}/{len(entry['reached'])} seeds overfit in "
+                   f"{min(entry['phase1_steps'])}-{max(entry['phase1_steps'])} steps; {entry['retrain_steps']} "
+                   "retraining steps):"), "", *_low_precision_table(entry), ""]
     names = [n for n in result["verdicts"] if n.startswith(("slingshot_gains_more", "removing_lost_updates"))]
-    lines += ["Verdicts: the slingshot's relative gain is larger in low precision than in float32 (round-to-nearest); "
-              "and, per remedy, larger under round-to-nearest than with lost updates removed.", "",
+    lines += [("Verdicts: the slingshot's relative gain is larger in low precision than in float32 "
+               "(round-to-nearest); and, per remedy, larger under round-to-nearest than with lost updates removed."), "",
               *verdict_rows(result["verdicts"], names), "", "What this means for the essay:", "",
               *_essay_reading(result), ""]
     return lines

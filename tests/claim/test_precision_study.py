@@ -397,3 +397,27 @@ def test_stochastic_rounding_gives_each_seed_its_own_draws():
 def test_a_diverged_seed_reads_nan_in_the_log_ratio():
     ratios = experiment._log_ratio(np.array([1.0, np.inf, 0.0, 2.0]), np.array([2.0, 1.0, 1.0, np.nan]))
     assert ratios[0] == pytest.approx(np.log(0.5)) and np.isnan(ratios[1:]).all()
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_intended_update_is_what_step_adds_and_leaves_the_weights(kind):
+    from spectral.claim._training import MemberOptimizer
+
+    ensemble = Case(CASE, tiny_config(), [0, 1]).ensemble([0, 1]).double()
+    twin = copy.deepcopy(ensemble)
+    optimizers = [MemberOptimizer(e, kind, 1e-2) for e in (ensemble, twin)]
+    for _ in range(3):
+        for e in (ensemble, twin):
+            for p in e.parameters():
+                p.grad = torch.sin(p.detach() * 7)  # the same gradients for both
+        before = [p.detach().clone() for p in ensemble.parameters()]
+        updates = optimizers[0].intended_update(torch.tensor([True, False]))
+        assert all(torch.equal(p, b) for p, b in zip(ensemble.parameters(), before))
+        optimizers[1].step(torch.tensor([True, False]))
+        for p, update, b in zip(twin.parameters(), updates, before):
+            torch.testing.assert_close(b + update, p.detach(), rtol=0, atol=1e-15)
+            assert not update[1].any()  # the inactive member's update is zero
+        with torch.no_grad():
+            for p, update in zip(ensemble.parameters(), updates):
+                p.add_(update)
+    assert optimizers[0].steps.tolist() == [3, 0]
