@@ -504,6 +504,8 @@ class PrecisionConfig(_Table):
     continue_steps: int = _spec(200, _positive_int)
     #: The slingshot retrained with weights stored in each low-precision dtype and rounding, in the default run.
     slingshot_cases: tuple[str, ...] = _spec(("1d-tanh", "2d-tanh"))
+    #: Width of those networks (their own phase 1 in float32, then every storage dtype and rounding retrains).
+    slingshot_width: int = _spec(32, _positive_int)
     slingshot_retrain_steps: int = _spec(300, _positive_int)
     manifold: ManifoldConfig = _table(ManifoldConfig)
 

@@ -387,7 +387,8 @@ def _slingshot_low_precision(case: Case, phase1: StoredTrainer, stops: np.ndarra
         test = arm["test_mse"]
         arm["log_ratio"] = _log_ratio(np.array(test["slingshot"]), np.array(test["control"]))
         arms.setdefault(dtype, {})[rounding] = arm
-    return {"optimizer": case.optimizer, "phase1_steps": stops.tolist(), "train_mse": mse.tolist(),
+    return {"optimizer": case.optimizer, "width": case.config.training.width, "phase1_steps": stops.tolist(),
+            "train_mse": mse.tolist(),
             "reached": reached.tolist(), "retrain_steps": steps, "arms": arms}
 
 
@@ -780,11 +781,11 @@ def _measure(config: ClaimConfig, inputs: dict[str, Any], progress: Callable[[],
         progress()
         manifold = _manifold(case)
         progress()
+        narrow = config.replace(training=config.training.replace(width=config.precision.slingshot_width))
         low_precision = {}
         for name in config.precision.slingshot_cases:
-            other = case if name == case.case.id else Case(parse_case_id(name), config, inputs["seeds"])
-            low_precision[name] = _slingshot_low_precision(other, *((phase1, stops) if other is case else
-                                                                    _phase1(other, SCHEMES[REFERENCE])))
+            small = Case(parse_case_id(name), narrow, inputs["seeds"])
+            low_precision[name] = _slingshot_low_precision(small, *_phase1(small, SCHEMES[REFERENCE]))
         progress()
         for name, scheme in SCHEMES.items():
             if name == REFERENCE:

@@ -177,7 +177,8 @@ def _low_precision_section(result: dict[str, Any]) -> list[str]:
              ""]
     for name, entry in cases.items():
         reached = sum(entry["reached"])
-        lines += [(f"**{name}** ({entry['optimizer']}; {reached}/{len(entry['reached'])} seeds overfit in "
+        lines += [(f"**{name}** (width {entry['width']}, {entry['optimizer']}; {reached}/{len(entry['reached'])} "
+                   "seeds overfit in "
                    f"{min(entry['phase1_steps'])}-{max(entry['phase1_steps'])} steps; {entry['retrain_steps']} "
                    "retraining steps):"), "", *_low_precision_table(entry), ""]
     names = [n for n in result["verdicts"] if n.startswith(("slingshot_gains_more", "removing_lost_updates"))]

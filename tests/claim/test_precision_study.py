@@ -41,7 +41,8 @@ TINY = {
     "signals": {"1d": {"train_points": 10, "grid": 64}},
     "precision": {"manifold": {"points": 6}},
 }
-TINY_PRECISION = {"window_steps": 5, "continue_steps": 10, "slingshot_cases": ["1d-tanh"], "slingshot_retrain_steps": 20,
+TINY_PRECISION = {"window_steps": 5, "continue_steps": 10,
+                  "slingshot_cases": ["1d-tanh"], "slingshot_retrain_steps": 20, "slingshot_width": 8,
                   "manifold": {"width": 8, "depth": 1, "points": 6, "mse_ratio": 1e-10, "max_iterations": 60}}
 
 
@@ -278,6 +279,7 @@ def test_default_schemes_are_the_known_ones():
     ({"slingshot_cases": ["digits-relu"]}, "precision.slingshot_cases"),
     ({"slingshot_cases": ["1d-tanh", "1d-tanh"]}, "precision.slingshot_cases"),
     ({"slingshot_retrain_steps": 0}, "precision.slingshot_retrain_steps"),
+    ({"slingshot_width": 0}, "precision.slingshot_width"),
 ])
 def test_bad_precision_config_names_the_key(precision, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -289,7 +291,8 @@ def test_a_2d_case_at_the_default_scope_leaves_the_slingshot_verdicts_untestable
     overrides = copy.deepcopy(TINY)
     overrides["cases"] = [{"signal": "2d", "activation": "tanh", "bias": True}]
     overrides["signals"] = {"2d": {"train_points": 12, "grid": 16}}
-    overrides["precision"] = {**copy.deepcopy(TINY_PRECISION), "case": "2d-tanh", "schemes": ["float32", "float16"]}
+    overrides["precision"] = {**copy.deepcopy(TINY_PRECISION), "case": "2d-tanh", "schemes": ["float32", "float16"],
+                              "slingshot_cases": ["2d-tanh"]}
     config = load_config(overrides=overrides)
     result = run_precision(config, tmp_path)
     assert list(result["schemes"]) == ["float32"]
@@ -299,13 +302,16 @@ def test_a_2d_case_at_the_default_scope_leaves_the_slingshot_verdicts_untestable
     assert verdicts["slingshot_gain_larger_than_float32_bfloat16"]["reason"] == "scheme not configured"
     text = precision_markdown(result)
     assert "2d-tanh" in text and "| untestable |" in text and "| runs only with scope" in text
+    arms = result["slingshot_low_precision"]["2d-tanh"]["arms"]
+    assert len(arms["float16"]["kahan"]["test_mse"]["slingshot"]) == 5
+    assert verdicts["slingshot_gains_more_in_low_precision_2d-tanh_float16"]["n"] == 5
     assert len(precision_figures(result, tmp_path)) == 2
 
 
 def test_the_default_run_retrains_the_slingshot_in_low_precision_under_every_rounding(full):
     result = full[0]
     entry = result["slingshot_low_precision"]["1d-tanh"]
-    assert entry["retrain_steps"] == 20 and entry["optimizer"] == "adam"
+    assert entry["retrain_steps"] == 20 and entry["optimizer"] == "adam" and entry["width"] == 8
     assert {dtype: set(arms) for dtype, arms in entry["arms"].items()} == {
         "float32": {"nearest"}, "bfloat16": {"nearest", "stochastic", "kahan"},
         "float16": {"nearest", "stochastic", "kahan"}}
