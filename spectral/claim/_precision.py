@@ -485,7 +485,7 @@ def _band_losses(case: Case, start: MLPEnsemble, kind: str, learning_rate: float
     points = torch.as_tensor(case.grid.points, dtype=torch.float64)
     members = theta.shape[0]
     sums = {dtype: np.zeros((6, members)) for dtype in BAND_DTYPES}  # intended LF, HF, swallowed LF, HF, lost, changed
-    relative_step, step_over_lr = [], []
+    relative_step, step_over_lr, losses = [], [], []
 
     def function(weights: torch.Tensor) -> torch.Tensor:
         _load(parameters, weights)
@@ -497,7 +497,9 @@ def _band_losses(case: Case, start: MLPEnsemble, kind: str, learning_rate: float
         for parameter in parameters:
             if parameter.grad is not None:
                 parameter.grad.zero_()  # in place: the optimiser keeps views of the gradients
-        (model(x) - y).pow(2).mean(dim=1).sum().backward()
+        loss = (model(x) - y).pow(2).mean(dim=1)
+        losses.append(loss.detach())
+        loss.sum().backward()
         update = _flatten(optimizer.intended_update())
         relative_step.append(torch.nanmedian((update / theta).abs(), dim=1).values.numpy())
         step_over_lr.append((update.abs() / learning_rate).median(dim=1).values.numpy())
@@ -513,7 +515,8 @@ def _band_losses(case: Case, start: MLPEnsemble, kind: str, learning_rate: float
             sums[dtype][5] += changed.sum(dim=1).numpy()
         theta = theta + update
     result: dict[str, Any] = {"relative_step": np.mean(relative_step, axis=0).tolist(),
-                              "step_over_lr": np.mean(step_over_lr, axis=0).tolist()}
+                              "step_over_lr": np.mean(step_over_lr, axis=0).tolist(),
+                              "train_mse_growth": ratio(losses[-1].numpy(), losses[0].numpy()).tolist()}
     for dtype, total in sums.items():
         result[dtype] = {"swallowed_low": ratio(total[2], total[0]).tolist(),
                          "swallowed_high": ratio(total[3], total[1]).tolist(),

@@ -97,21 +97,24 @@ def _bands_section(result: dict[str, Any]) -> list[str]:
     lines = ["### Prediction 2: after the shrink the data type swallows more of the high band's updates", "",
              f"Along {bands['steps']} float64 steps from the overfit weights (the case's optimiser, "
              f"{bands.get('phase1_optimizer', 'adam')}, continues with the overfit run's own state; the other starts "
-             "fresh; SGD has momentum 0.9, as in training) and from the shrunk weights (fresh optimiser, as the slingshot restarts), each intended "
-             "update u is stored in the dtype (w_D + u_D in D arithmetic). The function change it was meant to make, "
+             "fresh; SGD has momentum 0.9, as in training) and from the shrunk weights (fresh optimiser, as the "
+             "slingshot restarts), each intended update u is stored in the dtype (w_D + u_D in D arithmetic). The function change it was meant to make, "
              "f(w_D + u) - f(w_D), and the part that did not arrive, f(w_D + u) - f(w_D + stored), are evaluated in "
              f"float64 on the grid and split at {number(result['cutoff'])} cycles; swallowed = power of the part that "
              "did not arrive over the power of the intended change, pooled over the steps. Learning rates: "
              + ", ".join(f"{kind} {rate}" for kind, rate in bands["learning_rate"].items()) + ".", "",
-             ("| optimiser | weights | median step / lr | median step / weight | dtype | weights' updates lost | "
-             "LF swallowed | HF swallowed |"), "|---|---|---|---|---|---|---|---|"]
+             ("Train MSE growth: the training MSE at the last step over the first (far above 1: the trajectory "
+              "diverges, and its swallowed fractions describe a diverging run)."), "",
+             ("| optimiser | weights | median step / lr | median step / weight | train MSE growth | dtype | "
+             "weights' updates lost | LF swallowed | HF swallowed |"), "|---|---|---|---|---|---|---|---|---|"]
     for kind in OPTIMIZERS:
         for state in ("overfit", "shrunk"):
             entry = bands[kind][state]
+            growth = mean_sd(entry["train_mse_growth"]) if "train_mse_growth" in entry else "n/a"
             for dtype in BAND_DTYPES:
                 cells = [mean_sd(entry[dtype][key]) for key in ("lost_weights", "swallowed_low", "swallowed_high")]
                 lines.append(f"| {kind} | {state} | {mean_sd(entry['step_over_lr'])} | "
-                             f"{mean_sd(entry['relative_step'])} | {dtype} | " + " | ".join(cells) + " |")
+                             f"{mean_sd(entry['relative_step'])} | {growth} | {dtype} | " + " | ".join(cells) + " |")
     adam = bands["adam"]
     lines += ["", ("Why bfloat16 loses most updates near the overfit minimum: Adam's step is lr x m / sqrt(v), and "
               "where the gradient's sign flips from step to step the first moment averages out while the second "
@@ -222,6 +225,7 @@ def _drift_mse(manifold: dict[str, Any], dtype: str) -> tuple[float, float, floa
     """Training MSE over the target variance along the drift in ``dtype``: start, largest, end (means over seeds)."""
     variance = np.array([_value(v) for v in manifold["target_variance"]])
     along = np.array([[_value(v) for v in seed] for seed in manifold["drift_train_mse"][dtype]]) / variance[:, None]
+    along = along[np.array(manifold["interpolated"], dtype=bool)]  # the drift is at a minimum only where one was reached
     with np.errstate(all="ignore"):
         return tuple(float(np.nanmean(values)) for values in (along[:, 0], along.max(axis=1), along[:, -1]))
 
@@ -242,7 +246,7 @@ def _manifold_section(result: dict[str, Any]) -> list[str]:
              "(N / (2 sigma_max^2), the inverse of the loss's largest curvature; Adam's first steps are learning-rate "
              "sized and would kick the net off the minimum), and the displacement is split along / across the manifold "
              "(the float64 null space of the Jacobian). Train MSE / target variance: at the start, the largest along "
-             "the drift, and at the end (mean over seeds)."), "",
+             "the drift, and at the end (mean over the seeds that interpolated)."), "",
              ("| dtype | relative spacing | manifold dimension | moved | along | across | fraction along | updates lost "
              "| steps with every update lost | train MSE / variance: start, max, end |"),
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -427,3 +427,10 @@ def test_intended_update_is_what_step_adds_and_leaves_the_weights(kind):
             for p, update in zip(ensemble.parameters(), updates):
                 p.add_(update)
     assert optimizers[0].steps.tolist() == [3, 0]
+
+
+def test_band_losses_record_whether_the_trajectory_diverged(full):
+    for kind in ("adam", "sgd"):
+        for state in ("overfit", "shrunk"):
+            growth = np.array(full[0]["bands"][kind][state]["train_mse_growth"], dtype=float)
+            assert growth.shape == (5,) and (growth > 0).all()
