@@ -144,13 +144,15 @@ def _essay_reading(result: dict[str, Any]) -> list[str]:
     verdicts, lines = result["verdicts"], []
     for name in result["slingshot_low_precision"]:
         for dtype in BAND_DTYPES:
-            larger = verdict_word(verdicts[f"slingshot_gains_more_in_low_precision_{name}_{dtype}"])
+            prediction = verdicts[f"slingshot_gains_more_in_low_precision_{name}_{dtype}"]
+            larger = verdict_word(prediction)
             removed = {remedy: verdict_word(verdicts[f"removing_lost_updates_removes_the_extra_gain_{name}_{dtype}_"
                                                      f"{remedy}"]) for remedy in REMEDIES}
             if larger != "yes":
-                reading = (f"the slingshot does not gain more in {dtype} than in float32 (verdict: {larger}), so there "
-                           "is no extra gain for lost updates to explain; the essay's prediction 3 is not borne out "
-                           "here")
+                reading = (f"the slingshot does not gain more in {dtype} than in float32 (verdict: {larger}; "
+                           f"slingshot / control in {dtype} over the same in float32: "
+                           f"{_relative(prediction['effect'], prediction['ci'])}), so there is no extra gain for lost "
+                           "updates to explain; the essay's prediction 3 is not borne out here")
             elif "yes" in removed.values():
                 which = " and ".join(r for r, word in removed.items() if word == "yes")
                 reading = (f"the slingshot gains more in {dtype}, and removing lost updates ({which}) removes part of "
@@ -161,6 +163,15 @@ def _essay_reading(result: dict[str, Any]) -> list[str]:
                            + "): lost updates do not explain it")
             lines.append(f"- {name}, {dtype}: {reading}.")
     return lines
+
+
+def _relative(effect: Any, interval: list[Any]) -> str:
+    """A log-scale effect and its interval as relative changes: ``+12% [+6%, +20%]``."""
+    values = [_value(v) for v in (effect, *interval)]
+    if not all(math.isfinite(v) for v in values):
+        return "n/a"
+    low_high = ", ".join(f"{100 * math.expm1(v):+.0f}%" for v in values[1:])
+    return f"{100 * math.expm1(values[0]):+.0f}% [{low_high}]"
 
 
 def _low_precision_section(result: dict[str, Any]) -> list[str]:
@@ -218,7 +229,7 @@ def _scheme_section(result: dict[str, Any]) -> list[str]:
             cells.append(f"{sum(scheme['reached'])}/{len(scheme['reached'])}")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![lost-update fraction over training]({FIGURE_FOLDER}/{FIGURES['lost_updates']})", ""]
-    return lines + [*verdict_rows(result["verdicts"], _prefixed(result, "slingshot_gain")), ""]
+    return lines + [*verdict_rows(result["verdicts"], _prefixed(result, "slingshot_gain_larger")), ""]
 
 
 def _drift_mse(manifold: dict[str, Any], dtype: str) -> tuple[float, float, float]:

@@ -434,3 +434,10 @@ def test_band_losses_record_whether_the_trajectory_diverged(full):
         for state in ("overfit", "shrunk"):
             growth = np.array(full[0]["bands"][kind][state]["train_mse_growth"], dtype=float)
             assert growth.shape == (5,) and (growth > 0).all()
+
+
+def test_the_essay_reading_states_relative_effects_with_their_interval():
+    from spectral.claim._precision_report import _relative
+
+    assert _relative(np.log(1.12), [np.log(1.06), np.log(1.2)]) == "+12% [+6%, +20%]"
+    assert _relative(None, [None, None]) == "n/a"
