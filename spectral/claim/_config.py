@@ -384,6 +384,11 @@ class PrecisionConfig(_Table):
     window_steps: int = _spec(20, _positive_int)
     #: Steps of continued training at the interpolating minimum, per storage dtype.
     continue_steps: int = _spec(200, _positive_int)
+    #: The slingshot retrained with weights stored in each low-precision dtype and rounding, in the default run.
+    slingshot_cases: tuple[str, ...] = _spec(("1d-tanh", "2d-tanh"))
+    #: Width of those networks (their own phase 1 in float32, then every storage dtype and rounding retrains).
+    slingshot_width: int = _spec(32, _positive_int)
+    slingshot_retrain_steps: int = _spec(300, _positive_int)
     manifold: ManifoldConfig = _table(ManifoldConfig)
 
     def _check(self) -> None:
@@ -397,6 +402,19 @@ class PrecisionConfig(_Table):
         except ConfigError as error:
             raise ConfigError(f"config key 'case': {error}", "case") from None
         _require(case.signal in WAVES, "case", f"a case on a synthetic signal {WAVES}", self.case)
+        names = self.slingshot_cases
+        _require(isinstance(names, (list, tuple)) and len(set(names)) == len(names)
+                 and all(isinstance(n, str) and _wave_case(n) for n in names), "slingshot_cases",
+                 f"a list of distinct case names on synthetic signals {WAVES}", names)
+        object.__setattr__(self, "slingshot_cases", tuple(names))
+
+
+def _wave_case(name: str) -> bool:
+    """Whether ``name`` is a case on a synthetic signal (the precision study measures on its grid)."""
+    try:
+        return parse_case_id(name).signal in WAVES
+    except ConfigError:
+        return False
 
 
 def _signal_tables(value: Any, key: str) -> Mapping[str, Any]:
