@@ -44,11 +44,9 @@ TABLE_COLUMNS = ("name", "paper", "claim", "tolerance", "measured", "agrees")
 TABLE_SCHEMA_VERSION = 1
 
 
-def _setting(name: str, out: str | os.PathLike, device: Any, steps: int | None, seed: int, quiet: bool,
+def _setting(out: str | os.PathLike, device: Any, steps: int | None, seed: int, quiet: bool,
              quick: bool) -> tuple[Path, Setting]:
     """Arguments checked (and ``out`` created writable) before any training."""
-    if name not in REGISTRY:
-        raise ValueError(f"name={name!r} is not a known reproduction; expected one of {REPRODUCTIONS}")
     steps = None if steps is None else positive_int(steps, "steps")
     if not isinstance(quick, bool):
         raise TypeError(f"quick must be a bool, got {quick!r}")
@@ -134,7 +132,9 @@ def run_reproduction(name: str, out: str | os.PathLike, *, quiet: bool = False, 
     >>> report["name"], type(report["agrees"]).__name__
     ('f-principle', 'bool')
     """
-    folder, setting = _setting(name, out, device, steps, seed, quiet, quick)
+    if name not in REGISTRY:
+        raise ValueError(f"name={name!r} is not a known reproduction; expected one of {tuple(REGISTRY)}")
+    folder, setting = _setting(out, device, steps, seed, quiet, quick)
     return _run(REGISTRY[name], folder, setting)
 
 
@@ -167,7 +167,7 @@ def run_all(out: str | os.PathLike, *, quiet: bool = False, device: Any = None, 
     ``report`` (the path of its report.md, relative to ``out``). Every
     argument and ``out`` is checked before the first reproduction trains.
     """
-    folder, setting = _setting(REPRODUCTIONS[0], out, device, None, seed, quiet, quick)
+    folder, setting = _setting(out, device, None, seed, quiet, quick)
     rows = []
     for name, reproduction in REGISTRY.items():
         started = time.perf_counter()
