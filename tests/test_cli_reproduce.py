@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from test_reproduce import _fake
 
 from spectral._reproduce import REGISTRY, REPRODUCTIONS
 from spectral.cli import main
-from test_reproduce import _fake
 
 
 def one_line_error(capsys, status):

@@ -29,8 +29,18 @@ from ._spectral_bias import SPECTRAL_BIAS
 from ._warm_start import DATA_MISSING as WARM_START_DATA_MISSING
 from ._warm_start import WARM_START_GAP
 
-__all__ = ["REPRODUCTIONS", "REGISTRY", "run_reproduction", "run_all", "listing", "first_step_below",
-           "rank_correlation", "writable_folder", "DATA_MISSING", "MISSING_EXTRA_MESSAGES"]
+__all__ = [
+    "DATA_MISSING",
+    "MISSING_EXTRA_MESSAGES",
+    "REGISTRY",
+    "REPRODUCTIONS",
+    "first_step_below",
+    "listing",
+    "rank_correlation",
+    "run_all",
+    "run_reproduction",
+    "writable_folder",
+]
 
 #: Every reproduction, in the order ``--all`` runs them and ``--list`` prints them.
 REGISTRY: dict[str, Reproduction] = {reproduction.name: reproduction for reproduction in (

@@ -8,7 +8,13 @@ import torch
 from .._grid import Grid
 from .._plotting import figure_axes
 from ._common import Outcome, Reproduction, Setting, network
-from ._convergence import CONVERGED, columns, first_step_below, rank_correlation, spectral_training
+from ._convergence import (
+    CONVERGED,
+    columns,
+    first_step_below,
+    rank_correlation,
+    spectral_training,
+)
 
 XU = ("Xu, Zhang, Luo, Xiao, Ma, \"Frequency Principle: Fourier Analysis Sheds Light on Deep Neural Networks\", "
       "Commun. Comput. Phys. 28 (2020); code: github.com/xuzhiqin1990/F-Principle")
