@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from .._errors import UserInputError
@@ -158,9 +157,3 @@ def format_value(value: Any) -> str:
         return "{" + ", ".join(f"{key}: {format_value(v)}" for key, v in value.items()) + "}"
     return "never" if value is None else str(value)
 
-
-def as_float64(values: Any) -> np.ndarray:
-    """A float64 numpy copy of a tensor or array."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=np.float64)
