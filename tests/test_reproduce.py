@@ -14,7 +14,13 @@ from spectral._reproduce import (
     run_all,
     run_reproduction,
 )
-from spectral._reproduce._basri import SLOPE_RANGE, bootstrap_slope, loglog_slope
+from spectral._reproduce._basri import (
+    SLOPE_RANGE,
+    bootstrap_slope,
+    kernel_eigenvalues,
+    kernel_steps,
+    loglog_slope,
+)
 from spectral._reproduce._common import Outcome, Reproduction, markdown
 from spectral._reproduce._fourier_features import (
     MARGIN_DB,
@@ -119,6 +125,24 @@ def test_bootstrap_slope_over_seeds():
     low, high = bootstrap_slope(k, steps, seed=1)
     assert low == pytest.approx(1.0, abs=1e-9) and high == pytest.approx(3.0, abs=1e-9)
     assert low < loglog_slope(k, steps.mean(0)) < high
+
+
+def test_the_kernel_decays_like_k_squared_from_k_4():
+    k = np.array([4, 5, 6, 7, 8])
+    eigenvalues = kernel_eigenvalues(k)
+    # Basri et al.'s law: lambda_k k^2 tends to -J / (2 pi) with J = -sqrt(2) / pi the jump of K' at the kink
+    # psi = 0 (K ~ 1 - |psi| / (sqrt(2) pi)), i.e. 1 / (sqrt(2) pi^2); over 4..8 it lies 2-13% above that and
+    # falls, so the kernel's own slope there is a little above 2.
+    limit = 1 / (np.sqrt(2) * np.pi**2)
+    assert kernel_eigenvalues(np.array([128]), points=2**14)[0] * 128**2 == pytest.approx(limit, rel=1e-3)
+    excess = eigenvalues * k**2 / limit - 1
+    assert np.all((0 < excess) & (excess < 0.13)) and np.all(np.diff(excess) < 0)
+    assert kernel_eigenvalues(np.array([2]))[0] > 7 * eigenvalues[0]  # the low-frequency mismatch
+    # K(0) = 1: the two-sided eigenvalues add up to it; K(pi) = 0: their alternating sum.
+    everything = np.arange(-2048, 2048)
+    assert kernel_eigenvalues(everything).sum() == pytest.approx(1.0, abs=1e-9)
+    assert (kernel_eigenvalues(everything) * (-1.0) ** everything).sum() == pytest.approx(0.0, abs=1e-9)
+    assert 2.0 < loglog_slope(k, kernel_steps(k)) < 2.2
 
 
 def test_basri_quick_run(tmp_path):
