@@ -271,6 +271,13 @@ def test_run_all_writes_one_row_per_reproduction(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "b" / "report.json").read_text())["agrees"] is False
 
 
+def test_run_all_without_scikit_learn_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"filtering, fourier-features, warm-start needs scikit-learn.*\[data\]"):
+        run_all(tmp_path, quiet=True, quick=True)
+    assert not (tmp_path / "f-principle").exists()
+
+
 def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch):
     def never(setting):
         raise AssertionError("trained although out cannot be written")

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .._datasets import missing_data_message
+from .._errors import MissingExtraError
 from .._io import atomic_write, write_json
 from .._validation import optional_seed, positive_int
 from ._basri import BASRI_LAW
@@ -167,6 +169,16 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _check_data_extra(reproductions: list[Reproduction]) -> None:
+    """Before any training: a missing ``data`` extra that some of ``reproductions`` need is a MissingExtraError."""
+    needing = [reproduction.name for reproduction in reproductions if reproduction.needs_data]
+    if needing:
+        try:
+            import sklearn.datasets  # noqa: F401 - only whether it imports
+        except ImportError:
+            raise MissingExtraError(missing_data_message(f"the reproductions {', '.join(needing)}")) from None
+
+
 def run_all(out: str | os.PathLike, *, quiet: bool = False, device: Any = None, seed: int = 0,
             quick: bool = False) -> list[dict]:
     """Run every reproduction into ``out/NAME/`` and write ``reproductions.md`` and ``reproductions.json``.
@@ -175,9 +187,11 @@ def run_all(out: str | os.PathLike, *, quiet: bool = False, device: Any = None, 
     its embedded budget). Returns the table's rows: ``name``, ``paper``,
     ``claim``, ``tolerance``, ``measured``, ``agrees``, ``seconds`` and
     ``report`` (the path of its report.md, relative to ``out``). Every
-    argument and ``out`` is checked before the first reproduction trains.
+    argument, ``out`` and the ``data`` extra (when a reproduction needs it)
+    are checked before the first reproduction trains.
     """
     folder, setting = _setting(out, device, None, seed, quiet, quick)
+    _check_data_extra(list(REGISTRY.values()))
     rows = []
     for name, reproduction in REGISTRY.items():
         started = time.perf_counter()

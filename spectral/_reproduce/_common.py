@@ -59,6 +59,8 @@ class Reproduction:
         When ours "agrees": fixed here, never tuned after a run.
     run : callable
         ``run(setting) -> Outcome``.
+    needs_data : bool
+        Whether it needs the ``data`` extra (scikit-learn's bundled data).
     """
 
     name: str
@@ -69,6 +71,7 @@ class Reproduction:
     published_numbers: dict | None
     tolerance: str
     run: Callable[[Setting], Outcome]
+    needs_data: bool = False
 
 
 def network(sizes: list[int], activation: type[torch.nn.Module], seed: int) -> torch.nn.Sequential:

@@ -54,4 +54,4 @@ FILTERING_METHOD = Reproduction(
                "width tried (Figs. 3-4)."),
     published_numbers=None,
     tolerance="for every width, the low-frequency error falls below 0.1 before the high-frequency error does",
-    run=run)
+    run=run, needs_data=True)

@@ -147,4 +147,4 @@ FOURIER_FEATURES_GAIN = Reproduction(
     published_numbers={"test_psnr_no_mapping_db": 19.32, "test_psnr_gaussian_db": 25.57, "gain_db": 6.25},
     tolerance=(f"the Gaussian features (sigma {SIGMA:g} scaled to our image side) beat no mapping by at least "
                f"{MARGIN_DB:g} dB of test PSNR"),
-    run=run)
+    run=run, needs_data=True)

@@ -153,4 +153,4 @@ WARM_START_GAP = Reproduction(
                        "cifar10_mlp_adam_warm": 36.1},
     tolerance=(f"paired over seeds, fresh - warm test accuracy > 0 and shrink-perturb - warm > 0, each by an exact "
                f"one-sided sign test at p < {ALPHA}"),
-    run=run)
+    run=run, needs_data=True)
