@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from spectral._reproduce import run_reproduction
+from spectral.reproductions import run_reproduction
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "f-principle")
 report = run_reproduction("f-principle", out, quiet=True, steps=900)

@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = Path(__import__("spectral").__file__).parent
 #: Modules above the primitives: the experiment, the command line and the integrations.
-UPPER = {"claim", "cli", "callbacks", "_reproduce", "__main__"}
+UPPER = {"claim", "cli", "callbacks", "_reproduce", "reproductions", "__main__"}
 
 
 def _imports(path: Path):

@@ -22,6 +22,7 @@ MODULES = {
     "spectral.precision": "Data-type primitives: ULPs, lost updates, the register floor.",
     "spectral.minima": "The minima manifold: Jacobians, singular values, dimension per data type.",
     "spectral.callbacks": "The Lightning callback.",
+    "spectral.reproductions": "Published spectral-bias results, rerun with their tolerance fixed in code.",
     "spectral.claim": "The claim check: configuration, run, report, sweeps.",
 }
 

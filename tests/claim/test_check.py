@@ -263,7 +263,8 @@ def test_retraining_runs_until_each_member_recovers(config):
     for arm in ("control", "optimizer_reset", "gradual_shrink"):  # start at the overfit weights: recovered at once
         assert retrain["recovered_step"][arm] == [0] * 5 and retrain["weight_norm_ratio"][arm] == [1.0] * 5
         np.testing.assert_allclose(metrics["test_mse@matched_fit"][arm], metrics["test_mse"]["overfit"], rtol=1e-6)
-    checks = set(result["curves"]["steps"]) | set(range(0, 401, 50))
+    # the fixed steps' checks (the curve points and every 50th step), then every 50 steps from 40, and the cap
+    checks = set(result["curves"]["steps"]) | set(range(0, 41, 50)) | set(range(40, 401, 50)) | {400}
     for arm, steps in retrain["recovered_step"].items():
         matched = np.array(metrics["test_mse@matched_fit"][arm], dtype=float)
         for seed, step in enumerate(steps):

@@ -285,7 +285,7 @@ def test_values_that_do_not_fit_float32_training_are_refused(overrides, key):
 
 @pytest.mark.parametrize("alpha", [5e-324, 1e-300, 9.99e-7, 0.0])
 def test_alpha_below_the_floor_is_refused(alpha):
-    with pytest.raises(ConfigError, match=r"'alpha' must be in \[1e-06, 1\)") as error:
+    with pytest.raises(ConfigError, match=r"'alpha' must be in \[1e-06, 0.5\)") as error:
         load_config(overrides={"alpha": alpha})
     assert error.value.key == "alpha"
 

@@ -36,9 +36,10 @@ CASE = parse_case_id("1d-tanh")
 #: Small enough to be quick; 5 seeds is the fewest a verdict tests at alpha 0.05.
 TINY = {
     "seeds": 5, "sweep": {"case": ""}, "cases": [CASE.to_dict()],
-    "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30, "recovery_max_steps": 120,
-                 "learning_rate": {"tanh": 3e-3}},
-    "signals": {"1d": {"train_points": 10, "grid": 64}},
+    "training": {"width": 8, "depth": 2, "overfit_max_steps": 60, "check_every": 20, "retrain_steps": 30,
+                 "recovery_max_steps": 120, "learning_rate": {"tanh": 3e-3}},
+    # the noise these tests were calibrated at (the default became 1.0 with the per-seed overfit gate)
+    "signals": {"1d": {"train_points": 10, "grid": 64, "noise": 0.5}},
     "precision": {"manifold": {"points": 6}},
 }
 TINY_PRECISION = {"window_steps": 5, "continue_steps": 10,
@@ -70,7 +71,7 @@ def test_result_has_every_prediction(full):
     assert {"shrink_pushes_hf_below_floor_bfloat16", "floor_shift_larger_than_float32_float16",
             "high_band_loses_more_after_shrink_sgd_bfloat16", "slingshot_gain_larger_than_float32_bfloat16",
             "manifold_grows_as_precision_drops_bfloat16", "drift_stalls_float16"} <= names
-    assert result["verdicts"]["slingshot_gain_larger_than_float32_bfloat16"]["reason"] is None  # scope full ran it
+    assert result["verdicts"]["slingshot_gain_larger_than_float32_bfloat16"]["outcome"] != "untestable"  # scope full ran it
 
 
 def test_each_seed_stops_at_its_own_threshold_crossing(full):

@@ -232,7 +232,9 @@ def _record(run, overrides, effect):
     config = ClaimConfig.from_dict({"seeds": 8, **overrides})
     reference = [1.0 + 0.1 * seed for seed in range(8)]
     claim = [value * (1 + effect) for value in reference]
-    verdicts = {name: verdict(claim, reference, config) for name in sweep.MAIN_VERDICTS}
+    verdicts = {name: {**verdict(claim, reference, alpha=config.alpha, margin=config.min_relative_effect,
+                                 family="primary").to_dict(), "metric": "test_mse@end", "claim": "slingshot",
+                       "reference": "control"} for name in sweep.MAIN_VERDICTS}
     return {"format": sweep.FORMAT, "id": run, "digest": run, "config": config.to_dict(),
             "cases": [{"id": "1d-tanh", "verdicts": verdicts, "overfit": {"overfits": True}}]}
 
@@ -253,7 +255,8 @@ def test_each_sweep_run_is_judged_by_its_own_config(tmp_path, first, second):
     assert a["holds"] in (False, None) and b["holds"] is True  # a: "no", or untestable at alpha 0.001 with 8 seeds
     for run, overrides in zip(report["runs"], (first, second)):
         config = ClaimConfig.from_dict(overrides)
-        assert (run["family"]["alpha"], run["family"]["method"]) == (config.alpha, config.correction)
+        assert (run["family"]["primary"]["alpha"], run["family"]["primary"]["method"]) == (config.alpha,
+                                                                                          config.correction)
     assert "| b |" in (tmp_path / "sweep.md").read_text().split("| a |")[1]
 
 
