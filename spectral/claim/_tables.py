@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from ._format import number
+from ._stats import Verdict
 
 __all__ = ["markdown_safe", "markdown_text", "verdict_cell", "verdict_rows", "verdict_word"]
 
@@ -57,10 +58,8 @@ def markdown_safe(data: Any) -> Any:
 
 
 def verdict_word(item: dict[str, Any]) -> str:
-    """``yes``, ``no``, ``inconclusive`` or ``untestable`` (a report written before outcomes: from ``holds``)."""
-    if item.get("outcome"):
-        return item["outcome"]
-    return "untestable" if item["holds"] is None else ("yes" if item["holds"] else "no")
+    """``yes``, ``no``, ``inconclusive`` or ``untestable``: the outcome of a verdict as ``report.json`` holds it."""
+    return Verdict.from_dict(item).outcome
 
 
 #: How a "no" cell says what the data show.
@@ -70,16 +69,19 @@ DIRECTION_WORDS = {"equivalent": "equivalent", "worse": "worse", "smaller than t
 def verdict_cell(item: dict[str, Any]) -> str:
     """``yes (-52%)``, ``no (+3%, equivalent)``, ``inconclusive (-12%)``, ``untestable``.
 
-    ``†`` marks a verdict whose outcome differs under the second measurement choice.
+    ``item`` is a verdict as ``report.json`` holds it (read through
+    :meth:`~spectral.claim._stats.Verdict.from_dict`); ``†`` marks one whose
+    outcome differs under the second measurement choice (its
+    ``window_dependent``).
     """
-    word = verdict_word(item)
-    if word == "untestable":
-        return word
-    relative = item["relative_effect"]
+    verdict = Verdict.from_dict(item)
+    if verdict.outcome == "untestable":
+        return verdict.outcome
+    relative = verdict.relative_effect
     notes = ["n/a" if relative is None or not math.isfinite(relative) else f"{100 * relative:+.0f}%"]
-    if word == "no" and item.get("direction"):
-        notes.append(DIRECTION_WORDS.get(item["direction"], item["direction"]))
-    return f"{word} ({', '.join(notes)})" + (" †" if item.get("window_dependent") else "")
+    if verdict.outcome == "no" and verdict.direction:
+        notes.append(DIRECTION_WORDS[verdict.direction])
+    return f"{verdict.outcome} ({', '.join(notes)})" + (" †" if item.get("window_dependent") else "")
 
 
 def verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str] | None = None, *,
@@ -93,17 +95,18 @@ def verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str] | None = 
     lines = [("| verdict | metric: claim vs reference | outcome | q (effect) | q (absent) | estimate [CI] | "
              "relative effect | n | power at -20% | note |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for name in verdicts if names is None else names:
-        v = verdicts[name]
-        ci = f"{number(v['effect'])} [{number(v['ci'][0])}, {number(v['ci'][1])}]"
-        count = f"{v['n']} ({v['dropped']} non-finite dropped)" if v.get("dropped") else str(v["n"])
-        notes = [v["reason"]] if v["reason"] else []
-        if "alternate_window" in v:
-            other = v["alternate_window"]
-            notes.append(f"{'WINDOW-DEPENDENT: ' if v.get('window_dependent') else ''}under the alternate {choice} "
-                         f"{verdict_word(other)} (q {number(other['q_value'])})")
-        notes += v.get("attribution", [])
-        power = number(v.get("power"), 2) + (f" (~{v['seeds_needed']} seeds for 0.8)" if v.get("seeds_needed") else "")
-        lines.append(f"| {name} | {v['metric']}: {v['claim']} vs {v['reference']} | {verdict_word(v)} | "
-                     f"{number(v['q_value'])} | {number(v.get('q_absent'))} | {ci} | {number(v['relative_effect'])} | "
+        item = verdicts[name]
+        v = Verdict.from_dict(item)
+        ci = f"{number(v.effect)} [{number(v.ci[0])}, {number(v.ci[1])}]"
+        count = f"{v.n} ({v.dropped} non-finite dropped)" if v.dropped else str(v.n)
+        notes = [v.reason] if v.reason else []
+        if "alternate_window" in item:
+            other = Verdict.from_dict(item["alternate_window"])
+            notes.append(f"{'WINDOW-DEPENDENT: ' if item.get('window_dependent') else ''}under the alternate {choice} "
+                         f"{other.outcome} (q {number(other.q_value)})")
+        notes += item.get("attribution", [])
+        power = number(v.power, 2) + (f" (~{v.seeds_needed} seeds for 0.8)" if v.seeds_needed else "")
+        lines.append(f"| {name} | {item['metric']}: {item['claim']} vs {item['reference']} | {v.outcome} | "
+                     f"{number(v.q_value)} | {number(v.q_absent)} | {ci} | {number(v.relative_effect)} | "
                      f"{count} | {power} | {'; '.join(notes)} |")
     return lines

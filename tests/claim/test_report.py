@@ -9,6 +9,7 @@ from claim_config import tiny
 from spectral._errors import UserInputError
 from spectral.claim._report import iter_verdicts, load_report, rebuild, verdict_table
 from spectral.claim._run import RUN_MARKER, run_claim_check
+from spectral.claim._stats import Verdict
 from spectral.claim._tables import verdict_cell
 from spectral.cli import main
 
@@ -77,20 +78,27 @@ def test_rebuild_from_saved_results(run):
     assert (out / "report.md").is_file() and rebuilt["family"] == report["family"]
 
 
+def _cell(**fields):
+    """A verdict as report.json holds it, with ``fields`` set (``window_dependent`` is the report's own key)."""
+    dependent = fields.pop("window_dependent", None)
+    holds = {"yes": True, "no": False}.get(fields.get("outcome", "untestable"))
+    item = Verdict(holds=holds, **fields).to_dict()
+    return verdict_cell({**item, "window_dependent": dependent} if dependent is not None else item)
+
+
 def test_cells_say_each_outcome():
-    item = {"outcome": "untestable", "holds": None, "reason": "fewer than 5 seeds", "relative_effect": -0.5}
-    assert verdict_cell(item) == "untestable"
-    assert verdict_cell({"outcome": "yes", "relative_effect": -0.52, "window_dependent": True}) == "yes (-52%) †"
-    assert verdict_cell({"outcome": "no", "relative_effect": 0.012, "direction": "equivalent"}) == "no (+1%, equivalent)"
-    assert verdict_cell({"outcome": "no", "relative_effect": 0.3, "direction": "worse"}) == "no (+30%, worse)"
-    assert verdict_cell({"outcome": "inconclusive", "relative_effect": -0.12, "seeds_needed": 40}) == \
-        "inconclusive (-12%)"  # the seeds that would decide it are in the verdict's reason
-    assert verdict_cell({"holds": False, "relative_effect": None}) == "no (n/a)"  # a report from before outcomes
+    assert _cell(outcome="untestable", reason="fewer than 5 seeds", relative_effect=-0.5) == "untestable"
+    assert _cell(outcome="yes", relative_effect=-0.52, window_dependent=True) == "yes (-52%) †"
+    assert _cell(outcome="no", relative_effect=0.012, direction="equivalent") == "no (+1%, equivalent)"
+    assert _cell(outcome="no", relative_effect=0.3, direction="worse") == "no (+30%, worse)"
+    assert _cell(outcome="no", relative_effect=None) == "no (n/a)"
+    # the seeds that would decide an inconclusive verdict are in its reason, not its cell
+    assert _cell(outcome="inconclusive", relative_effect=-0.12, seeds_needed=40) == "inconclusive (-12%)"
 
 
-def test_cells_read_the_outcome():
-    assert verdict_cell({"outcome": "inconclusive", "holds": None, "relative_effect": -0.08}) == "inconclusive (-8%)"
-    assert verdict_cell({"outcome": "untestable", "holds": None, "relative_effect": -0.5}) == "untestable"
+def test_a_cell_refuses_what_is_not_a_verdict():
+    with pytest.raises(ValueError, match="verdict is missing"):
+        verdict_cell({"holds": True, "relative_effect": -0.5})  # a report from before outcomes
 
 
 @pytest.mark.slow
