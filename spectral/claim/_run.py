@@ -120,7 +120,8 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
         Processes that run the cases, the precision study and the scope
         cells side by side (default: the cores this process may use; 1: one
         after another in this process). The numbers are the same bit for bit
-        whatever the count.
+        whatever the count. Workers are fresh interpreters (``spawn``): a
+        script that calls this needs the ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
