@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.overhead_table:
         from overhead_table import markdown, overhead_table
 
-        print(markdown(overhead_table(rounds=2 if args.quick else 5)))
+        print(markdown(overhead_table(rounds=3 if args.quick else 5)))
         print(f"({time.perf_counter() - start:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} thread(s))")
         return 0
     figures = measure(args.quick)

@@ -87,7 +87,7 @@ def _run_all(config: ClaimConfig, out: Path, progress: Callable[[], None], devic
     tasks = [task for phase in order for task in phases[phase]]
     finished = iter(run_tasks(tasks, workers, progress))
     done = {phase: [next(finished) for _ in phases[phase]] for phase in order}
-    times = {phase: sum(task.seconds for task in done[phase]) for phase in order
+    times = {phase: float(sum(task.seconds for task in done[phase])) for phase in order
              if phase != "precision" or config.precision.enabled}
     precision = done["precision"][0].result if done["precision"] else None
     scope = [_scope_cell(cell, task.result) for cell, task in zip(scope_cells(config), done["scope"])]
