@@ -9,10 +9,10 @@ pixels, the ``data`` extra): an MLP (64-128-128-10) and a small CNN (two 3x3
 convolutions, 16 and 32 channels, then a linear layer), each trained by Adam
 on minibatches of 128 with the mean squared error to one-hot labels. A block
 is 64 consecutive training steps; a probe with interval ``every`` records
-``64 / every`` of them. Overhead = median wall time of a block with the probe
-/ median wall time of a block without it, the blocks interleaved round by
-round (one baseline block before each probed one), so a busy machine slows
-both alike. The probes:
+``64 / every`` of them. Overhead = wall time of a block with the probe /
+wall time of the block without it run just before, the median over rounds
+(the pairs interleaved round by round, so a busy machine slows both sides of
+a ratio alike). The probes:
 
 - ``SpectrumProbe``: 32 x 32 grid on the plane of the data's two principal
   directions through the mean image (+-2 standard deviations), output 0.
@@ -108,9 +108,9 @@ class Workload:
         if name == "BatchSpectrumProbe":
             return BatchSpectrumProbe([(i, j) for i in range(8) for j in range(8)], every=every)
         if name == "FilterProbe":
-            return FilterProbe(inputs=self.x, targets=self.y, widths=[0.5, 1.0], every=every)
+            return FilterProbe(inputs=self.x, target=self.y, widths=[0.5, 1.0], every=every)
         if name == "ProjectionProbe":
-            return ProjectionProbe(inputs=self.x, targets=self.y, freqs=np.linspace(0.0, 2.0, 9), every=every)
+            return ProjectionProbe(inputs=self.x, target=self.y, freqs=np.linspace(0.0, 2.0, 9), every=every)
         return LostUpdateProbe(self.model, self.optimizer, every=every)
 
     def block(self, probe: Any = None) -> float:
@@ -145,16 +145,15 @@ def overhead_table(rounds: int) -> dict[str, Any]:
         workload = Workload(build)
         workload.block()  # warm-up
         base: list[float] = []
-        probed: dict[tuple[str, int], list[float]] = {(p, e): [] for p in PROBES for e in INTERVALS}
+        ratios: dict[tuple[str, int], list[float]] = {(p, e): [] for p in PROBES for e in INTERVALS}
         for _ in range(rounds):
-            for (name, every), times in probed.items():
+            for (name, every), values in ratios.items():
                 base.append(workload.block())
                 probe = workload.probe(name, every)
-                times.append(workload.block(probe))
-        baseline = statistics.median(base)
-        table[workload_name] = {"step_ms": baseline / BLOCK_STEPS * 1e3,
-                                **{name: {every: statistics.median(probed[name, every]) / baseline
-                                          for every in INTERVALS} for name in PROBES}}
+                values.append(workload.block(probe) / base[-1])  # against the block just before: the same load
+        table[workload_name] = {"step_ms": statistics.median(base) / BLOCK_STEPS * 1e3,
+                                **{name: {every: statistics.median(ratios[name, every]) for every in INTERVALS}
+                                   for name in PROBES}}
     return table
 
 

@@ -83,6 +83,7 @@ def test_python_dash_m_works(run_dir):
     [
         (["run", "--seeds", "0"], "seeds"),
         (["run", "--seeds", "many"], "seeds"),
+        (["run", "--workers", "0"], "workers"),
         (["run", "--config", "/no/such/file.toml"], "does not exist"),
         (["run", "--frobnicate"], "frobnicate"),
         ([], "command"),
@@ -383,3 +384,11 @@ def test_a_bug_via_python_dash_m_prints_the_traceback_and_exits_1(tmp_path):
                             text=True, timeout=120, check=False)
     assert result.returncode == 1 and result.stderr.startswith("Traceback (most recent call last)")
     assert result.stderr.splitlines()[-1].startswith("spectral: this is a bug")
+
+
+def test_workers_option_reaches_the_run(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr("spectral.claim.run_claim_check", lambda **kwargs: seen.update(kwargs) or ({}, ""))
+    assert main(["run", "--out", str(tmp_path / "o"), "--quiet", "--workers", "3"]) == 0
+    assert seen["workers"] == 3
+    assert main(["run", "--out", str(tmp_path / "o"), "--quiet"]) == 0 and seen["workers"] is None

@@ -339,3 +339,19 @@ def test_history_amplitude_and_power_are_spectrum_with_each_scaling():
     power = spectrum(values, extent=grid.extent, window="hann", scaling="power").power
     np.testing.assert_allclose(probe.history.amplitude[0], amplitude, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(probe.history.power[0], power, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("window", [None, "hann"])
+@pytest.mark.parametrize("where", [0, 7])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_non_finite_value_anywhere_makes_the_record_non_finite(window, where, bad):
+    # The probe reads non-finite values from the spectra alone: the DC bin sums every (windowed) value, and a
+    # window's zero times inf is NaN.
+    def model(points):
+        values = np.sin(2 * np.pi * points[:, 0])
+        values[where] = bad
+        return values
+
+    probe = SpectrumProbe(Grid.uniform(16), window=window)
+    probe.update(model, 0)
+    assert probe.history.finite.tolist() == [False] and np.isnan(probe.history.power[0]).all()

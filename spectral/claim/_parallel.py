@@ -35,10 +35,10 @@ class Task(NamedTuple):
 
     function: Callable[..., Any]
     args: tuple[Any, ...] = ()
-    keywords: dict[str, Any] = {}
+    keywords: dict[str, Any] | None = None
 
     def __call__(self, progress: Callable[[], None]) -> Any:
-        return self.function(*self.args, progress=progress, **self.keywords)
+        return self.function(*self.args, progress=progress, **(self.keywords or {}))
 
 
 class Finished(NamedTuple):

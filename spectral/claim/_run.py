@@ -144,7 +144,7 @@ def _run_all(config: ClaimConfig, out: Path, progress: Callable[[], None], devic
     tasks = [task for phase in order for task in phases[phase]]
     finished = iter(run_tasks(tasks, workers, progress))
     done = {phase: [next(finished) for _ in phases[phase]] for phase in order}
-    times = {phase: sum(task.seconds for task in done[phase]) for phase in order
+    times = {phase: float(sum(task.seconds for task in done[phase])) for phase in order
              if phase != "precision" or config.precision.enabled}
     precision = done["precision"][0].result if done["precision"] else None
     scope = [_scope_cell(cell, task.result) for cell, task in zip(scope_cells(config), done["scope"])]
@@ -177,7 +177,8 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
         Processes that run the cases, the precision study and the scope
         cells side by side (default: the cores this process may use; 1: one
         after another in this process). The numbers are the same bit for bit
-        whatever the count.
+        whatever the count. Workers are fresh interpreters (``spawn``): a
+        script that calls this needs the ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
