@@ -64,7 +64,17 @@ def render(cells: list[dict[str, Any]], stem: Path) -> None:
             f"{c['median_stop']:.0f} / {c['max_steps']} |" for c in cells]
     table = ["| width | label noise | training images | seeds overfit (fraction) | reached threshold | "
              "median test gap | median stop / cap |", "|---|---|---|---|---|---|---|", *rows]
-    stem.with_suffix(".md").write_text("\n".join(table) + "\n")
+    name = {"digits": "the 8x8 digits", "mnist1d": "MNIST-1D"}.get(cells[0]["signal"], cells[0]["signal"])
+    intro = [f"# Where {name} overfit", "",
+             f"Phase 1 of the claim check (relu, bias, Adam, depth 3, the default training table), {cells[0]['seeds']} "
+             "seeds per cell. A seed overfits when it reached the threshold (training MSE below a tenth of the "
+             f"label noise's variance) and its test gap (test MSE at the stop / its phase-1 minimum) is at least "
+             f"{cells[0]['min_test_gap']:g}: the check's own gate. A case's generalisation verdicts are testable when "
+             "at least 0.75 of its seeds overfit. Regenerate with `python benchmarks/overfitting_map.py"
+             f"{'' if cells[0]['signal'] == 'digits' else ' --signal ' + cells[0]['signal']}` "
+             f"(`--render-only` redraws this page and `{stem.name}.png` from `{stem.name}.json`).", "",
+             f"![fraction of seeds overfit]({stem.name}.png)", ""]
+    stem.with_suffix(".md").write_text("\n".join(intro + table) + "\n")
     widths = sorted({c["width"] for c in cells})
     fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.6), squeeze=False)
     for ax, width in zip(axes[0], widths):
