@@ -1,4 +1,7 @@
-"""Probe training on a 2D sum of plane waves, shrink, retrain.
+"""Plane waves in 2D
+=================
+
+Probe training on a 2D sum of plane waves, shrink, retrain.
 
 Writes ``spectra_2d.png`` (2D spectra before and after the shrink, with radial
 profiles) and ``error_heatmap_2d.png`` to the folder given as the first

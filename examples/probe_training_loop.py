@@ -1,4 +1,7 @@
-"""Probe a plain PyTorch training loop on a 1D signal, shrink, retrain.
+"""Probing a training loop in 1D
+=============================
+
+Probe a plain PyTorch training loop on a 1D signal, shrink, retrain.
 
 Writes ``before_after_1d.png`` (spectra before and after the shrink) and
 ``error_heatmap_1d.png`` (relative error per frequency over training) to the

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from ._errors import UserInputError
 from ._validation import non_negative_finite
 
 
@@ -25,14 +26,44 @@ def _umask() -> int:
     return mask
 
 
+#: The ending of every temporary :func:`atomic_write` makes: ``.NAME.RANDOM.spectral-tmp``, a name of this library's own,
+#: so that :func:`remove_stale_temporaries` never takes a user's ``*.tmp`` file for one.
+TEMPORARY_SUFFIX = ".spectral-tmp"
+
+
+def output_folder(path: str | os.PathLike, name: str = "out") -> Path:
+    """``path`` as a folder to write results into; a ``UserInputError`` naming ``name`` if it cannot be one.
+
+    Refused: an empty path (``Path("")`` is the current folder, which nobody
+    means) and an existing file.
+
+    Examples
+    --------
+    >>> output_folder("results").name
+    'results'
+    >>> output_folder("")
+    Traceback (most recent call last):
+    ...
+    spectral._errors.UserInputError: out must be a folder path, got ''
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError(f"{name} must be a folder path, got {text!r}")
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"{name}={text!r} exists and is not a directory")
+    return folder
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binary: bool = True) -> Path:
     """Write through ``write(file)`` to a temporary file, then rename it onto ``path``.
 
-    A crash mid-write leaves the old file (or none), never half a file.
+    A crash mid-write leaves the old file (or none), never half a file. The
+    temporary is ``.NAME.RANDOM.spectral-tmp`` beside ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(handle, "wb" if binary else "w") as file:
             write(file)
@@ -70,15 +101,17 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return atomic_write(path, lambda file: fig.savefig(file, format=format, dpi=dpi))
 
 
-#: The names :func:`atomic_write` gives its temporaries: ``.NAME.RANDOM.tmp`` (``tempfile.mkstemp``).
-_TEMPORARY = re.compile(r"\..+\.\w+\.tmp")
+#: The names :func:`atomic_write` gives its temporaries (``tempfile.mkstemp``), and no others.
+_TEMPORARY = re.compile(r"\..+\.\w+" + re.escape(TEMPORARY_SUFFIX))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, older_than: float | None = None) -> list[Path]:
-    """Delete the hidden ``.NAME.*.tmp`` files that :func:`atomic_write` leaves when a process is killed.
+    """Delete the hidden ``.NAME.RANDOM.spectral-tmp`` files that :func:`atomic_write` leaves when a process is killed.
 
     A write interrupted by ``SIGKILL`` never reaches its cleanup, so its
-    temporary file stays beside the result it was meant to replace.
+    temporary file stays beside the result it was meant to replace. Only
+    names ending in :data:`TEMPORARY_SUFFIX` are touched: a user's own
+    ``.draft.tmp`` stays, however old.
 
     Parameters
     ----------

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 
 from ._io import load_npz, save_npz
+from ._repr import HistoryRepr
 from ._validation import INT64_MAX, INT64_MIN, int64, positive_int
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def ratio(numerator: Any, denominator: Any) -> np.ndarray:
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
-class History(abc.ABC):
+class History(HistoryRepr, abc.ABC):
     """Records taken over training, one row per record; the base of every probe's history.
 
     Every record has a step (int64), a label (``""`` for records taken by

@@ -26,8 +26,8 @@ from torch.func import functional_call, jacrev, vmap
 from ._validation import non_negative_finite, real_tensor
 from .precision import float_dtype
 
-__all__ = ["displacement_split", "jacobian", "manifold_dimension", "parameter_vector", "relative_spacing",
-           "singular_values"]
+__all__ = ["displacement_split", "jacobian", "manifold_dimension", "parameter_vector", "rank_tolerance",
+           "relative_spacing", "singular_values"]
 
 
 def _parameters(model: Any) -> list[torch.Tensor]:
@@ -60,10 +60,38 @@ def relative_spacing(dtype: Any) -> float:
     return float(torch.finfo(float_dtype(dtype)).eps)
 
 
+def rank_tolerance(shape: tuple[int, ...], dtype: Any = "float64") -> float:
+    """Relative tolerance below which a singular value of an ``(N, P)`` float64 Jacobian counts as zero in ``dtype``.
+
+    ``max(relative_spacing(dtype), max(N, P) * eps(float64))``: the format's
+    relative spacing (a direction whose singular value is below it times the
+    largest moves the outputs by less than the format resolves), but never
+    below what the float64 singular value decomposition itself resolves,
+    ``max(N, P) * eps(float64)``, ``torch.linalg.matrix_rank``'s default. So
+    float64 reads the numerical rank, and an exact zero (a duplicated point)
+    reads zero in every format.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(N, P)``, the Jacobian's shape.
+    dtype : torch.dtype or str, default "float64"
+
+    Examples
+    --------
+    >>> from spectral.minima import rank_tolerance
+    >>> rank_tolerance((12, 321), "bfloat16") == 2**-7
+    True
+    >>> rank_tolerance((12, 321), "float64") == 321 * 2**-52
+    True
+    """
+    return max(relative_spacing(dtype), max(shape) * float(torch.finfo(torch.float64).eps))
+
+
 def _rank(singular_values: torch.Tensor, shape: tuple[int, ...], rtol: float | None) -> int:
-    """Singular values above ``rtol * largest``, ``rtol`` defaulting as in ``torch.linalg.matrix_rank``."""
+    """Singular values above ``rtol * largest``, ``rtol`` defaulting to :func:`rank_tolerance` of float64."""
     if rtol is None:
-        rtol = max(shape) * torch.finfo(singular_values.dtype).eps
+        rtol = rank_tolerance(shape)
     return int((singular_values > rtol * singular_values.max()).sum())
 
 
@@ -176,12 +204,12 @@ def manifold_dimension(model: torch.nn.Module, inputs: Any, dtype: Any = None, *
         ``(N, ...)`` training points; duplicates add no rank.
     dtype : torch.dtype or str, optional
         Read the rank as this float format sees it: singular values at most
-        :func:`relative_spacing` of ``dtype`` (its ``eps``) times the largest
-        count as zero.
+        :func:`rank_tolerance` of ``dtype`` (its relative spacing, never below
+        ``max(N, P) * eps(float64)``) times the largest count as zero. The
+        default reads float64.
     rtol : float, optional
         Singular values of ``J`` at most ``rtol`` times the largest count as
-        zero. Default: ``torch.linalg.matrix_rank``'s ``max(N, P) * eps``.
-        Not together with ``dtype``.
+        zero, instead of the rule of ``dtype``. Not together with ``dtype``.
 
     Returns
     -------
@@ -220,9 +248,9 @@ def manifold_dimension(model: torch.nn.Module, inputs: Any, dtype: Any = None, *
     """
     if dtype is not None and rtol is not None:
         raise ValueError(f"give dtype or rtol, not both: got dtype={dtype!r}, rtol={rtol!r}")
-    rtol = relative_spacing(dtype) if dtype is not None else _check_rtol(rtol)
+    rtol = _check_rtol(rtol)
     values, shape = _singular_values(model, inputs)
-    return shape[1] - _rank(values, shape, rtol)
+    return shape[1] - _rank(values, shape, rank_tolerance(shape, dtype) if dtype is not None else rtol)
 
 
 def displacement_split(jacobian: Any, displacement: Any, *, rtol: float | None = None) -> dict[str, float]:

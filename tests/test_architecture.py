@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__import__("spectral").__file__).parent
-#: Modules above the primitives: the experiment, the command line, the integrations and the 0.1 re-exports.
-UPPER = {"claim", "cli", "callbacks", "_reproduce", "experiment", "sweep", "__main__"}
+#: Modules above the primitives: the experiment, the command line and the integrations.
+UPPER = {"claim", "cli", "callbacks", "_reproduce", "__main__"}
 
 
 def _imports(path: Path):

@@ -124,6 +124,29 @@ def test_bad_config_files_exit_2(content, match, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_run_into_a_folder_of_another_config_exits_2_in_one_line(run_dir, capsys):
+    tmp, config = run_dir
+    out = tmp / "out"
+    before = (out / "report.json").read_bytes()
+    capsys.readouterr()
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet", "--set", "training.width=8"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(out) in error and "another --out" in error
+    assert (out / "report.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_identical_runs_at_once_on_one_folder_both_finish(tmp_path):
+    config = write_config(tmp_path, tiny(cases=tiny()["cases"][:1], seeds=3, sweep={"case": ""}))
+    command = [sys.executable, "-m", "spectral", "run", "--config", str(config), "--out", str(tmp_path / "out"),
+               "--quiet"]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["cases"][0]["id"] == "1d-tanh"
+
+
+@pytest.mark.slow
 def test_bad_config_via_subprocess_has_no_traceback(tmp_path):
     path = write_config(tmp_path, {"seeds": "x"})
     result = subprocess.run([sys.executable, "-m", "spectral", "run", "--config", str(path)], capture_output=True,
@@ -191,6 +214,27 @@ def test_out_that_is_a_file_is_refused_before_running(tmp_path, capsys, command)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out must be a directory" in err
     assert taken.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["run"], ["sweep", "sweep.json"], ["reproduce", "f-principle"],
+                                     ["plot", "h.npz"]])
+def test_an_empty_out_exits_2_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, command):
+    """Issue 18, fault 10: ``--out ''`` wrote into the current folder."""
+    write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
+    monkeypatch.chdir(tmp_path)
+    for target in ("spectral.claim.run_claim_check", "spectral.claim.run_sweep", "spectral._reproduce.run_reproduction"):
+        monkeypatch.setattr(target, fail_with(AssertionError("reached the work")))
+    before = sorted(tmp_path.iterdir())
+    err = one_line_error(capsys, main(command + ["--out", ""]), 2)
+    assert "--out: expected a path, got ''" in err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_report_of_an_empty_folder_path_exits_2_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report.json").write_text("{}")  # the current folder is not what '' means
+    err = one_line_error(capsys, main(["report", ""]), 2)
+    assert "folder: expected a path, got ''" in err
 
 
 def test_plot_refuses_a_crafted_history_in_one_line(tmp_path, capsys):
@@ -284,13 +328,15 @@ def fail_with(error):
     ("spectral.claim.load_sweep", ValueError("boom")),
     ("spectral.claim.make_executor", ImportError("boom: a broken import inside spectral")),
     ("spectral.claim.run_sweep", RuntimeError("boom")),
+    # a bug whose message reads like failed runs is still a bug (the CLI matched the text)
+    ("spectral.claim.run_sweep", RuntimeError("1 of 2 sweep runs failed: ['a']; boom")),
     ("spectral.claim.run_sweep", TypeError("boom")),
 ])
 def test_a_bug_in_sweep_shows_its_traceback_and_asks_for_a_report(tmp_path, capsys, monkeypatch, target, error):
     monkeypatch.setattr(target, fail_with(error))
     path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
     err = bug_report(capsys, main(["sweep", str(path), "--out", str(tmp_path / "d"), "--workers", "1"]))
-    assert f"{type(error).__name__}: boom" in err
+    assert f"{type(error).__name__}: {error}" in err
 
 
 def test_a_value_error_inside_a_run_is_a_bug_not_a_usage_error(tmp_path, capsys, monkeypatch):
@@ -308,7 +354,9 @@ def test_a_value_error_from_plotting_a_valid_history_is_a_bug(tmp_path, capsys, 
 
 
 def test_failed_sweep_runs_exit_1_in_one_line(tmp_path, capsys, monkeypatch):
-    failed = RuntimeError("1 of 2 sweep runs failed: ['a']; a: ValueError('x')")
+    from spectral.claim import RunsFailed
+
+    failed = RunsFailed("1 of 2 sweep runs failed: ['a']; a: ValueError('x')")
     monkeypatch.setattr("spectral.claim.run_sweep", fail_with(failed))
     path = write_config(tmp_path, {"base": {}, "grid": {"shrink_factor": [0.2]}}, "sweep.json")
     err = one_line_error(capsys, main(["sweep", str(path), "--out", str(tmp_path / "d"), "--workers", "1"]), 1)

@@ -56,8 +56,9 @@ def test_sigkilled_write_leaves_a_temporary_that_remove_stale_temporaries_delete
         os._exit(0)  # never reached
     assert os.waitpid(child, 0)[1] == signal.SIGKILL
     (left,) = figures.iterdir()
-    assert left.name.startswith(".a.png.") and left.name.endswith(".tmp")
-    keep = [figures / "b.png", figures / "notes.tmp", figures / ".hidden", figures / ".tmp", figures / ".a.tmp"]
+    assert left.name.startswith(".a.png.") and left.name.endswith(".spectral-tmp")
+    keep = [figures / "b.png", figures / "notes.tmp", figures / ".hidden", figures / ".tmp", figures / ".a.tmp",
+            figures / ".thesis.draft.tmp", figures / ".a.png.abcd1234.tmp", figures / ".spectral-tmp"]
     for path in keep:
         path.write_text("x")
     assert remove_stale_temporaries(figures, older_than=3600) == []  # still fresh: maybe another writer's
@@ -66,7 +67,7 @@ def test_sigkilled_write_leaves_a_temporary_that_remove_stale_temporaries_delete
 
 
 def test_remove_stale_temporaries_by_age(tmp_path):
-    old, new = tmp_path / ".a.png.x1.tmp", tmp_path / ".b.json.y2.tmp"
+    old, new = tmp_path / ".a.png.x1.spectral-tmp", tmp_path / ".b.json.y2.spectral-tmp"
     old.write_text("x")
     new.write_text("y")
     an_hour_ago = time.time() - 3600
@@ -76,6 +77,19 @@ def test_remove_stale_temporaries_by_age(tmp_path):
     assert remove_stale_temporaries(tmp_path / "missing") == []
     with pytest.raises(ValueError, match="older_than"):
         remove_stale_temporaries(tmp_path, older_than=-1.0)
+
+
+def test_a_users_old_tmp_files_survive_the_cleanup(tmp_path):
+    """Issue 18, fault 11 (data loss): only this library's temporaries are deleted, however old the user's are."""
+    theirs = [tmp_path / ".thesis.draft.tmp", tmp_path / ".notes.md.x1y2z3.tmp", tmp_path / "draft.tmp"]
+    ours = tmp_path / ".report.json.k2j4h5g6.spectral-tmp"
+    an_hour_ago = time.time() - 3600
+    for path in [*theirs, ours]:
+        path.write_text("mine")
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    assert remove_stale_temporaries(tmp_path, older_than=600) == [ours]
+    assert remove_stale_temporaries(tmp_path) == []
+    assert sorted(tmp_path.iterdir()) == sorted(theirs)
 
 
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".PDF", b"%PDF"), (".svg", b"<?xml")])

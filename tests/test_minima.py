@@ -12,6 +12,7 @@ from spectral.minima import (
     jacobian,
     manifold_dimension,
     parameter_vector,
+    rank_tolerance,
     relative_spacing,
     singular_values,
 )
@@ -150,3 +151,27 @@ def test_singular_values_of_a_network_match_the_jacobian():
     assert torch.all(values[:-1] >= values[1:])
     with pytest.raises(ValueError, match="NaN or inf"):
         singular_values(torch.nn.Linear(1, 1), [[float("inf")]])
+
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def test_one_duplicated_point_reads_p_minus_n_plus_one_in_every_dtype():
+    # 6 distinct points in 8 dimensions (a well-conditioned Jacobian: its smallest non-zero singular value is over
+    # 0.1 of the largest, above every dtype's spacing) plus a copy of the first. The copy's singular value is zero in
+    # exact arithmetic and a few eps(float64) of the largest in floating point, above eps itself for some of these
+    # seeds: a tolerance of eps (the old float64 rule) read it as rank; max(N, P) * eps does not.
+    for seed in range(20):
+        net = mlp(8, width=8, depth=1, activation="tanh", seed=seed)  # P = 64 + 8 + 8 + 1 = 81
+        distinct = torch.randn(6, 8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        inputs = torch.cat([distinct, distinct[:1]])
+        assert {dtype: manifold_dimension(net, inputs, dtype) for dtype in DTYPES} == dict.fromkeys(DTYPES, 81 - 6)
+        assert manifold_dimension(net, inputs) == 81 - 6
+
+
+def test_rank_tolerance_is_the_dtype_spacing_never_below_the_float64_svd():
+    assert rank_tolerance((12, 321), "bfloat16") == 2.0**-7
+    assert rank_tolerance((12, 321), "float16") == 2.0**-10
+    assert rank_tolerance((12, 321), "float32") == 2.0**-23
+    assert rank_tolerance((12, 321), "float64") == rank_tolerance((12, 321)) == 321 * 2.0**-52
+    assert rank_tolerance((4, 2)) == 4 * 2.0**-52

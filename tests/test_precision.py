@@ -13,9 +13,12 @@ from spectral import Grid, shrink_
 from spectral.precision import (
     DEFAULT_RATIO_BINS,
     LostUpdateProbe,
+    LowPrecisionWeights,
+    RegisterFloor,
     lost_update_fraction,
     ratio,
     register_floor,
+    stochastic_round,
     ulp,
 )
 
@@ -340,3 +343,161 @@ def test_register_floor_refuses_bad_arguments(args, error, match):
 def test_ratio_is_nan_where_the_denominator_is_not_positive():
     assert ratio([1, 3, 2], [2, 0, -1]).tolist()[0] == 0.5
     assert np.isnan(ratio([1, 3, 2], [2, 0, -1])[1:]).all()
+
+
+# --- Stochastic rounding and the low-precision store, against the published anchors ---------------------------------
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_a_thousandth_added_a_thousand_times_to_one_in_bfloat16():
+    # Zamirai et al. 2020: round-to-nearest "cancels small updates"; stochastic rounding keeps them in expectation.
+    chains = 2000
+    stores = {rule: LowPrecisionWeights(torch.ones(chains), "bfloat16", rule, generator()) for rule in
+              ("nearest", "stochastic", "kahan")}
+    lost = {rule: 0 for rule in stores}
+    for _ in range(1000):
+        for rule, store in stores.items():
+            lost[rule] += int(store.apply(torch.full((chains,), 1e-3)).sum())
+    assert torch.equal(stores["nearest"].weights, torch.ones(chains, dtype=torch.bfloat16))
+    assert lost["nearest"] == 1000 * chains
+    assert stores["stochastic"].weights.double().mean().item() == pytest.approx(2.0, abs=0.05)
+    assert stores["stochastic"].weights.double().std().item() > 0  # each chain is one random walk
+    assert torch.equal(stores["kahan"].weights, torch.full((chains,), 2.0, dtype=torch.bfloat16))
+    assert lost["kahan"] == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_stochastic_round_lands_on_a_neighbour_with_probability_proportional_to_proximity(dtype):
+    low = torch.tensor([1.0, -3.0, 2.0**-20], dtype=dtype)
+    high = torch.nextafter(low, torch.full_like(low, math.inf))
+    fraction = torch.tensor([0.125, 0.75, 0.5], dtype=torch.float64)
+    x = low.double() + fraction * (high.double() - low.double())
+    draws = stochastic_round(x.expand(40000, 3), dtype, generator())
+    assert draws.dtype == dtype
+    assert torch.all((draws == low) | (draws == high))
+    np.testing.assert_allclose((draws == high).double().mean(dim=0).numpy(), fraction.numpy(), atol=0.01)
+    np.testing.assert_allclose(draws.double().mean(dim=0).numpy(), x.numpy(), rtol=1e-3)
+
+
+def test_stochastic_round_keeps_exact_and_special_values_and_is_reproducible():
+    x = torch.tensor([1.0, 0.0, -2.5, math.inf, -math.inf, math.nan, 1e6])
+    rounded = stochastic_round(x, torch.float16, generator())
+    assert rounded[:3].tolist() == [1.0, 0.0, -2.5] and rounded[3] == math.inf and rounded[4] == -math.inf
+    assert math.isnan(rounded[5]) and rounded[6] == math.inf  # 1e6 overflows float16 under round-to-nearest too
+    y = torch.rand(50, dtype=torch.float64, generator=generator(1))
+    assert torch.equal(stochastic_round(y, "bfloat16", generator(2)), stochastic_round(y, "bfloat16", generator(2)))
+    assert not torch.equal(stochastic_round(y, "bfloat16", generator(2)), stochastic_round(y, "bfloat16", generator(3)))
+
+
+def test_stochastic_round_with_one_generator_per_row_gives_each_row_its_own_draws():
+    x = torch.rand(3, 64, dtype=torch.float64, generator=generator(1))
+    together = stochastic_round(x, "bfloat16", [generator(seed) for seed in (5, 6, 7)])
+    alone = stochastic_round(x[2:], "bfloat16", [generator(7)])
+    assert torch.equal(together[2:], alone)
+    with pytest.raises(TypeError, match="one per row"):
+        stochastic_round(x, "bfloat16", [generator(5)])
+
+
+def test_stochastic_round_and_store_refuse_bad_input():
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        stochastic_round(torch.ones(2, dtype=torch.int64), "bfloat16")
+    with pytest.raises(ValueError, match="dtype"):
+        stochastic_round(torch.ones(2), "float8")
+    with pytest.raises(ValueError, match="rounding"):
+        LowPrecisionWeights(torch.ones(2), "bfloat16", "up")
+    with pytest.raises(ValueError, match="update must be a tensor of shape"):
+        LowPrecisionWeights(torch.ones(2), "bfloat16").apply(torch.ones(3))
+
+
+def _train_gain_layer(store_rule):
+    """A bfloat16 linear layer of 768 weights at about 1 (like a layer-norm gain), 100 Adam steps at lr 6e-4.
+
+    ``store_rule`` None: torch's Adam on the bfloat16 weights themselves (no master copy); "master": Adam on a
+    float32 master copy, the bfloat16 weights its rounding; otherwise Adam on a float32 view of the stored weights
+    and the update stored by that LowPrecisionWeights rule. Returns the initial and final bfloat16 weights and the
+    fraction of updates the store lost.
+    """
+    start = (0.5 + torch.rand(768, generator=generator())).to(torch.bfloat16)
+    x = torch.randn(64, 768, generator=generator(1))
+    y = torch.randn(64, generator=generator(2))
+    store = None if store_rule in (None, "master") else LowPrecisionWeights(start, "bfloat16", store_rule, generator(3))
+    trained = torch.nn.Parameter(start.clone() if store_rule is None else start.float())
+    optimizer = torch.optim.Adam([trained], lr=6e-4)
+    lost = changed = 0
+    for _ in range(100):
+        optimizer.zero_grad()
+        weights = trained if store_rule is None else trained.to(torch.bfloat16)
+        ((x.to(weights.dtype) @ weights).float() - y).pow(2).mean().backward()
+        before = trained.detach().clone()
+        optimizer.step()
+        if store is not None:
+            update = trained.detach() - before
+            lost += int(store.apply(update).sum())
+            changed += int((update != 0).sum())
+            with torch.no_grad():
+                trained.copy_(store.weights)
+    final = trained.detach().to(torch.bfloat16)
+    return start, final, lost / changed if changed else math.nan
+
+
+def test_a_bfloat16_layer_without_master_copy_moves_no_weight_in_100_adam_steps():
+    # The measured case: 768 bfloat16 weights, 100 Adam steps at lr 6e-4; each step (about lr) is below half the
+    # spacing of every weight in [0.5, 1.5) (2**-9 or more), so without a master copy none of them moves.
+    start, final, _ = _train_gain_layer(None)
+    assert int((final != start).sum()) == 0
+    start, final, lost = _train_gain_layer("nearest")
+    assert int((final != start).sum()) == 0 and lost == 1.0
+    start, final, _ = _train_gain_layer("master")
+    assert int((final != start).sum()) >= 0.95 * 768
+
+
+@pytest.mark.parametrize("rule", ["stochastic", "kahan"])
+def test_stochastic_rounding_or_kahan_moves_nearly_every_weight_without_a_master_copy(rule):
+    start, final, lost = _train_gain_layer(rule)
+    assert int((final != start).sum()) >= 0.9 * 768
+    if rule == "kahan":
+        assert lost < 0.01  # every update left a trace: in the weight or in its compensation
+
+
+@pytest.mark.parametrize("decay, changes", [(1.0, False), (10.0, True)])
+def test_decoupled_weight_decay_below_half_a_bfloat16_spacing_changes_nothing(decay, changes):
+    # lr * decay = 1e-3 < 2**-9: w * (1 - 1e-3) rounds back to w for every bfloat16 w; 1e-2 > 2**-7 moves all.
+    lr = 1e-3
+    start = (torch.rand(256, generator=generator()) * 8 - 4).to(torch.bfloat16)
+    weights = torch.nn.Parameter(start.clone())
+    optimizer = torch.optim.AdamW([weights], lr=lr, weight_decay=decay)
+    store = LowPrecisionWeights(start, "bfloat16")
+    for _ in range(100):
+        weights.grad = torch.zeros_like(weights)
+        optimizer.step()
+        store.apply(-lr * decay * store.weights.double())
+    assert torch.equal(weights.detach(), start) is not changes
+    assert torch.equal(store.weights, start) is not changes
+    compensated = LowPrecisionWeights(start, "bfloat16", "kahan")
+    for _ in range(100):
+        compensated.apply(-lr * decay * compensated.weights.double())
+    assert not torch.equal(compensated.weights, start)  # Kahan keeps the decay that rounding swallows
+
+
+def test_a_bin_at_the_mean_floor_reads_below_about_half_the_time_under_the_robust_rule():
+    # Per-bin rounding-noise power is about exponential: a single draw puts a bin of power equal to the mean floor
+    # at or below it with probability exp(-1); the floor averaged over 9 bins, close to half (P(Gamma(9) >= 9) = 0.46).
+    bins = 20001
+    floor = np.random.default_rng(0).exponential(1.0, bins)
+    register = RegisterFloor(np.arange(bins, dtype=float), np.ones(bins), floor, "bfloat16")
+    assert register.fraction_below(0.5) == pytest.approx(math.exp(-1), abs=0.01)
+    assert register.fraction_below(0.5, average_bins=9) == pytest.approx(0.5, abs=0.06)
+    floor2d = np.random.default_rng(1).exponential(1.0, (141, 141))
+    axis = np.fft.fftfreq(141, d=1 / 141)
+    register2d = RegisterFloor((axis, axis), np.ones((141, 141)), floor2d, "float16")
+    assert register2d.fraction_below(0.0, average_bins=3) == pytest.approx(0.5, abs=0.06)
+
+
+@pytest.mark.parametrize("bins", [0, 2, 1.0, True])
+def test_fraction_below_refuses_an_even_or_non_integer_window(bins):
+    register = RegisterFloor(np.arange(4.0), np.ones(4), np.ones(4), "bfloat16")
+    with pytest.raises(ValueError, match="average_bins"):
+        register.fraction_below(0.5, average_bins=bins)

@@ -18,7 +18,14 @@ from __future__ import annotations
 from ._config import CaseConfig, ClaimConfig, ConfigError, load_config
 from ._report import rebuild
 from ._run import DEVICES, resolve_device, run_claim_check
-from ._sweep import expand_sweep, load_sweep, make_executor, run_sweep
+from ._sweep import (
+           RunsFailed,
+           expand_sweep,
+           load_sweep,
+           make_executor,
+           run_sweep,
+           write_sweep_report,
+)
 
-__all__ = ["DEVICES", "CaseConfig", "ClaimConfig", "ConfigError", "expand_sweep", "load_config", "load_sweep", "make_executor", "rebuild",
-           "resolve_device", "run_claim_check", "run_sweep"]
+__all__ = ["DEVICES", "CaseConfig", "ClaimConfig", "ConfigError", "RunsFailed", "expand_sweep", "load_config", "load_sweep",
+           "make_executor", "rebuild", "resolve_device", "run_claim_check", "run_sweep", "write_sweep_report"]

@@ -83,6 +83,9 @@ NEGATIVE_CONTROL_TOLERANCE = 1e-4
 FRESH_SEED_OFFSET = 1_000_003
 PERTURB_SEED_OFFSET = 2_000_003
 JITTER_SEED_OFFSET = 3_000_017
+#: The version of what a case computes: a case file written by another version is recomputed, never reused.
+#: 3: retraining until recovered, the gradual-shrink arm, per-seed overfitting, four-outcome verdicts.
+CASE_DESIGN = 3
 #: Calls of ``progress`` per case: one after phase 1, one after phase 2 (both at once for a cached case).
 CASE_UNITS = 2
 #: The synthetic cases' verdicts (the digits': ``kind_of("digits").verdicts``).
@@ -544,7 +547,8 @@ def case_inputs(case: CaseConfig, config: ClaimConfig, seeds: list[int]) -> dict
     """What a case's result depends on (its cached file is reused only when this matches)."""
     ignored = ("cases", "signals", "precision", "scope", "scope_grid", "correction")
     relevant = {k: v for k, v in config.to_dict().items() if k not in ignored}
-    return {"case": case.to_dict(), "seeds": seeds, "signal": config.signal(case).to_dict(), "config": relevant}
+    return {"design": CASE_DESIGN, "case": case.to_dict(), "seeds": seeds, "signal": config.signal(case).to_dict(),
+            "config": relevant}
 
 
 def case_tasks(config: ClaimConfig, out: Path, device: str = "cpu") -> list[Task]:

@@ -47,6 +47,7 @@ from ._config_checks import (
     _table,
 )
 from ._toml import NO_VALUE, parse_toml, toml_document
+from ._training import BETAS
 
 __all__ = ["ACTIVATIONS", "CORRECTIONS", "DEFAULT_CONFIG", "OPTIMIZERS", "SCHEME_NAMES", "CaseConfig", "ClaimConfig",
            "ConfigError", "DigitsConfig", "FrozenMap", "Mnist1dConfig", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
@@ -70,6 +71,17 @@ DIGIT_IMAGES, DIGIT_CLASSES = 1797, 10
 MNIST1D_POOL, MNIST1D_TEST = 4000, 1000
 #: A window written as this string in TOML (which has no null) means no window.
 NO_WINDOW = NO_VALUE
+#: The training dtype's range: a step size, decay or scale outside it is 0 or inf in float32 (torch refuses inf).
+FLOAT32_TINY, FLOAT32_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+#: Adam's first step is learning_rate / (1 - beta1): it too must be a float32.
+MAX_LEARNING_RATE = FLOAT32_MAX * (1 - BETAS[0])
+#: Smallest significance level: the exact signed-rank test reaches it only with 20 seeds or more, and the run corrects
+#: for multiplicity itself, so a lower level is a mistake (5e-324 made the seeds needed overflow).
+MIN_ALPHA = 1e-6
+#: Filter widths of the digits (pixel units, pixels in [0, 1]): distinct 8x8 digit images lie 1/16 to 8 apart, so
+#: below the lower end the Gaussian low-pass is the identity and above the upper end the mean, to float64
+#: precision, and 1 / (2 width^2) stays finite throughout (1e-160 gave NaN, 1e300 and 1e-300 crashed).
+FILTER_WIDTHS = (1e-3, 1e3)
 
 
 def _window(value: Any, key: str) -> Any:
@@ -91,13 +103,34 @@ def _window(value: Any, key: str) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _float32(*, zero: bool = False, high: float = FLOAT32_MAX) -> Callable[[Any, str], float]:
+    """A number the training dtype holds: in [float32's smallest normal, ``high``], or 0 when ``zero``."""
+    expected = ("0 or " if zero else "") + f"in [{FLOAT32_TINY:.3g}, {high:.3g}] (a normal float32)"
+
+    def check(value: Any, key: str) -> float:
+        _require(_is_number(value), key, "a finite number", value)
+        _require((zero and value == 0) or FLOAT32_TINY <= value <= high, key, expected, value)
+        return float(value)
+    return check
+
+
+_learning_rate = _float32(high=MAX_LEARNING_RATE)
+_scale = _float32()
+_filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, {FILTER_WIDTHS[1]:g}] "
+                        "(pixel units: outside it the filter is the identity or the mean)")
+
+#: MNIST-1D's filter widths: the standardised signals lie a few units apart (nearest neighbour about 4, farthest about 20).
+_signal_filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, "
+                               f"{FILTER_WIDTHS[1]:g}] (signal units: outside it the filter is the identity or the mean)")
+
+
 def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[str, float]:
-    """A positive number per activation; a partial table overrides ``base`` key by key."""
+    """A learning rate per activation; a partial table overrides ``base`` key by key."""
     _require(isinstance(value, Mapping), key, "a table of activation = learning rate", value)
     unknown = sorted(set(value) - set(ACTIVATIONS))
     if unknown:
         raise ConfigError(f"unknown config key in {key!r}: {unknown[0]!r}; expected one of {list(ACTIVATIONS)}", key)
-    return FrozenMap({name: _positive(value[name], f"{key}.{name}") if name in value else base[name]
+    return FrozenMap({name: _learning_rate(value[name], f"{key}.{name}") if name in value else base[name]
                              for name in ACTIVATIONS})
 
 
@@ -105,8 +138,8 @@ def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[
 class ShrinkPerturbConfig(_Table):
     """Shrink-and-perturb (Ash & Adams): weights x ``shrink`` + ``perturb`` x a fresh initialisation."""
 
-    shrink: float = _spec(0.4, _positive)
-    perturb: float = _spec(0.1, _non_negative)
+    shrink: float = _spec(0.4, _scale)
+    perturb: float = _spec(0.1, _float32(zero=True))
 
 
 @dataclass(frozen=True)
@@ -118,13 +151,21 @@ class ScopeGridConfig(_Table):
     widths: tuple[int, ...] = _spec((32, 64, 128), _list_of(_positive_int, "a non-empty list of positive integers"))
 
     def _check(self) -> None:
-        _require(isinstance(self.cases, (list, tuple)), "cases", "a list of 1D case names", self.cases)
+        _require(isinstance(self.cases, (list, tuple)) and len(self.cases) > 0, "cases",
+                 "a non-empty list of 1D case names", self.cases)
+        seen = set()
         for name in self.cases:
             try:
                 case = parse_case_id(name)
             except ConfigError as error:
                 raise ConfigError(f"config key 'cases': {error}", "cases") from None
             _require(case.signal == "1d", "cases", "1D cases", name)
+            # The grid sets the training points: a sized name would override them and mislabel its cells.
+            _require(case.train_points is None, "cases", "case names without a size (the grid's train_points set "
+                     f"it): {case.replace(train_points=None).id!r}", name)
+            _require(case.id not in seen, "cases", "distinct case names (a duplicate counts twice in the family)",
+                     name)
+            seen.add(case.id)
         object.__setattr__(self, "cases", tuple(self.cases))
 
 
@@ -134,7 +175,7 @@ class SweepConfig(_Table):
 
     case: str = _spec("1d-tanh")
     factors: tuple[float, ...] = _spec((0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
-                                       _list_of(_positive, "a non-empty list of positive numbers"))
+                                       _list_of(_scale, "a non-empty list of positive numbers a float32 holds"))
 
 
 def _rates(**values: float) -> Mapping[str, float]:
@@ -264,11 +305,11 @@ class DigitsConfig(_Table):
     validation_points: int = _spec(64, _positive_int)
     test_points: int = _spec(597, _positive_int)
     label_noise: float = _spec(0.2, _number(0.0, 1.0, expected="in (0, 1]"))
-    filter_width: float = _spec(1.5, _positive)
-    alternate_filter_width: float = _spec(2.0, _positive)
+    filter_width: float = _spec(1.5, _filter_width)
+    alternate_filter_width: float = _spec(2.0, _filter_width)
     #: Step sizes for every activation: 64 inputs need smaller steps than the 1D/2D signals (the training table's).
-    learning_rate: float = _spec(1e-3, _positive)
-    sgd_learning_rate: float = _spec(0.05, _positive)
+    learning_rate: float = _spec(1e-3, _learning_rate)
+    sgd_learning_rate: float = _spec(0.05, _learning_rate)
     dims: int = field(default=64, metadata={"check": None, "internal": True})
 
     def _check(self) -> None:
@@ -305,8 +346,8 @@ class Mnist1dConfig(DigitsConfig):
 
     train_points: int = _spec(256, _positive_int)
     test_points: int = _spec(MNIST1D_TEST, _positive_int)
-    filter_width: float = _spec(3.0, _positive)
-    alternate_filter_width: float = _spec(4.0, _positive)
+    filter_width: float = _spec(3.0, _signal_filter_width)
+    alternate_filter_width: float = _spec(4.0, _signal_filter_width)
     dims: int = field(default=40, metadata={"check": None, "internal": True})
 
     def _check(self) -> None:
@@ -387,6 +428,11 @@ class PrecisionConfig(_Table):
     window_steps: int = _spec(20, _positive_int)
     #: Steps of continued training at the interpolating minimum, per storage dtype.
     continue_steps: int = _spec(200, _positive_int)
+    #: The slingshot retrained with weights stored in each low-precision dtype and rounding, in the default run.
+    slingshot_cases: tuple[str, ...] = _spec(("1d-tanh", "2d-tanh"))
+    #: Width of those networks (their own phase 1 in float32, then every storage dtype and rounding retrains).
+    slingshot_width: int = _spec(32, _positive_int)
+    slingshot_retrain_steps: int = _spec(300, _positive_int)
     manifold: ManifoldConfig = _table(ManifoldConfig)
 
     def _check(self) -> None:
@@ -400,6 +446,19 @@ class PrecisionConfig(_Table):
         except ConfigError as error:
             raise ConfigError(f"config key 'case': {error}", "case") from None
         _require(case.signal in WAVES, "case", f"a case on a synthetic signal {WAVES}", self.case)
+        names = self.slingshot_cases
+        _require(isinstance(names, (list, tuple)) and len(set(names)) == len(names)
+                 and all(isinstance(n, str) and _wave_case(n) for n in names), "slingshot_cases",
+                 f"a list of distinct case names on synthetic signals {WAVES}", names)
+        object.__setattr__(self, "slingshot_cases", tuple(names))
+
+
+def _wave_case(name: str) -> bool:
+    """Whether ``name`` is a case on a synthetic signal (the precision study measures on its grid)."""
+    try:
+        return parse_case_id(name).signal in WAVES
+    except ConfigError:
+        return False
 
 
 def _signal_tables(value: Any, key: str) -> Mapping[str, Any]:
@@ -435,14 +494,15 @@ class ClaimConfig(_Table):
     True
     """
 
-    seeds: int = _spec(16, _positive_int)
-    #: Level of every test (the statistics' exact signed-rank tests and 1 - 2 alpha intervals need alpha < 0.5).
-    alpha: float = _spec(0.05, _number(0.0, 0.5, open_high=True, expected="in (0, 0.5)"))
-    #: Multiplicity correction over every verdict of the run: Benjamini-Hochberg, Holm, or none.
+    seeds: int = _spec(32, _positive_int)
+    #: Level of every test (the exact signed-rank tests and their 1 - 2 alpha intervals need alpha < 0.5).
+    alpha: float = _spec(0.05, _number(MIN_ALPHA, 0.5, open_low=False, open_high=True,
+                                       expected=f"in [{MIN_ALPHA:g}, 0.5)"))
+    #: Multiplicity correction within each family of verdicts: Benjamini-Hochberg, Holm, or none.
     correction: str = _spec("bh", _choice(CORRECTIONS))
     #: The margin m: "yes" needs claim / reference <= 1 - m, "no" shows the improvement is smaller than m.
     min_relative_effect: float = _spec(0.05, _number(0.0, 1.0, open_low=False, open_high=True, expected="in [0, 1)"))
-    shrink_factor: float = _spec(0.2, _positive)
+    shrink_factor: float = _spec(0.2, _scale)
     shrink_perturb: ShrinkPerturbConfig = _table(ShrinkPerturbConfig)
     window: Any = _spec("hann", _window)
     #: Every spectral verdict is also computed under this window and flagged where the two disagree.
@@ -479,12 +539,40 @@ class ClaimConfig(_Table):
         synthetic = sorted(case.id for case in self.cases if case.signal in WAVES)
         _require(self.sweep.case in synthetic or self.sweep.case == "", "sweep.case",
                  f"one of the synthetic cases {synthetic} or \"\"", self.sweep.case)
-        precision = parse_case_id(self.precision.case)
-        points = self.signals[precision.signal].train_points
-        _require(self.precision.manifold.points <= points, "precision.manifold.points",
-                 f"at most the case's signals.{precision.signal}.train_points ({points})",
-                 self.precision.manifold.points)
+        if self.precision.enabled:
+            precision = parse_case_id(self.precision.case)
+            points = self.signals[precision.signal].train_points
+            _require(self.precision.manifold.points <= points, "precision.manifold.points",
+                     f"at most the case's signals.{precision.signal}.train_points ({points})",
+                     self.precision.manifold.points)
         _check_size(self)
+        self._check_scope_cells()
+
+    def _check_scope_cells(self) -> None:
+        """At scope "full", every cell's config is built now, so a cell that cannot run is refused before training."""
+        if self.scope != "full":
+            return
+        for points in self.scope_grid.train_points:
+            for width in self.scope_grid.widths:
+                try:
+                    self.scope_cell(points, width)
+                except ConfigError as error:
+                    raise ConfigError(f"config key 'scope_grid': the cell with train_points={points} and "
+                                      f"width={width} cannot run: {error}", "scope_grid") from None
+
+    def scope_cell(self, train_points: int, width: int) -> ClaimConfig:
+        """The config a cell of the data-size x width grid runs: this one with ``train_points`` on the 1D signal
+        and ``width``, without the shrink-factor sweep, the precision study or the grid itself.
+
+        Examples
+        --------
+        >>> cell = load_config().scope_cell(12, 32)
+        >>> cell.signals["1d"].train_points, cell.training.width, cell.sweep.case, cell.scope
+        (12, 32, '', 'default')
+        """
+        return self.replace(sweep=self.sweep.replace(case=""), precision=self.precision.replace(enabled=False),
+                            scope="default", training=self.training.replace(width=width),
+                            signals=FrozenMap({**self.signals, "1d": self.signals["1d"].replace(train_points=train_points)}))
 
     def signal(self, case: CaseConfig) -> SignalConfig | DigitsConfig:
         """The signal (or data set) ``case`` fits."""
@@ -585,7 +673,9 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
         if not separator or not all(parts):
             raise ConfigError(f"--set expects KEY=VALUE with a dotted config key, got {text!r}")
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_json_object)
+        except ConfigError as error:
+            raise ConfigError(f"--set {text!r}: {error}", error.key) from None
         except ValueError:
             value = raw
         table = overrides
@@ -632,6 +722,16 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return config
 
 
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (JSON would silently keep the last; TOML refuses them too)."""
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise ConfigError(f"duplicate config key {key!r}", key)
+        table[key] = value
+    return table
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """A config file's table: TOML (``.toml``) or JSON (``.json``) only; ``ConfigError`` for anything else."""
     suffix = path.suffix.lower()
@@ -642,7 +742,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     kind = "TOML" if suffix == ".toml" else "JSON"
     try:
         text = path.read_bytes().decode("utf-8")
-        return parse_toml(text) if kind == "TOML" else json.loads(text)
+        return parse_toml(text) if kind == "TOML" else json.loads(text, object_pairs_hook=_json_object)
+    except ConfigError as error:
+        raise ConfigError(f"config file {str(path)!r}: {error}", error.key) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # JSONDecodeError, TOMLDecodeError: ValueError
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
         raise ConfigError(f"config file {str(path)!r} is not valid {kind}: {reason}") from None

@@ -13,7 +13,6 @@ a seed's training inputs into a Gaussian low-pass part and the rest
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -172,6 +171,7 @@ class FilterKind(CaseKind):
     #: The data set and its examples, as the report's sentence names them.
     source, examples = "", "examples"
     curve_names = ("test_mse", "test_error", "hf_error:primary", "hf_fraction:primary", "train_mse", "validation_mse")
+    history_type = FilterHistory
     verdicts: ClassVar[Verdicts] = {**spectral_verdicts(),
                 "slingshot_fits_high_frequencies_less": ("hf_error", "control", "slingshot"),
                 "fresh_fits_high_frequencies_less": ("hf_error", "control", "fresh"),
@@ -206,10 +206,8 @@ class FilterKind(CaseKind):
                 "of the high-pass part against the training targets; high-frequency fraction is the high-pass "
                 "share of the output's power.")
 
-    def figures(self, result: dict[str, Any], history: Path) -> dict[str, Figure]:
-        from ._figures import curves_figure
-
-        return {"filtering": plot_filter_history(FilterHistory.load(history))[0], "curves": curves_figure(result)}
+    def history_figures(self, result: dict[str, Any], history: FilterHistory) -> dict[str, Figure]:
+        return {"filtering": plot_filter_history(history)[0]}
 
 
 class DigitsKind(FilterKind):

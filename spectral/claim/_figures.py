@@ -3,7 +3,8 @@
 Every figure names its case, its seeds and its steps; every mean over seeds
 carries a band or error bars (the standard error of the mean) and the seeds
 themselves where there is room; values that are None (NaN from a diverging
-model) are left out of means and counted in the legend.
+model) are left out of means and counted in the legend. A panel with no
+positive finite value to draw on its log axis stays linear and says so.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from typing import Any
 import numpy as np
 
 from .. import plot
+from .._errors import UserInputError
+from .._filter_probe import FilterHistory
 from .._history import SpectrumHistory
-from .._io import save_figure
+from .._io import read_json, save_figure
+from ._cache import file_sha256
 from ._kinds import kind_of
+from ._report_checks import check_case_id
 
 #: Curves of the retraining figure: metric key -> axis label.
 CURVE_METRICS = {"test_mse": "test MSE", "hf_fraction": "high-frequency fraction", "train_mse": "training MSE"}
@@ -25,6 +30,8 @@ FIGURE_NAMES = {"spectra": "spectra before/after shrink (seed {seed})",
                 "heatmap": "relative error over training (seed {seed})",
                 "curves": "retraining curves",
                 "filtering": "filtering-method errors over training (seed {seed})"}
+#: The figures drawn from a case's history file (the others come from its numbers in report.json).
+HISTORY_FIGURES = ("spectra", "heatmap", "filtering")
 
 
 def seed_array(values: Any) -> np.ndarray:
@@ -70,12 +77,43 @@ def _non_finite_note(values: np.ndarray) -> str:
     return f", {bad} non-finite left out" if bad else ""
 
 
-def _band(ax: Any, x: Any, values: np.ndarray, label: str, **style: Any) -> Any:
-    """Mean over seeds (last axis) with a band of one standard error; returns the line."""
+def _band(ax: Any, x: Any, values: np.ndarray, label: str, **style: Any) -> np.ndarray:
+    """Mean over seeds (last axis) with a band of one standard error (where it is finite); returns the means."""
     mean, sem, _ = mean_sem(values)
     (line,) = ax.plot(x, mean, marker=".", label=label + _non_finite_note(values), **style)
+    sem = np.where(np.isfinite(sem), sem, np.nan)
     ax.fill_between(x, mean - sem, mean + sem, color=line.get_color(), alpha=0.2, linewidth=0)
-    return line
+    return mean
+
+
+def log_axis(ax: Any, drawn: list[Any]) -> None:
+    """A log y axis when some ``drawn`` value is positive and finite; else a linear one that says why it is empty.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot()
+    >>> log_axis(ax, [[np.nan, np.inf]])
+    >>> ax.get_yscale(), [text.get_text() for text in ax.texts]
+    ('linear', ['no finite values'])
+    """
+    values = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in drawn]) if drawn else np.array([])
+    finite = values[np.isfinite(values)]
+    if (finite > 0).any():
+        ax.set_yscale("log")
+        return
+    ax.text(0.5, 0.5, "no positive values (log scale)" if finite.size else "no finite values",
+            transform=ax.transAxes, ha="center", va="center", color="grey")
+
+
+def _overfit_level(ax: Any, case: dict[str, Any], metric: str) -> list[float]:
+    """The overfit net's mean (before the shrink) as a dotted line, when it is finite; returns what was drawn."""
+    overfit = case["metrics"].get(metric, {}).get("overfit")
+    level = mean_sem(seed_array(overfit))[0] if overfit is not None else np.nan
+    if not np.isfinite(level):
+        return []
+    ax.axhline(level, color="black", linestyle=":", linewidth=1, label="overfit net (before shrink), mean")
+    return [level]
 
 
 def curves_figure(case: dict[str, Any]) -> Any:
@@ -100,15 +138,11 @@ def curves_figure(case: dict[str, Any]) -> Any:
     axes = fig.subplots(1, len(CURVE_METRICS))
     steps = case["curves"]["steps"]
     for ax, (metric, label) in zip(axes, CURVE_METRICS.items()):
-        for arm in _arms(case):
-            _band(ax, steps, seed_array(case["curves"][metric][arm]), arm)
-        overfit = case["metrics"].get(metric, {}).get("overfit")
-        if overfit is not None:
-            level, _, _ = mean_sem(seed_array(overfit))
-            ax.axhline(level, color="black", linestyle=":", linewidth=1, label="overfit net (before shrink), mean")
+        drawn = [_band(ax, steps, seed_array(case["curves"][metric][arm]), arm) for arm in _arms(case)]
+        drawn += _overfit_level(ax, case, metric)
         ax.set_xlabel("retraining step (0 = right after the shrink)")
         ax.set_ylabel(f"{label}\n(line: mean, band: ± 1 s.e.m. over seeds)")
-        ax.set_yscale("log")
+        log_axis(ax, drawn)
         ax.set_title(label)
     axes[0].legend(fontsize="small")
     fig.suptitle(f"{case['id']}: retraining curves per arm, {_seeds(case)} (seeds {_seed_range(case)})")
@@ -140,25 +174,25 @@ def sweep_figure(case: dict[str, Any]) -> Any:
     factors = np.array(sweep["factors"], dtype=float)
     panels = [(axes[0], "hf_fraction_shrunk", "right after shrink"), (axes[0], "hf_fraction", "after retraining"),
               (axes[1], "test_mse", "after retraining")]
+    drawn: dict[Any, list[Any]] = {ax: [] for ax in axes}
     for ax, key, label in panels:
         values = seed_array(sweep[key])
         mean, sem, _ = mean_sem(values)
-        bars = ax.errorbar(factors, mean, yerr=sem, marker="o", capsize=4,
+        bars = ax.errorbar(factors, mean, yerr=np.where(np.isfinite(sem), sem, np.nan), marker="o", capsize=4,
                            label=f"{label}: mean ± s.e.m.{_non_finite_note(values)}")
         colour = bars.lines[0].get_color()
         x = np.broadcast_to(factors[:, None], values.shape)
-        ax.plot(x.ravel(), values.ravel(), linestyle="none", marker=".", color=colour, alpha=0.35,
+        finite = np.isfinite(values)
+        ax.plot(x[finite], values[finite], linestyle="none", marker=".", color=colour, alpha=0.35,
                 label=f"{label}: one seed each")
+        drawn[ax] += [mean, values]
     for ax, metric in ((axes[0], "hf_fraction"), (axes[1], "test_mse")):
-        overfit = case["metrics"].get(metric, {}).get("overfit")
-        if overfit is not None:
-            ax.axhline(mean_sem(seed_array(overfit))[0], color="black", linestyle=":", linewidth=1,
-                       label="overfit net (before shrink), mean")
+        drawn[ax] += _overfit_level(ax, case, metric)
         if "shrink_factor" in case:
             ax.axvline(case["shrink_factor"], color="grey", linestyle="--", linewidth=1,
                        label=f"slingshot's factor {case['shrink_factor']:g}")
         ax.set_xlabel("shrink factor (1.0 = no shrink)")
-        ax.set_yscale("log")
+        log_axis(ax, drawn[ax])
         ax.legend(fontsize="x-small")
     axes[0].set_ylabel("high-frequency fraction")
     axes[0].set_title(f"power above {case['cutoff']:g} cycles over non-DC power")
@@ -208,10 +242,49 @@ def scope_figure(scope: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str, str]]:
+def case_history(case: dict[str, Any], out: Path) -> SpectrumHistory | FilterHistory:
+    """The case's seed-0 history from ``out/cases``, only if it belongs to ``case``'s numbers.
+
+    The case file ``cases/<id>.json`` must hold ``case`` (every field but the
+    verdicts, which the report corrects) and record the history's SHA-256
+    (``companion_sha256``): a history another run wrote into the folder is
+    never drawn beside this report's numbers.
+
+    Raises
+    ------
+    OSError
+        If a file is missing or unreadable.
+    ValueError
+        If the case file or history is damaged, not a regular file, or belongs
+        to another run (``UserInputError``).
+    """
+    name = check_case_id(case["id"])
+    record_path, history_path = Path(out) / "cases" / f"{name}.json", Path(out) / "cases" / f"{name}.history.npz"
+    record = read_json(record_path)
+    result = record.get("result") if isinstance(record, dict) else None
+    if not (isinstance(result, dict) and _without_verdicts(result) == _without_verdicts(case)):
+        raise UserInputError(f"{str(record_path)!r} is not the case file report.json was built from (another "
+                             "run's, or changed)")
+    if record.get("companion_sha256") != file_sha256(history_path):
+        raise UserInputError(f"{str(history_path)!r} is not the history its case file recorded (another run's, "
+                             "damaged, or changed)")
+    return kind_of(case["signal"]).history_type.load(history_path)
+
+
+def _without_verdicts(case: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in case.items() if key != "verdicts"}
+
+
+def write_figures(cases: list[dict[str, Any]], out: Path,
+                  skipped: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Write every case's PNGs into ``out/figures``; return ``{case id: {figure name: path relative to out}}``.
 
-    Reads each case's seed-0 history from ``out/cases/<id>.history.npz``. The
+    Reads each case's seed-0 history with :func:`case_history`. A case whose
+    history is missing, damaged or not its own gets only the figures drawn
+    from its numbers (the retraining curves), and ``skipped[case id]`` (when
+    ``skipped`` is given) says why; its history figures of an earlier run are
+    deleted. File names are built from case ids checked
+    as names (:func:`~spectral.claim._report_checks.check_case_id`). The
     shrink-factor sweep, when a case has one, is under the key ``"sweep"``.
     """
     out = Path(out)
@@ -219,13 +292,22 @@ def write_figures(cases: list[dict[str, Any]], out: Path) -> dict[str, dict[str,
     figures_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, str]] = {}
     for case in cases:
-        path = out / "cases" / f"{case['id']}.history.npz"
-        seed = case["seeds"][0]
-        made = kind_of(case["signal"]).figures(case, path)
-        written[case["id"]] = {}
+        name, seed = check_case_id(case["id"]), case["seeds"][0]
+        made = {}
+        try:
+            history = case_history(case, out)
+        except (OSError, ValueError) as error:
+            if skipped is not None:
+                skipped[name] = str(error)
+            for stem in HISTORY_FIGURES:  # an earlier run's, which the case no longer vouches for
+                (figures_dir / f"{name}-{stem}.png").unlink(missing_ok=True)
+        else:
+            made.update(kind_of(case["signal"]).history_figures(case, history))
+        made["curves"] = curves_figure(case)
+        written[name] = {}
         for stem, fig in made.items():
-            path = save_figure(fig, figures_dir / f"{case['id']}-{stem}.png")
-            written[case["id"]][FIGURE_NAMES[stem].format(seed=seed)] = str(path.relative_to(out))
+            path = save_figure(fig, figures_dir / f"{name}-{stem}.png")
+            written[name][FIGURE_NAMES[stem].format(seed=seed)] = str(path.relative_to(out))
         if case.get("sweep"):
             path = save_figure(sweep_figure(case), figures_dir / "sweep.png")
             written["sweep"] = {"sweep": str(path.relative_to(out))}

@@ -9,7 +9,6 @@ methods; :func:`kind_of` finds a case's kind from its ``signal``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._arms import Verdicts
@@ -17,6 +16,7 @@ from ._arms import Verdicts
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .._protocol import History
     from ._check import Case
 
 
@@ -29,6 +29,8 @@ class CaseKind:
     choice = "window"
     #: Per-arm curves the case result keeps (names as the measure returns them).
     curve_names: tuple[str, ...] = ()
+    #: The class of the seed-0 history its probe records (what ``cases/<id>.history.npz`` holds).
+    history_type: ClassVar[type[History]]
     #: The verdicts a case of this kind is tested on.
     verdicts: ClassVar[Verdicts] = {}
 
@@ -45,8 +47,8 @@ class CaseKind:
         """The report's sentence on the data and the measurement, from a case result."""
         raise NotImplementedError
 
-    def figures(self, result: dict[str, Any], history: Path) -> dict[str, Figure]:
-        """The case's figures (stem -> figure) from its result and its seed-0 history file."""
+    def history_figures(self, result: dict[str, Any], history: History) -> dict[str, Figure]:
+        """The figures (stem -> figure) drawn from a case result's seed-0 history (a :attr:`history_type`)."""
         raise NotImplementedError
 
 

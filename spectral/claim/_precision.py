@@ -7,27 +7,38 @@ minimum looks like a submanifold. Each prediction is measured here:
 
 1. *Register*: per seed, the fraction of the function's high-frequency power
    at or below the register floor of float32, bfloat16 and float16
-   (:func:`spectral.precision.register_floor`), before and after the shrink.
-2. *Lost updates by band*: along a float64 trajectory (Adam with the overfit
-   run's own state, and plain SGD), the change of the function each intended
-   update makes against the change its stored version makes, split into the
-   bands below and above the cutoff, before and after the shrink.
-3. *Slingshot in true low precision* (scope "full"): every scheme trains
-   phase 1, shrink and phase 2 (slingshot and control) with the weights
-   stored in its dtype, no master copy.
+   (:func:`spectral.precision.register_floor`), before and after the shrink;
+   each bin is compared with the floor averaged over neighbouring bins (the
+   single-draw fraction is reported beside it).
+2. *Lost updates by band*: along a float64 trajectory (the case's optimiser
+   with the overfit run's own state, and the other one fresh), the change of
+   the function each intended update makes against the change its stored
+   version makes, split into the bands below and above the cutoff, before
+   and after the shrink.
+3. *Slingshot in low precision*, in every run: from the float32 overfit
+   weights, slingshot and control retrain with their weights stored only in
+   bfloat16 and float16 (beside float32), by round-to-nearest, and, as the
+   interventions that remove lost updates, by stochastic rounding and by
+   Kahan-compensated updates (:class:`spectral.precision.LowPrecisionWeights`).
+   At scope "full" every scheme also trains phase 1 in its own dtype.
 4. *Manifold*: a small over-parameterised float64 network trained to
    interpolation; the singular values of its Jacobian at the training points,
-   the manifold dimension each dtype's spacing reads, and continued training
-   in each storage dtype split into motion along and across the manifold.
+   the manifold dimension each dtype's spacing reads, and a drift from the
+   minimum by gradient steps small enough to stay there, in each storage
+   dtype, split into motion along and across the manifold.
 
-Every seed trains alone in effect: members of a batched ensemble stop at their
-own threshold crossing, and a stopped member's weights and optimiser state do
-not move, so a seed's numbers do not depend on how many seeds run.
+Every optimiser step is :class:`~spectral.claim._training.MemberOptimizer`'s
+(the claim check's own, with the case's optimiser), whose intended update is
+stored by the rounding rule. Every seed trains alone in effect: members of a
+batched ensemble stop at their own threshold crossing, and a stopped member's
+weights and optimiser state do not move, so a seed's numbers do not depend on
+how many seeds run.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,12 +59,12 @@ from ..minima import (
     singular_values,
 )
 from ..models import mlp
-from ..precision import ratio, register_floor
+from ..precision import ROUNDINGS, LowPrecisionWeights, ratio, register_floor
 from ._cache import reuse_or_compute
 from ._check import Case, repeat_members, train_mse
 from ._config import SCHEME_NAMES, ClaimConfig, parse_case_id
 from ._stats import verdict
-from ._training import train_until_below
+from ._training import MemberOptimizer, train_until_below
 
 __all__ = ["PRECISION_UNITS", "SCHEMES", "StoredTrainer", "precision_inputs",
            "round_to", "run_precision"]
@@ -78,15 +89,20 @@ SCHEMES = {name: Scheme(_dtype(name.split("+")[0]), torch.float32 if name.endswi
 REFERENCE = "float32"
 #: Formats whose register floor is measured.
 REGISTER_DTYPES = ("float32", "bfloat16", "float16")
+#: Per grid dimension, the width (bins per axis) of the window whose mean floor each bin is compared with: 9 bins.
+ROBUST_FLOOR_BINS = {1: 9, 2: 3}
 #: Formats whose lost updates are measured in function space (float32 swallows nothing measurable there).
 BAND_DTYPES = ("bfloat16", "float16")
 #: Formats whose spacing reads the manifold dimension, and which store the weights of continued training.
 MANIFOLD_DTYPES = ("float64", "float32", "bfloat16", "float16")
-#: Optimisers whose steps are measured in function space: Adam (normalised steps) and plain SGD (steps ~ gradient).
+#: Optimisers whose steps are measured in function space: Adam (normalised steps) and SGD with momentum (steps ~
+#: gradient), both as the claim check trains with them (:class:`MemberOptimizer`).
 OPTIMIZERS = ("adam", "sgd")
-ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
-#: Calls of ``progress`` per run: float32 phase 1, register, lost updates by band, manifold, and one per other scheme.
-PRECISION_UNITS = 4 + len(SCHEME_NAMES) - 1
+#: Calls of ``progress`` per run: float32 phase 1, register, lost updates by band, manifold, the slingshot in low
+#: precision, and one per other scheme.
+PRECISION_UNITS = 5 + len(SCHEME_NAMES) - 1
+#: Training MSE readings along the drift at the minimum (plus the start).
+DRIFT_RECORDS = 10
 #: Most points of a lost-update curve in the result.
 CURVE_POINTS = 200
 #: Why the slow predictions have no verdict at the default scope.
@@ -134,45 +150,35 @@ def _load(parameters: list[torch.Tensor], theta: torch.Tensor) -> None:
             parameter.copy_(chunk.reshape(parameter.shape))
 
 
-class _Optimizer:
-    """Per-member Adam or plain SGD in float64: the intended update, computed but not added.
+class _GradientDescent:
+    """Plain gradient steps ``-eta_e * grad`` with a step size per member: the drift at a minimum.
 
-    Row ``e`` of every tensor is member ``e``; an inactive member's state does
-    not change and its update is zero. Adam's bias correction counts each
-    member's own steps.
+    Not an optimiser of the experiment (those are :class:`MemberOptimizer`'s): the step that keeps a network at an
+    interpolating minimum, neither normalised like Adam's nor accelerated like momentum's.
     """
 
-    def __init__(self, kind: str, like: torch.Tensor, learning_rate: float) -> None:
-        self.kind, self.learning_rate = kind, learning_rate
-        self.average, self.square = torch.zeros_like(like), torch.zeros_like(like)
-        self.steps = torch.zeros(like.shape[0], 1, dtype=like.dtype, device=like.device)
+    def __init__(self, ensemble: MLPEnsemble, step_sizes: torch.Tensor) -> None:
+        self.parameters = list(ensemble.parameters())
+        self.step_sizes = step_sizes.to(torch.float64)
 
-    def update(self, gradient: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        mask = active[:, None]
-        if self.kind == "sgd":
-            return torch.where(mask, -self.learning_rate * gradient, 0.0)
-        beta1, beta2 = ADAM_BETAS
-        self.steps = self.steps + mask
-        self.average = torch.where(mask, self.average.lerp(gradient, 1 - beta1), self.average)
-        self.square = torch.where(mask, self.square * beta2 + (1 - beta2) * gradient.square(), self.square)
-        denominator = (self.square / (1 - beta2**self.steps)).sqrt() + ADAM_EPSILON
-        return torch.where(mask, -self.learning_rate * self.average / (1 - beta1**self.steps) / denominator, 0.0)
-
-    def take(self, other: _Optimizer, rows: slice) -> None:
-        """Give members ``rows`` the state of ``other``'s members (as many, in order)."""
-        for name in ("average", "square", "steps"):
-            getattr(self, name)[rows] = getattr(other, name)
+    @torch.no_grad()
+    def intended_update(self, active: torch.Tensor | None = None) -> list[torch.Tensor]:
+        rate = self.step_sizes if active is None else torch.where(torch.as_tensor(active), self.step_sizes, 0.0)
+        return [-rate.reshape(-1, *([1] * (p.ndim - 1))) * p.grad for p in self.parameters]
 
 
 class StoredTrainer:
-    """Full-batch training of an ensemble whose weights are stored in ``scheme.storage``.
+    """Full-batch training of an ensemble whose weights are stored in ``scheme.storage`` by one rounding rule.
 
     Each step runs forward and backward on a copy of the ensemble in
     ``scheme.compute`` (the loss, the sum of per-member mean squared errors,
-    is reduced in at least float32), lets a float64 optimiser compute the
-    intended update ``u`` and stores ``w.to(storage) + u.to(storage)`` in
-    storage arithmetic: an update smaller than about half the spacing of the
-    stored weight is lost, as in real storage in that dtype.
+    is reduced in at least float32). The case's optimiser,
+    :class:`~spectral.claim._training.MemberOptimizer` (the one the claim
+    check trains with), runs in float64 on the stored weights and gives the
+    intended update ``u`` (:meth:`MemberOptimizer.intended_update`), which
+    :class:`spectral.precision.LowPrecisionWeights` stores by ``rounding``:
+    under round-to-nearest an update smaller than about half the spacing of
+    the stored weight is lost, as in real storage in that dtype.
 
     Parameters
     ----------
@@ -181,36 +187,56 @@ class StoredTrainer:
         done before happens "in" the storage dtype). Not changed.
     x, y : torch.Tensor
         ``(members, N, d)`` inputs and ``(members, N)`` targets.
-    learning_rate : float
-        The optimiser's learning rate.
+    learning_rate : float or torch.Tensor
+        The optimiser's learning rate; for ``"gradient"``, a ``(members,)`` step size.
     scheme : Scheme
         Compute and storage dtypes.
-    optimizer : {"adam", "sgd"}, default "adam"
-        Adam, or plain SGD (no momentum).
+    optimizer : {"adam", "sgd", "gradient"}, default "adam"
+        Adam or SGD with momentum (:class:`MemberOptimizer`), or plain gradient steps.
+    rounding : {"nearest", "stochastic", "kahan"}, default "nearest"
+        How each update is stored (:class:`spectral.precision.LowPrecisionWeights`).
+    seeds : sequence of int, optional
+        For ``"stochastic"``: one seed per member, so that a member's draws are its own.
 
     Attributes
     ----------
     theta : torch.Tensor
         ``(members, P)`` float64 stored weights (values of ``scheme.storage``).
-    optimizer : _Optimizer
-        Its state (moments, per-member step counts).
+    optimizer : MemberOptimizer
+        Its state (moments, per-member step counts), over float64 copies of the stored weights.
+    store : LowPrecisionWeights
+        The stored weights and, for Kahan, the compensation.
     changed, lost : list of torch.Tensor
         Per step, ``(members,)`` counts of non-zero intended updates and of
-        those the storage swallowed (the stored weight did not change).
+        those that left no trace in the store (:meth:`LowPrecisionWeights.apply`).
     """
 
-    def __init__(self, ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, learning_rate: float,
-                 scheme: Scheme, *, optimizer: str = "adam") -> None:
+    def __init__(self, ensemble: MLPEnsemble, x: torch.Tensor, y: torch.Tensor, learning_rate: float | torch.Tensor,
+                 scheme: Scheme, *, optimizer: str = "adam", rounding: str = "nearest",
+                 seeds: Iterable[int] | None = None) -> None:
         self.scheme = scheme
         self.model = copy.deepcopy(ensemble).to(scheme.compute)
         self.parameters = list(self.model.parameters())
-        self.theta = round_to(_flatten(ensemble.parameters()), scheme.storage)
+        self.stored = copy.deepcopy(ensemble).to(torch.float64)  # what the optimiser reads: the stored values
+        self.optimizer = (_GradientDescent(self.stored, torch.as_tensor(learning_rate)) if optimizer == "gradient"
+                          else MemberOptimizer(self.stored, optimizer, learning_rate))
+        generators = None if rounding != "stochastic" else [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.store = LowPrecisionWeights(_flatten(ensemble.parameters()), scheme.storage, rounding, generators)
         loss_dtype = torch.promote_types(scheme.compute, torch.float32)
         self.x, self.y = x.to(scheme.compute), y.to(loss_dtype)
-        self.optimizer = _Optimizer(optimizer, self.theta, learning_rate)
         self.changed: list[torch.Tensor] = []
         self.lost: list[torch.Tensor] = []
-        _load(self.parameters, self.theta)
+        self._publish()
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return self.store.weights.to(torch.float64)
+
+    def _publish(self) -> None:
+        """The stored weights into the compute model and the optimiser's float64 copy."""
+        theta = self.theta
+        _load(self.parameters, theta)
+        _load(list(self.stored.parameters()), theta)
 
     def run(self, steps: int, active: torch.Tensor | None = None) -> None:
         """``steps`` steps of the ``active`` members (all when None); the others do not move."""
@@ -222,15 +248,16 @@ class StoredTrainer:
             parameter.grad = None
         loss = (self.model(self.x).to(self.y.dtype) - self.y).pow(2).mean(dim=1).sum()
         loss.backward()
-        active = torch.ones(self.theta.shape[0], dtype=torch.bool) if active is None else active
-        update = self.optimizer.update(_flatten(p.grad for p in self.parameters), active)
-        stored = self.theta.to(self.scheme.storage)
-        new = stored + update.to(self.scheme.storage)
-        changed = update != 0
-        self.changed.append(changed.sum(dim=1))
-        self.lost.append((changed & (new == stored)).sum(dim=1))
-        self.theta = new.to(torch.float64)
-        _load(self.parameters, self.theta)
+        for own, parameter in zip(self.stored.parameters(), self.parameters):
+            if own.grad is None:
+                own.grad = parameter.grad.to(torch.float64)
+            else:
+                own.grad.copy_(parameter.grad)  # in place: the optimiser keeps views of the gradients
+        update = _flatten(self.optimizer.intended_update(active))
+        lost = self.store.apply(update)
+        self.changed.append((update != 0).sum(dim=1))
+        self.lost.append(lost.sum(dim=1))
+        self._publish()
 
     def ensemble(self) -> MLPEnsemble:
         """The stored weights as an ensemble in float32 (float64 for float64 storage): exact either way."""
@@ -278,7 +305,8 @@ def _curve(phase1: tuple[np.ndarray, np.ndarray], phase2: tuple[np.ndarray, np.n
 
 
 def _phase1(case: Case, scheme: Scheme) -> tuple[StoredTrainer, np.ndarray]:
-    trainer = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme)
+    trainer = StoredTrainer(case.ensemble(case.seeds), case.x, case.y, case.learning_rate, scheme,
+                            optimizer=case.optimizer)
     training = case.config.training
     return trainer, train_until_below(trainer, case.overfit_threshold, max_steps=training.overfit_max_steps,
                                       every=training.check_every)
@@ -289,8 +317,9 @@ def _run_scheme(case: Case, scheme: Scheme, phase1: StoredTrainer, stops: np.nda
     config, window, seeds = case.config, case.config.precision.window_steps, len(case.seeds)
     overfit = phase1.ensemble()
     both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), config.shrink_factor), overfit])
-    phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate, scheme)
-    phase2.optimizer.take(phase1.optimizer, slice(seeds, None))
+    phase2 = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate, scheme,
+                           optimizer=case.optimizer)
+    phase2.optimizer.load(phase1.optimizer.select(list(range(seeds))), slice(seeds, None))
     before = case.measure(overfit)["test_mse"]
     phase2.run(config.training.retrain_steps)
     after = case.measure(phase2.ensemble())["test_mse"]
@@ -307,6 +336,60 @@ def _run_scheme(case: Case, scheme: Scheme, phase1: StoredTrainer, stops: np.nda
         "gain": (after[seeds:] - after[:seeds]).tolist(),
         "curve": _curve(counts1, counts2, seeds),
     }
+
+
+# --- 3. The slingshot retrained in low precision, and the interventions that remove lost updates -----------------
+
+
+#: (storage dtype, rounding) of the retraining arms: float32 as the reference, each low-precision dtype by every rule.
+LOW_PRECISION_ARMS = (("float32", "nearest"), *((dtype, rounding) for dtype in BAND_DTYPES for rounding in ROUNDINGS))
+#: The rules that remove lost updates (stochastic rounding: unbiased; Kahan: compensated).
+REMEDIES = ROUNDINGS[1:]
+
+
+def _log_ratio(slingshot: np.ndarray, control: np.ndarray) -> list[float]:
+    """Per seed, ``log(slingshot / control)`` test MSE (negative: the slingshot gained); NaN where a value is not
+    positive and finite (the verdict drops and counts that seed)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        values = np.log(slingshot / control)
+    return np.where(np.isfinite(values), values, np.nan).tolist()
+
+
+def _retrain_stored(case: Case, overfit: MLPEnsemble, state: dict[str, Any], dtype: str, rounding: str,
+                    steps: int) -> dict[str, Any]:
+    """Slingshot (shrunk, fresh optimiser) and control (the overfit run's optimiser) retrained with their weights
+    stored in ``dtype`` by ``rounding``; per seed the test MSE of each and the fraction of updates lost."""
+    seeds = len(case.seeds)
+    both = MLPEnsemble.concatenate([shrink_(copy.deepcopy(overfit), case.config.shrink_factor), overfit])
+    storage = _dtype(dtype)
+    trainer = StoredTrainer(both, repeat_members(case.x, 2), repeat_members(case.y, 2), case.learning_rate,
+                            Scheme(torch.float32, storage), optimizer=case.optimizer, rounding=rounding,
+                            seeds=[*case.seeds, *case.seeds])
+    trainer.optimizer.load(state, slice(seeds, None))
+    trainer.run(steps)
+    test = case.measure(trainer.ensemble())["test_mse"]
+    lost, changed = trainer.counts()
+    fraction = ratio(lost.sum(axis=0), changed.sum(axis=0))
+    return {"test_mse": {"slingshot": test[:seeds].tolist(), "control": test[seeds:].tolist()},
+            "gain": (test[seeds:] - test[:seeds]).tolist(),
+            "lost_fraction": {"slingshot": fraction[:seeds].tolist(), "control": fraction[seeds:].tolist()}}
+
+
+def _slingshot_low_precision(case: Case, phase1: StoredTrainer, stops: np.ndarray) -> dict[str, Any]:
+    """Every arm of :data:`LOW_PRECISION_ARMS` retrained from the same float32 overfit weights, paired by seed."""
+    steps = case.config.precision.slingshot_retrain_steps
+    overfit, mse = phase1.ensemble(), phase1.train_mse()
+    reached = mse < case.overfit_threshold
+    state = phase1.optimizer.select(list(range(len(case.seeds))))
+    arms: dict[str, dict[str, Any]] = {}
+    for dtype, rounding in LOW_PRECISION_ARMS:
+        arm = _retrain_stored(case, overfit, state, dtype, rounding, steps)
+        test = arm["test_mse"]
+        arm["log_ratio"] = _log_ratio(np.array(test["slingshot"]), np.array(test["control"]))
+        arms.setdefault(dtype, {})[rounding] = arm
+    return {"optimizer": case.optimizer, "width": case.config.training.width, "phase1_steps": stops.tolist(),
+            "train_mse": mse.tolist(),
+            "reached": reached.tolist(), "retrain_steps": steps, "arms": arms}
 
 
 # --- 1. The register floor before and after the shrink ----------------------------------------------------------
@@ -352,19 +435,23 @@ def _register(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
     shrunk = shrink_(copy.deepcopy(overfit), config.shrink_factor)
     states = {"overfit": overfit, "shrunk": shrunk}
     nets = {state: [ensemble.member(i) for i in range(ensemble.members)] for state, ensemble in states.items()}
-    result: dict[str, Any] = {"dtypes": {}, "spectra": {}}
+    bins = ROBUST_FLOOR_BINS[case.grid.ndim]
+    result: dict[str, Any] = {"dtypes": {}, "spectra": {}, "average_bins": bins}
     for dtype in REGISTER_DTYPES:
         entry: dict[str, Any] = {}
         for state, members in nets.items():
             floors = [register_floor(net, case.grid, dtype, config.window) for net in members]
             alternating = [floor.freqs != 0 if case.grid.ndim == 1 else slice(None) for floor in floors]
             entry[state] = {
-                "fraction_below": [floor.fraction_below(case.cutoff) for floor in floors],
+                "fraction_below": [floor.fraction_below(case.cutoff, average_bins=bins) for floor in floors],
+                "fraction_below_single_draw": [floor.fraction_below(case.cutoff) for floor in floors],
                 "relative_floor": [float(ratio(f.floor[a].sum(), f.power[a].sum())) for f, a in zip(floors, alternating)],
                 "subnormal_weights": _subnormal(states[state], dtype),
             }
             result["spectra"].setdefault(state, {"power": floors[0].power.tolist()})[dtype] = floors[0].floor.tolist()
-        entry["shift"] = (np.array(entry["shrunk"]["fraction_below"]) - entry["overfit"]["fraction_below"]).tolist()
+        for key in ("fraction_below", "fraction_below_single_draw"):
+            entry[key.replace("fraction_below", "shift")] = (np.array(entry["shrunk"][key])
+                                                             - entry["overfit"][key]).tolist()
         result["dtypes"][dtype] = entry
     points = torch.as_tensor(case.grid.points, dtype=torch.float32)
     result["scale"] = {state: _scale_breaks(ensemble, points) for state, ensemble in states.items()}
@@ -376,10 +463,13 @@ def _register(case: Case, overfit: MLPEnsemble) -> dict[str, Any]:
 # --- 2. Lost updates in function space, by band ------------------------------------------------------------------
 
 
-def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: int) -> dict[str, Any]:
+def _band_losses(case: Case, start: MLPEnsemble, kind: str, learning_rate: float, state: dict[str, Any] | None,
+                 steps: int) -> dict[str, Any]:
     """Along ``steps`` float64 steps from ``start``: per dtype, each band's intended change the storage swallowed.
 
-    At every step the intended update ``u`` (float64) is stored in dtype D as
+    The optimiser is :class:`MemberOptimizer` of ``kind`` in float64, started from ``state``
+    (:meth:`MemberOptimizer.select` of every member) or fresh. At every step the intended update ``u``
+    (:meth:`MemberOptimizer.intended_update`) is stored in dtype D as
     ``s = (w_D + u_D)`` in D arithmetic minus ``w_D``, ``w_D`` the weights
     rounded to D. The function changes ``f(w_D + u) - f(w_D)`` (intended) and
     ``f(w_D + u) - f(w_D + s)`` (swallowed) are evaluated in float64 on the
@@ -387,13 +477,15 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
     """
     model = copy.deepcopy(start).to(torch.float64)
     parameters = list(model.parameters())
+    optimizer = MemberOptimizer(model, kind, learning_rate)
+    if state is not None:
+        optimizer.load(state, slice(None))
     theta = _flatten(parameters)
     x, y = case.x.to(torch.float64), case.y.to(torch.float64)
     points = torch.as_tensor(case.grid.points, dtype=torch.float64)
     members = theta.shape[0]
-    active = torch.ones(members, dtype=torch.bool)
     sums = {dtype: np.zeros((6, members)) for dtype in BAND_DTYPES}  # intended LF, HF, swallowed LF, HF, lost, changed
-    relative_step, step_over_lr = [], []
+    relative_step, step_over_lr, losses = [], [], []
 
     def function(weights: torch.Tensor) -> torch.Tensor:
         _load(parameters, weights)
@@ -403,11 +495,14 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
     for _ in range(steps):
         _load(parameters, theta)
         for parameter in parameters:
-            parameter.grad = None
-        (model(x) - y).pow(2).mean(dim=1).sum().backward()
-        update = optimizer.update(_flatten(p.grad for p in parameters), active)
+            if parameter.grad is not None:
+                parameter.grad.zero_()  # in place: the optimiser keeps views of the gradients
+        loss = (model(x) - y).pow(2).mean(dim=1)
+        losses.append(loss.detach())
+        loss.sum().backward()
+        update = _flatten(optimizer.intended_update())
         relative_step.append(torch.nanmedian((update / theta).abs(), dim=1).values.numpy())
-        step_over_lr.append((update.abs() / optimizer.learning_rate).median(dim=1).values.numpy())
+        step_over_lr.append((update.abs() / learning_rate).median(dim=1).values.numpy())
         for dtype in BAND_DTYPES:
             storage = _dtype(dtype)
             rounded = round_to(theta, storage)
@@ -420,7 +515,8 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
             sums[dtype][5] += changed.sum(dim=1).numpy()
         theta = theta + update
     result: dict[str, Any] = {"relative_step": np.mean(relative_step, axis=0).tolist(),
-                              "step_over_lr": np.mean(step_over_lr, axis=0).tolist()}
+                              "step_over_lr": np.mean(step_over_lr, axis=0).tolist(),
+                              "train_mse_growth": ratio(losses[-1].numpy(), losses[0].numpy()).tolist()}
     for dtype, total in sums.items():
         result[dtype] = {"swallowed_low": ratio(total[2], total[0]).tolist(),
                          "swallowed_high": ratio(total[3], total[1]).tolist(),
@@ -428,18 +524,22 @@ def _band_losses(case: Case, start: MLPEnsemble, optimizer: _Optimizer, steps: i
     return result
 
 
-def _bands(case: Case, overfit: MLPEnsemble, adam_state: _Optimizer) -> dict[str, Any]:
-    """Lost updates by band before the shrink (the overfit run's Adam state) and after it (fresh), Adam and SGD."""
+def _bands(case: Case, overfit: MLPEnsemble, phase1: MemberOptimizer) -> dict[str, Any]:
+    """Lost updates by band before the shrink and after it (fresh optimiser, as the slingshot restarts).
+
+    Before the shrink, the optimiser that trained phase 1 (the case's) continues with its own state; the other
+    starts fresh from the overfit weights.
+    """
     config = case.config
     shrunk = shrink_(copy.deepcopy(overfit), config.shrink_factor)
-    rates = {"adam": case.learning_rate, "sgd": config.training.sgd_learning_rate[case.case.activation]}
+    rates = {kind: config.learning_rate(dataclasses.replace(case.case, optimizer=kind)) for kind in OPTIMIZERS}
     steps = config.precision.window_steps
-    result: dict[str, Any] = {"learning_rate": rates, "steps": steps}
+    trained = phase1.select(list(range(phase1.members)))
+    result: dict[str, Any] = {"learning_rate": rates, "steps": steps, "phase1_optimizer": case.optimizer}
     for kind in OPTIMIZERS:
-        fresh = _Optimizer(kind, _flatten(overfit.parameters()), rates[kind])
-        before = copy.deepcopy(adam_state) if kind == "adam" else copy.deepcopy(fresh)
-        result[kind] = {"overfit": _band_losses(case, overfit, before, steps),
-                        "shrunk": _band_losses(case, shrunk, fresh, steps)}
+        result[kind] = {"overfit": _band_losses(case, overfit, kind, rates[kind],
+                                                trained if kind == case.optimizer else None, steps),
+                        "shrunk": _band_losses(case, shrunk, kind, rates[kind], None, steps)}
     return result
 
 
@@ -500,6 +600,16 @@ def _interpolation_data(case: Case, points: int) -> tuple[torch.Tensor, torch.Te
     return torch.as_tensor(x).expand(len(case.seeds), *x.shape), torch.as_tensor(y)
 
 
+def _drift_step_size(points: int, largest_singular_value: float) -> float:
+    """Gradient step that keeps a network at its interpolating minimum: ``1 / lambda_max`` of the loss's Hessian.
+
+    The loss is the mean over ``N`` points of the squared residual, so at an interpolating minimum its Hessian is
+    ``(2 / N) J^T J`` with largest eigenvalue ``2 sigma_max^2 / N``; a step of ``N / (2 sigma_max^2)`` takes out
+    the stiffest direction's residual in one step and shrinks every other one, half the largest stable step.
+    """
+    return points / (2 * largest_singular_value**2)
+
+
 def _manifold(case: Case) -> dict[str, Any]:
     """Interpolating float64 nets (one per seed): Jacobian spectrum, dimension per dtype, drift per storage dtype.
 
@@ -508,12 +618,13 @@ def _manifold(case: Case) -> dict[str, Any]:
     config, spec = case.config, case.config.precision.manifold
     points = spec.points
     x, y = _interpolation_data(case, points)
-    nets, iterations, mse, targets = [], [], [], []
+    nets, iterations, mse, targets, variances = [], [], [], [], []
     for index, seed in enumerate(case.seeds):
         net = mlp(case.grid.ndim, width=spec.width, depth=spec.depth, activation=case.case.activation,
                   bias=case.case.bias, constant_feature=not case.case.bias, omega_0=config.training.omega_0,
                   seed=seed).to(torch.float64)
-        target = spec.mse_ratio * float(y[index].var(unbiased=False))
+        variances.append(float(y[index].var(unbiased=False)))
+        target = spec.mse_ratio * variances[-1]
         iterations.append(_interpolate(net, x[index], y[index], target, spec.max_iterations))
         with torch.no_grad():
             mse.append(float((net(x[index])[:, 0] - y[index]).pow(2).mean()))
@@ -528,7 +639,7 @@ def _manifold(case: Case) -> dict[str, Any]:
     result: dict[str, Any] = {
         "parameters": parameters, "points": points, "parameters_minus_points": parameters - points,
         "width": spec.width, "depth": spec.depth, "iterations": iterations, "train_mse": mse,
-        "target_mse": targets, "interpolated": reached.tolist(),
+        "target_mse": targets, "target_variance": variances, "interpolated": reached.tolist(),
         "singular_values": [singular_values(net, x[i]).tolist() for i, net in enumerate(nets)],
         "relative_spacing": {dtype: relative_spacing(dtype) for dtype in MANIFOLD_DTYPES},
         "dimension": {dtype: at_minimum(manifold_dimension(net, x[i], dtype) for i, net in enumerate(nets))
@@ -537,11 +648,19 @@ def _manifold(case: Case) -> dict[str, Any]:
     }
     ensemble = MLPEnsemble.from_models(nets)
     matrices = [jacobian(net, x[i]) for i, net in enumerate(nets)]
+    step_sizes = torch.tensor([_drift_step_size(points, values[0]) for values in result["singular_values"]])
+    steps = config.precision.continue_steps
+    every = max(1, steps // DRIFT_RECORDS)
+    result.update(drift_step_size=step_sizes.tolist(), drift_steps=list(range(0, steps + 1, every)),
+                  drift_train_mse={})
     for dtype in MANIFOLD_DTYPES:
         storage = _dtype(dtype)
-        trainer = StoredTrainer(ensemble, x, y, case.learning_rate, Scheme(storage, storage))
-        start, start_mse = trainer.theta.clone(), trainer.train_mse()
-        trainer.run(config.precision.continue_steps)
+        trainer = StoredTrainer(ensemble, x, y, step_sizes, Scheme(storage, storage), optimizer="gradient")
+        start, along_the_way = trainer.theta.clone(), [trainer.train_mse()]
+        for _ in result["drift_steps"][1:]:
+            trainer.run(every)
+            along_the_way.append(trainer.train_mse())
+        result["drift_train_mse"][dtype] = np.stack(along_the_way, axis=1).tolist()
         splits = [displacement_split(matrix, trainer.theta[i] - start[i]) for i, matrix in enumerate(matrices)]
         lost, changed = trainer.counts()
         result["drift"][dtype] = {
@@ -550,7 +669,7 @@ def _manifold(case: Case) -> dict[str, Any]:
             "fraction_along": at_minimum(s["fraction_along"] for s in splits),
             "lost_fraction": ratio(lost.sum(axis=0), changed.sum(axis=0)).tolist(),
             "stalled_steps": ((lost == changed) & (changed > 0)).mean(axis=0).tolist(),
-            "train_mse_start": start_mse.tolist(), "train_mse_end": trainer.train_mse().tolist(),
+            "train_mse_start": along_the_way[0].tolist(), "train_mse_end": along_the_way[-1].tolist(),
         }
     return result
 
@@ -559,11 +678,40 @@ def _manifold(case: Case) -> dict[str, Any]:
 
 
 def _named(claim: Any, reference: Any, config: ClaimConfig, metric: str, claim_name: str, reference_name: str,
-           reason: str | None = None) -> dict[str, Any]:
+           reason: str | None = None, *, log_scale: bool = False) -> dict[str, Any]:
+    """The one call of the statistics for every verdict of the study ("claim < reference", paired by seed).
+
+    ``log_scale``: the values are logs, compared as differences (``scale="log"``: the relative effect is
+    ``expm1`` of the estimate); otherwise signed quantities that may be zero or negative (gains, counts,
+    distances, fractions), compared as differences with the margin relative to the reference's median
+    (``scale="difference"``).
+    """
     result = verdict(np.asarray(claim, dtype=float), np.asarray(reference, dtype=float), alpha=config.alpha,
-                     margin=config.min_relative_effect, scale="difference", reason=reason).to_dict()
+                     margin=config.min_relative_effect, scale="log" if log_scale else "difference",
+                     reason=reason).to_dict()
     result.update(metric=metric, claim=claim_name, reference=reference_name)
     return result
+
+
+def _low_precision_verdicts(slingshot: dict[str, Any], config: ClaimConfig) -> dict[str, dict[str, Any]]:
+    """Prediction 3 in the default run, and the interventions, per case and low-precision dtype.
+
+    The per-seed statistic is ``log(slingshot / control)`` test MSE: negative where the slingshot gained, the
+    relative gain on a log scale (so the margin is relative, as everywhere in the report).
+    """
+    verdicts = {}
+    metric = "log(slingshot test MSE / control test MSE), per seed"
+    for name, entry in slingshot.items():
+        arms = entry["arms"]
+        for dtype in BAND_DTYPES:
+            verdicts[f"slingshot_gains_more_in_low_precision_{name}_{dtype}"] = _named(
+                arms[dtype]["nearest"]["log_ratio"], arms[REFERENCE]["nearest"]["log_ratio"], config, metric,
+                f"{dtype} (round-to-nearest)", REFERENCE, log_scale=True)
+            for remedy in REMEDIES:
+                verdicts[f"removing_lost_updates_removes_the_extra_gain_{name}_{dtype}_{remedy}"] = _named(
+                    arms[dtype]["nearest"]["log_ratio"], arms[dtype][remedy]["log_ratio"], config, metric,
+                    f"{dtype} (round-to-nearest)", f"{dtype} ({remedy})", log_scale=True)
+    return verdicts
 
 
 def _verdicts(result: dict[str, Any], config: ClaimConfig) -> dict[str, dict[str, Any]]:
@@ -592,6 +740,7 @@ def _verdicts(result: dict[str, Any], config: ClaimConfig) -> dict[str, dict[str
             schemes[REFERENCE]["gain"] if ran else empty, schemes[name]["gain"] if ran else empty, config,
             "slingshot gain (control test MSE - slingshot test MSE)", REFERENCE, name,
             None if ran else (FULL_ONLY if name in config.precision.schemes else "scheme not configured"))
+    verdicts.update(_low_precision_verdicts(result["slingshot_low_precision"], config))
     for dtype in MANIFOLD_DTYPES[1:]:
         verdicts[f"manifold_grows_as_precision_drops_{dtype}"] = _named(
             manifold["dimension"]["float64"], manifold["dimension"][dtype], config,
@@ -638,6 +787,12 @@ def _measure(config: ClaimConfig, inputs: dict[str, Any], progress: Callable[[],
         progress()
         manifold = _manifold(case)
         progress()
+        narrow = config.replace(training=config.training.replace(width=config.precision.slingshot_width))
+        low_precision = {}
+        for name in config.precision.slingshot_cases:
+            small = Case(parse_case_id(name), narrow, inputs["seeds"])
+            low_precision[name] = _slingshot_low_precision(small, *_phase1(small, SCHEMES[REFERENCE]))
+        progress()
         for name, scheme in SCHEMES.items():
             if name == REFERENCE:
                 continue
@@ -648,7 +803,7 @@ def _measure(config: ClaimConfig, inputs: dict[str, Any], progress: Callable[[],
               "shrink_factor": config.shrink_factor, "window_steps": config.precision.window_steps,
               "retrain_steps": config.training.retrain_steps, "learning_rate": case.learning_rate,
               "threshold": case.overfit_threshold, "cutoff": case.cutoff, "schemes": schemes, "register": register,
-              "bands": bands, "manifold": manifold}
+              "bands": bands, "manifold": manifold, "slingshot_low_precision": low_precision}
     result["verdicts"] = _verdicts(result, config)
     return result
 
@@ -676,8 +831,10 @@ def run_precision(config: ClaimConfig, out: Path, progress: Callable[[], None] =
         register floor before and after the shrink; where scale invariance
         breaks), ``bands`` (lost updates by band, Adam and SGD), ``schemes``
         (per scheme trained in its dtype: lost updates, test errors, slingshot
-        gain; float32's phase-1 steps only at the default scope), ``manifold``
-        and ``verdicts`` (flat, name -> :func:`spectral.claim._stats.verdict` with
+        gain; float32's phase-1 steps only at the default scope),
+        ``slingshot_low_precision`` (per case, storage dtype and rounding, per
+        seed: slingshot and control test MSE, gain, log ratio, lost-update
+        fraction), ``manifold`` (with ``drift_train_mse`` per dtype) and ``verdicts`` (flat, name -> :func:`spectral.claim._stats.verdict` with
         ``metric``, ``claim`` and ``reference``).
     """
     inputs = precision_inputs(config)

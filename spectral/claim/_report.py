@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._errors import UserInputError
 from .._io import atomic_write, read_json, save_figure, write_json
 from ._arms import ARMS, BASELINES
 from ._config import ClaimConfig
@@ -22,8 +25,9 @@ from ._figures import scope_figure, write_figures
 from ._format import mean_sd, number
 from ._html import write_html
 from ._kinds import kind_of
+from ._report_checks import check_report
 from ._stats import correct_families, smallest_testable_n
-from ._tables import verdict_cell, verdict_rows
+from ._tables import markdown_safe, verdict_cell, verdict_rows
 
 REPORT_VERSION = 3
 
@@ -102,13 +106,26 @@ def build_report(config: ClaimConfig, cases: list[dict[str, Any]], precision: di
 
 
 def load_report(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``report.json``; refuse files that are not a claim-check report of this version."""
+    """Read a ``report.json``; refuse files that are not a claim-check report of this version, or damaged ones.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    ValueError
+        If it is not strict JSON; ``UserInputError`` (a ``ValueError``) if it
+        is not a claim-check report of this version, or a field the report
+        reads is missing or of the wrong type (the message names its JSON
+        path, e.g. ``cases[0].overfit.steps``; see
+        :mod:`spectral.claim._report_checks`).
+    """
     report = read_json(path)
     if not (isinstance(report, dict) and isinstance(report.get("config"), dict) and isinstance(report.get("cases"), list)):
-        raise ValueError(f"path={str(path)!r} is not a spectral claim-check report")
+        raise UserInputError(f"path={str(path)!r} is not a spectral claim-check report")
     version = report.get("version")
     if type(version) is not int or version != REPORT_VERSION:
-        raise ValueError(f"path={str(path)!r} has report version {version!r}; this spectral reads {REPORT_VERSION}")
+        raise UserInputError(f"path={str(path)!r} has report version {version!r}; this spectral reads {REPORT_VERSION}")
+    check_report(report)
     return report
 
 
@@ -260,8 +277,12 @@ def _summary(report: dict[str, Any]) -> list[str]:
          f"shrink factor {config['shrink_factor']}."), ""]
 
 
-def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], precision_markdown: str = "") -> str:
-    """The human-readable report: verdict table first, then one section per case."""
+def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], precision_markdown: str = "",
+                    left_out: dict[str, str] | None = None) -> str:
+    """The human-readable report: verdict table first, then one section per case.
+
+    ``left_out`` maps a case id to why its history figures are missing.
+    """
     cases = report["cases"]
     lines = ["# Claim check: the slingshot maneuver", "", *_summary(report), "## Primary verdicts", "",
              verdict_table(cases), "", "## Secondary verdicts", "", verdict_table(cases, list(SECONDARY_NAMES)), "",
@@ -275,6 +296,8 @@ def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], 
     lines.append("")
     for case in cases:
         lines += _case_section(case, figures.get(case["id"], {}))
+        if case["id"] in (left_out or {}):
+            lines += [f"Figures from this case's history left out: {left_out[case['id']]}.", ""]
         if case["sweep"]:
             lines += _sweep_section(case, figures.get("sweep", {}).get("sweep", ""))
     if report.get("scope"):
@@ -285,28 +308,64 @@ def report_markdown(report: dict[str, Any], figures: dict[str, dict[str, str]], 
     return "\n".join(lines)
 
 
-def write_outputs(report: dict[str, Any], out: Path) -> None:
-    """Write the figures, report.md, report.html and report.json (each atomically) from ``report`` and the case files."""
-    figures = write_figures(report["cases"], out)
+@contextmanager
+def _precision_from_file() -> Iterator[None]:
+    """The precision study's tables as read from report.json: one it cannot render is the file's fault, in one line.
+
+    (Its verdicts are checked on load; the study's own layout belongs to its module.)
+    """
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError) as error:
+        raise UserInputError(f"report.json: precision is not what `spectral run` writes ({type(error).__name__}: "
+                             f"{error})") from None
+
+
+def write_outputs(report: dict[str, Any], out: Path, *, from_file: bool = False) -> None:
+    """Write the figures, report.md, report.html and report.json (each atomically) from ``report`` and the case files.
+
+    Every string of ``report`` goes into report.md escaped (:func:`~spectral.claim._tables.markdown_safe`).
+    A case whose history cannot be used loses its history figures, with a
+    warning on stderr and a note in its section. ``from_file``: ``report``
+    was read from report.json, so a precision section it cannot render is a
+    ``UserInputError``.
+    """
+    warnings: dict[str, str] = {}
+    figures = write_figures(report["cases"], out, skipped=warnings)
+    for case_id, reason in warnings.items():
+        print(f"spectral: warning: case {case_id}'s history figures are left out: {reason}", file=sys.stderr)
     if report.get("scope"):
         path = out / "figures" / "scope.png"
         save_figure(scope_figure(report["scope"]), path)
         figures["scope"] = {"scope": str(path.relative_to(out))}
+    shown = markdown_safe(report)
     precision_text = ""
     if report.get("precision"):
         from ._precision_report import precision_figures, precision_markdown
 
-        precision_figures(report["precision"], out / "figures")
-        precision_text = precision_markdown(report["precision"])
-    text = report_markdown(report, figures, precision_text)
+        with _precision_from_file() if from_file else nullcontext():
+            precision_figures(report["precision"], out / "figures")
+            precision_text = precision_markdown(shown["precision"])
+    text = report_markdown(shown, figures, precision_text, markdown_safe(warnings))
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", lambda file: file.write(text), binary=False)
     write_html(report, out, figures, text)
 
 
 def rebuild(out: str | os.PathLike) -> dict[str, Any]:
-    """Rebuild report.md, report.html and the figures of a finished run from its saved results, without training."""
+    """Rebuild report.md, report.html and the figures of a finished run from its saved results, without training.
+
+    Figures from a case's history are drawn only when the case file in
+    ``cases/`` is the one the report was built from and vouches for the
+    history (its ``companion_sha256``); otherwise they are left out with a
+    warning on stderr and a note in report.md.
+
+    Raises
+    ------
+    OSError, ValueError
+        As :func:`load_report`, for a missing or unusable report.json.
+    """
     out = Path(out)
     report = load_report(out / "report.json")
-    write_outputs(report, out)
+    write_outputs(report, out, from_file=True)
     return report

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .._io import remove_stale_temporaries
+from .._errors import UserInputError
+from .._io import atomic_write, output_folder, read_json, remove_stale_temporaries
 from .._progress import Progress
 from .._validation import positive_int
+from ._cache import digest
 from ._check import CASE_UNITS, case_tasks, run_cached_case
+from ._config import ClaimConfig, load_config, parse_case_id
 from ._parallel import Task, available_cores, run_tasks
-from ._config import ClaimConfig, FrozenMap, load_config, parse_case_id
 
 __all__ = ["resolve_device", "run_claim_check"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: A temporary file this old in an output folder belongs to a killed run (a figure or case file takes seconds).
 STALE_AFTER_S = 600.0
+#: The file that says which config's run a results folder holds (written when the run starts).
+RUN_MARKER = "run.json"
 
 
 def resolve_device(device: str) -> str:
@@ -42,6 +48,60 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def claim_folder(out: Path, config: ClaimConfig) -> None:
+    """Mark ``out`` as holding ``config``'s run, or refuse it if it holds another config's (``UserInputError``).
+
+    The marker ``run.json`` records the config's digest. It is written whole
+    and only if absent (a hard link of a finished temporary file), so of two
+    runs starting at once exactly one writes it and the other reads it whole:
+    identical configs share the folder (each case is then reused or computed
+    once per process, as before), a different config is refused. A folder
+    from before the marker counts as its report.json's config, when it has one.
+    """
+    marker = out / RUN_MARKER
+    expected = digest(config.to_dict())
+    if not marker.exists():
+        _legacy_config_matches(out, expected)
+        _write_once(marker, {"format": "spectral-claim-run", "config_digest": expected})
+    try:
+        found = read_json(marker, "run marker")
+    except ValueError:
+        found = None
+    if not (isinstance(found, dict) and found.get("config_digest") == expected):
+        raise _another_run(out, RUN_MARKER)
+
+
+def _another_run(out: Path, evidence: str) -> UserInputError:
+    return UserInputError(f"{str(out)!r} holds the results of a run with another config ({evidence}); use another "
+                          "--out for this config (or remove that folder to start over)")
+
+
+def _legacy_config_matches(out: Path, expected: str) -> None:
+    report = out / "report.json"
+    try:
+        found = read_json(report).get("config") if report.is_file() else None
+    except (ValueError, AttributeError):
+        return  # not a report: nothing says which run the folder holds
+    if found is not None and digest(found) != expected:
+        raise _another_run(out, "report.json")
+
+
+def _write_once(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` whole, unless ``path`` exists (then leave it as it is)."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    atomic_write(staging, lambda file: file.write(json.dumps(data) + "\n"), binary=False)
+    try:
+        try:
+            os.link(staging, path)  # fails if path exists: the first run to get here owns the folder
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: not exclusive, but still never half a file
+            if not path.exists():
+                os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def scope_cells(config: ClaimConfig) -> list[tuple[str, int, int]]:
     """The (case, training points, width) cells of the data-size x width grid, when ``scope`` is ``"full"``."""
     if config.scope != "full":
@@ -55,10 +115,7 @@ def _scope_tasks(config: ClaimConfig, out: Path, device: str) -> list[Task]:
     tasks = []
     seeds = list(range(config.seeds))
     for name, points, width in scope_cells(config):
-        variant = config.replace(sweep=config.sweep.replace(case=""), training=config.training.replace(width=width),
-                                 signals=FrozenMap({**config.signals,
-                                                    "1d": config.signals["1d"].replace(train_points=points)}))
-        tasks.append(Task(run_cached_case, (parse_case_id(name), variant, seeds,
+        tasks.append(Task(run_cached_case, (parse_case_id(name), config.scope_cell(points, width), seeds,
                                             out / "scope" / f"{name}-n{points}-w{width}.json"), {"device": device}))
     return tasks
 
@@ -133,17 +190,19 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
     ------
     spectral.claim._config.ConfigError
         (a ``ValueError``) for a missing or malformed config, naming the key;
-        ``ValueError`` for an unknown or unavailable device.
+        ``ValueError`` for an unknown or unavailable device, or an ``out`` that
+        is empty or a file; ``spectral._errors.UserInputError`` (a
+        ``ValueError``) when ``out`` holds a run of another config (its
+        ``run.json``; see :func:`claim_folder`).
     """
     from ._report import build_report, verdict_table, write_outputs
 
     config = load_config(config, overrides)
     device = resolve_device(device)
     workers = available_cores() if workers is None else positive_int(workers, "workers")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} exists and is not a directory")
+    out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config)
     for folder in (out, out / "cases", out / "figures", out / "scope"):
         # Left by a killed run. Only old ones: another run on the same folder may be writing right now.
         remove_stale_temporaries(folder, older_than=STALE_AFTER_S)

@@ -3,7 +3,8 @@
 A verdict asks whether ``claim`` comes out lower than ``reference``, seed by
 seed, and by more than a margin. One estimand serves the test, the interval
 and the margin: the paired log-ratio ``d = log(claim / reference)`` (or
-``claim - reference`` for values already on a log scale), its Hodges-Lehmann
+``claim - reference`` for values already on a log scale, and for signed
+quantities with the margin relative to the reference), its Hodges-Lehmann
 estimate (the median of the Walsh averages), the exact signed-rank interval,
 and two one-sided exact signed-rank tests whose p-values come from the
 enumerated null distribution (:func:`signed_rank_null`), never from
@@ -208,18 +209,38 @@ def hodges_lehmann(differences: Any, confidence: float = 0.95) -> tuple[float, l
 # --- Power -------------------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=16)
+def _critical_values(alpha: float) -> tuple[int, ...]:
+    """For ``n = 0 .. MAX_SEEDS``, the largest ``t`` with ``P(T+ <= t) < alpha`` (-1 if none).
+
+    One pass of the recursion that builds :func:`signed_rank_null`: after
+    rank ``n`` it holds the null of ``n`` pairs.
+    """
+    probability, values = np.zeros(MAX_SEEDS * (MAX_SEEDS + 1) // 2 + 1), [-1]
+    probability[0] = 1.0
+    for n in range(1, MAX_SEEDS + 1):
+        size = n * (n + 1) // 2 + 1
+        probability[n:size] = (probability[n:size] + probability[:size - n].copy()) / 2
+        probability[:n] /= 2
+        below = np.flatnonzero(np.cumsum(probability[:size]) < alpha)
+        values.append(int(below[-1]) if below.size else -1)
+    return tuple(values)
+
+
 def _critical(n: int, alpha: float) -> int:
     """Largest ``t`` with ``P(T+ <= t) < alpha`` (-1 if none): "less" rejects at ``T+ <= t``."""
-    below = np.flatnonzero(np.cumsum(_null(n)) < alpha)
-    return int(below[-1]) if below.size else -1
+    return _critical_values(alpha)[n]
 
 
 def _positive_rank_sums(samples: np.ndarray) -> np.ndarray:
-    """``T+`` of every row of ``samples`` (continuous draws: no ties, no zeros)."""
-    order = np.argsort(np.abs(samples), axis=1)
-    positive = np.take_along_axis(samples, order, axis=1) > 0
-    return positive @ np.arange(1, samples.shape[1] + 1)
+    """``T+`` of every row of float64 ``samples`` (continuous draws: no ties, no zeros).
+
+    One integer sort instead of an argsort: the bits of ``|x|`` order like
+    the values, and the lowest one carries the sign (which reorders only
+    values within one unit in the last place of each other).
+    """
+    keys = (np.abs(samples).view(np.int64) & ~1) | (samples > 0)
+    return (np.sort(keys, axis=1) & 1) @ np.arange(1, samples.shape[1] + 1)
 
 
 class _PowerSimulation:
@@ -227,7 +248,7 @@ class _PowerSimulation:
 
     The draws are a smoothed bootstrap of ``differences - HL``: a resampled
     residual plus Gaussian noise of Silverman's bandwidth, rescaled to the
-    residuals' variance (continuous, so the untied null applies), one fixed
+    residuals' sample variance (continuous, so the untied null applies), one fixed
     ``(SIMULATIONS, MAX_SEEDS)`` matrix per verdict; the power at ``n`` uses
     its first ``n`` columns, so power against ``n`` is smooth.
     """
@@ -240,7 +261,9 @@ class _PowerSimulation:
         quartiles = np.subtract(*np.percentile(residuals, [75, 25]))
         width = 0.9 * min(spread, quartiles / 1.34 if quartiles > 0 else spread) * residuals.size ** -0.2
         noise = rng.standard_normal((SIMULATIONS, MAX_SEEDS))
-        self.draws = (picks + width * noise) / math.sqrt(1 + (width / spread) ** 2) if spread > 0 else picks
+        # Rescaled to the residuals' unbiased variance (ddof 1): the smoothing adds width**2, the resampling loses 1/n.
+        scale = float(residuals.std(ddof=1)) / math.hypot(spread, width) if spread > 0 else 1.0
+        self.draws = (picks + width * noise) * scale
         self.alpha, self.delta = alpha, delta
 
     def power(self, n: int, effect: float, rule: str) -> float:
@@ -734,15 +757,3 @@ def correct_families(verdicts: Iterable[Verdict | dict[str, Any]], *, alpha: flo
                 raw.update(record.to_dict())
         summary[family] = {"size": len(members), "hypotheses": 2 * len(members), "method": correction, "alpha": alpha}
     return summary
-
-
-def correct_family(verdicts: Iterable[Verdict | dict[str, Any]], config: Any) -> dict[str, Any]:
-    """:func:`correct_families` with a config's ``alpha`` and ``correction``; the two families' summary in one.
-
-    Returns ``{"size", "method", "alpha", "families"}``: ``size`` counts the
-    testable verdicts of both families, ``families`` is
-    :func:`correct_families`'s result.
-    """
-    families = correct_families(verdicts, alpha=config.alpha, correction=config.correction)
-    return {"size": sum(item["size"] for item in families.values()), "method": config.correction,
-            "alpha": config.alpha, "families": families}

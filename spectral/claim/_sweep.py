@@ -16,6 +16,9 @@ the claim check's cases and writes ``runs/<run id>.json`` atomically. A
 rerun skips the runs whose file holds the same digest, and each run resumes
 its finished cases; the combined ``sweep.json`` and ``sweep.md`` are built
 from the run files alone.
+
+A grid may have at most :data:`MAX_RUNS` combinations (checked before any is
+built), and pool workers end when the process that started them dies.
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ import concurrent.futures
 import copy
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .._io import atomic_write, read_json, write_json
+from .._io import atomic_write, output_folder, read_json, write_json
 from .._progress import Progress
 from .._validation import positive_int
 from ._cache import digest, load_if_current, save_record
@@ -48,13 +53,19 @@ from ._config import (
     read_config_file,
 )
 from ._report import SHORT_NAMES
-from ._stats import correct_family
+from ._stats import correct_families
 from ._tables import verdict_cell
 
-__all__ = ["expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_report"]
+__all__ = ["RunsFailed", "expand_sweep", "load_sweep", "make_executor", "run_sweep", "write_sweep_report"]
 
 FORMAT = "spectral.sweep"
-VERSION = 2
+#: 3: each run's verdicts corrected over its own family (``runs[i].family``; 2 had one family for the sweep).
+VERSION = 3
+#: Most combinations a grid may have: each is a whole claim check (minutes), and expanding a million took 11 minutes
+#: and gigabytes before anything ran.
+MAX_RUNS = 10_000
+#: Seconds between a pool worker's checks that the process that started it is still alive.
+PARENT_POLL_S = 1.0
 #: The verdicts of the sweep.md table.
 MAIN_VERDICTS = ("shrink_removes_high_frequencies", "slingshot_beats_control")
 DASK_MISSING = 'a Dask scheduler needs dask.distributed: pip install "spectral-probes[dask]"'
@@ -62,6 +73,16 @@ DASK_MISSING = 'a Dask scheduler needs dask.distributed: pip install "spectral-p
 _RUN_LOCK = threading.Lock()
 
 Run = tuple[str, ClaimConfig]
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a sweep failed; the others are finished and written (:func:`run_sweep`).
+
+    Examples
+    --------
+    >>> issubclass(RunsFailed, RuntimeError)
+    True
+    """
 
 
 def _check_key(key: Any) -> list[str]:
@@ -89,6 +110,10 @@ def _check_grid(grid: Any) -> dict[str, list[Any]]:
     for key, other in itertools.permutations(grid, 2):
         if other.startswith(key + "."):
             raise ConfigError(f"sweep grid keys {key!r} and {other!r} overlap: set one or the other")
+    size = math.prod(len(values) for values in grid.values())
+    if size > MAX_RUNS:
+        raise ConfigError(f"sweep grid has {size} combinations ({' x '.join(str(len(v)) for v in grid.values())}), "
+                          f"more than the cap of {MAX_RUNS} runs: split it into several sweeps", "grid")
     return grid
 
 
@@ -132,12 +157,13 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
     ------
     ConfigError
         Naming the key: unknown or overlapping grid keys, a grid value that
-        is not a non-empty list, bad base or grid values, or two
-        combinations that give the same config.
+        is not a non-empty list, more than :data:`MAX_RUNS` combinations,
+        bad base or grid values, or two combinations that give the same
+        config.
 
     Examples
     --------
-    >>> from spectral.sweep import expand_sweep
+    >>> from spectral.claim import expand_sweep
     >>> runs = expand_sweep({"base": {"seeds": 4}, "grid": {"shrink_factor": [0.2, 0.5]}})
     >>> [config.shrink_factor for _, config in runs]
     [0.2, 0.5]
@@ -185,7 +211,7 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None)
     Examples
     --------
     >>> import json, pathlib, tempfile
-    >>> from spectral.sweep import load_sweep
+    >>> from spectral.claim import load_sweep
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = pathlib.Path(folder) / "sweep.json"
     ...     _ = path.write_text(json.dumps({"grid": {"training.width": [32, 64]}}))
@@ -236,6 +262,20 @@ def _run_task(run: str, config: ClaimConfig, runs_dir: str, device: str = "cpu")
     return run
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker's initializer: a daemon thread ends the worker once ``parent`` (its starter) is gone.
+
+    A ``kill -9`` of the sweep runs no cleanup, and its busy workers would train on for hours; an orphan is
+    re-parented, so ``os.getppid()`` changes (on POSIX systems).
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="spectral-parent-watch", daemon=True).start()
+
+
 def make_executor(workers: int | None = None,
                   scheduler: str | None = None) -> tuple[concurrent.futures.Executor, Callable[[], Any]]:
     """An executor for :func:`run_sweep` and the function that shuts it down.
@@ -243,7 +283,9 @@ def make_executor(workers: int | None = None,
     Parameters
     ----------
     workers : int, optional
-        Local worker processes (default ``os.cpu_count()``).
+        Local worker processes (default ``os.cpu_count()``). Each ends when
+        the process that made the pool dies (checked every
+        :data:`PARENT_POLL_S` seconds), even mid-run.
     scheduler : str, optional
         Address of a Dask scheduler (``"tcp://host:8786"``): tasks go to its
         cluster through ``dask.distributed.Client(scheduler).get_executor()``.
@@ -264,7 +306,7 @@ def make_executor(workers: int | None = None,
 
     Examples
     --------
-    >>> from spectral.sweep import make_executor
+    >>> from spectral.claim import make_executor
     >>> executor, close = make_executor(workers=1)
     >>> close()
     """
@@ -284,7 +326,8 @@ def make_executor(workers: int | None = None,
     count = (os.cpu_count() or 1) if workers is None else positive_int(workers, "workers")
     # Fresh interpreters: forking a process whose torch thread pools already ran can deadlock.
     context = multiprocessing.get_context("spawn")
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=count, mp_context=context)
+    executor = concurrent.futures.ProcessPoolExecutor(max_workers=count, mp_context=context,
+                                                      initializer=_exit_with_parent, initargs=(os.getpid(),))
     return executor, lambda: executor.shutdown(cancel_futures=True)
 
 
@@ -309,7 +352,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
         No progress bar.
     device : {"cpu", "cuda", "mps"}, default "cpu"
         Where every run trains (resolved by the caller: see
-        :func:`spectral.experiment.resolve_device`).
+        :func:`spectral.claim.resolve_device`).
 
     Returns
     -------
@@ -319,8 +362,9 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
 
     Raises
     ------
-    RuntimeError
-        If any run failed; the others are finished and written first.
+    RunsFailed
+        (a ``RuntimeError``) if any run failed; the others are finished and
+        written first.
 
     Notes
     -----
@@ -336,7 +380,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     Examples
     --------
     >>> import concurrent.futures, tempfile
-    >>> from spectral.sweep import expand_sweep, run_sweep
+    >>> from spectral.claim import expand_sweep, run_sweep
     >>> base = {"cases": [{"signal": "1d", "activation": "tanh", "bias": True}], "seeds": 2,
     ...         "sweep": {"case": ""}, "precision": {"enabled": False},
     ...         "training": {"width": 8, "depth": 1, "overfit_max_steps": 10, "check_every": 10,
@@ -348,7 +392,7 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
     [{'shrink_factor': 0.2}, {'shrink_factor': 0.5}]
     """
     runs = load_sweep(runs) if isinstance(runs, (str, os.PathLike)) else _check_runs(runs)
-    out = Path(out)
+    out = output_folder(out)
     runs_dir = out / "runs"
     pending = [(run, config) for run, config in runs if not _finished(runs_dir / f"{run}.json", digest(config.to_dict()))]
     progress = Progress(len(runs), "sweep runs", disable=quiet)
@@ -372,9 +416,9 @@ def run_sweep(runs: str | os.PathLike | Sequence[Run], out: str | os.PathLike, *
             close()
     if failures:
         run, error = next(iter(failures.items()))
-        raise RuntimeError(f"{len(failures)} of {len(pending)} sweep runs failed: {sorted(failures)}; "
-                           f"{run}: {error!r}") from error
-    return write_report(out, [run for run, _ in runs])
+        raise RunsFailed(f"{len(failures)} of {len(pending)} sweep runs failed: {sorted(failures)}; "
+                         f"{run}: {error!r}") from error
+    return write_sweep_report(out, [run for run, _ in runs])
 
 
 def _leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -394,30 +438,38 @@ def _case_summary(case: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sweep report from the run files' contents: per run, the varying config values and the verdicts.
+def _correct_run(record: dict[str, Any]) -> dict[str, Any]:
+    """Correct one run's verdicts over its own family, with its own ``correction``, ``alpha`` and
+    ``min_relative_effect`` (as ``spectral run`` with its config does); in place. Returns the family."""
+    verdicts = [item for case in record["cases"] for item in case["verdicts"].values()]
+    verdicts += [item["alternate_window"] for item in verdicts if "alternate_window" in item]
+    config = ClaimConfig.from_dict(record["config"])
+    return correct_families(verdicts, alpha=config.alpha, correction=config.correction)
 
-    Every verdict of every run is corrected for multiplicity over the whole
-    sweep (one family), with the first run's ``correction`` and ``alpha``.
+
+def _build_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sweep report from the run files' contents: per run, the varying config values, its family and the verdicts.
+
+    Each run is judged by its own config: a grid over ``alpha``,
+    ``min_relative_effect`` or ``correction`` changes the judgement of its
+    own runs only.
     """
     records = copy.deepcopy(records)
-    verdicts = [item for record in records for case in record["cases"] for item in case["verdicts"].values()]
-    verdicts += [item["alternate_window"] for item in verdicts if "alternate_window" in item]
-    family = correct_family(verdicts, ClaimConfig.from_dict(records[0]["config"]))
+    families = [_correct_run(record) for record in records]
     leaves = [_leaves(record["config"]) for record in records]
     varying = [key for key in leaves[0] if len({json.dumps(leaf.get(key), sort_keys=True) for leaf in leaves}) > 1]
-    return {"format": FORMAT, "version": VERSION, "varying": varying, "family": family,
+    return {"format": FORMAT, "version": VERSION, "varying": varying,
             "runs": [{"id": record["id"], "digest": record["digest"], "grid": {key: leaf[key] for key in varying},
-                      "cases": [_case_summary(case) for case in record["cases"]]}
-                     for record, leaf in zip(records, leaves)]}
+                      "family": family, "cases": [_case_summary(case) for case in record["cases"]]}
+                     for record, leaf, family in zip(records, leaves, families)]}
 
 
 def _report_markdown(report: dict[str, Any]) -> str:
     """``sweep.md``: one row per run and case, the two main verdicts as ``yes/no (relative effect)``."""
     lines = [f"# Sweep: {len(report['runs'])} runs", "",
-             (f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`; every "
-             f"verdict is corrected over the sweep's {report['family']['size']} tests "
-             f"({report['family']['method']})."), "",
+             (f"Varying: {', '.join(report['varying']) or 'nothing'}. Cells read `yes/no (relative effect)`; each "
+             "run's verdicts are corrected over that run's own tests, with its own correction, alpha and "
+             "min_relative_effect."), "",
              "| run | grid values | case | " + " | ".join(SHORT_NAMES[name] for name in MAIN_VERDICTS) + " |",
              "|---|---|---|" + "---|" * len(MAIN_VERDICTS)]
     for run in report["runs"]:
@@ -428,7 +480,7 @@ def _report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: str | os.PathLike, run_ids: Sequence[str]) -> dict[str, Any]:
+def write_sweep_report(out: str | os.PathLike, run_ids: Sequence[str]) -> dict[str, Any]:
     """Build ``sweep.json`` and ``sweep.md`` from the run files alone, atomically; return the report.
 
     Parameters
@@ -452,8 +504,8 @@ def write_report(out: str | os.PathLike, run_ids: Sequence[str]) -> dict[str, An
     --------
     Rebuild the report of a finished sweep:
 
-    >>> from spectral.sweep import load_sweep, write_report
-    >>> report = write_report("results", [run for run, _ in load_sweep("sweep.toml")])  # doctest: +SKIP
+    >>> from spectral.claim import load_sweep, write_sweep_report
+    >>> report = write_sweep_report("results", [run for run, _ in load_sweep("sweep.toml")])  # doctest: +SKIP
     """
     out = Path(out)
     report = _build_report([read_json(out / "runs" / f"{run}.json") for run in run_ids])

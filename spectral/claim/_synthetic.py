@@ -9,7 +9,6 @@ function there, under two windows (the measurement choice).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -107,6 +106,7 @@ class SyntheticKind(CaseKind):
     signals = ("1d", "2d")
     choice = "window"
     curve_names = ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")
+    history_type = SpectrumHistory
     verdicts: ClassVar[Verdicts] = {**spectral_verdicts(), **generalisation_verdicts()}
 
     def setup(self, case: Case) -> None:
@@ -135,11 +135,9 @@ class SyntheticKind(CaseKind):
                 f"{number(result['signal_max_frequency'])}) over non-DC power, each function's mean removed before "
                 "windowing.")
 
-    def figures(self, result: dict[str, Any], history: Path) -> dict[str, Figure]:
+    def history_figures(self, result: dict[str, Any], history: SpectrumHistory) -> dict[str, Figure]:
         from .. import plot
-        from ._figures import curves_figure, spectra_figure
+        from ._figures import spectra_figure
 
-        spectra = SpectrumHistory.load(history)
-        return {"spectra": spectra_figure(result, spectra),
-                "heatmap": plot.error_heatmap(spectra, title=f"{result['id']}, seed {result['seeds'][0]}"),
-                "curves": curves_figure(result)}
+        return {"spectra": spectra_figure(result, history),
+                "heatmap": plot.error_heatmap(history, title=f"{result['id']}, seed {result['seeds'][0]}")}

@@ -3,11 +3,57 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from ._format import number
 
-__all__ = ["verdict_cell", "verdict_rows", "verdict_word"]
+__all__ = ["markdown_safe", "markdown_text", "verdict_cell", "verdict_rows", "verdict_word"]
+
+#: What text from a config or a file must not be read as in report.md: an HTML tag, comment or autolink (``<``
+#: before a letter, ``/``, ``!`` or ``?``), an entity (``&`` before a letter or ``#``), Markdown that links or
+#: escapes (backslash, backtick, brackets), a table cell's end (``|``), or a line break (any control character).
+_MARKDOWN_SIGNIFICANT = re.compile(r"<(?=[A-Za-z/!?])|&(?=[A-Za-z#])|[\\`\[\]|]|[\x00-\x1f\x7f]")
+_REPLACEMENTS = {"<": "&lt;", "&": "&amp;"}
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as literal text in a paragraph or table cell of report.md: no HTML, links or table breaks get in.
+
+    Examples
+    --------
+    >>> markdown_text("<script>alert(1)</script> | a\\nb")
+    '&lt;script>alert(1)&lt;/script> \\\\| a b'
+    >>> markdown_text("median test gap 0.02 < 1.1")
+    'median test gap 0.02 < 1.1'
+    """
+    def replace(match: re.Match[str]) -> str:
+        character = match.group()
+        if character in _REPLACEMENTS:
+            return _REPLACEMENTS[character]
+        return " " if character < " " or character == "\x7f" else "\\" + character
+
+    return _MARKDOWN_SIGNIFICANT.sub(replace, text)
+
+
+def markdown_safe(data: Any) -> Any:
+    """A copy of JSON data with every string (keys too) passed through :func:`markdown_text`, for report.md.
+
+    Names the code looks up (verdict, metric and arm names) contain none of the
+    escaped characters, so they are unchanged.
+
+    Examples
+    --------
+    >>> markdown_safe({"reason": "a|b", "n": [1, None]})
+    {'reason': 'a\\\\|b', 'n': [1, None]}
+    """
+    if isinstance(data, str):
+        return markdown_text(data)
+    if isinstance(data, dict):
+        return {markdown_safe(key): markdown_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [markdown_safe(value) for value in data]
+    return data
 
 
 def verdict_word(item: dict[str, Any]) -> str:

@@ -108,6 +108,20 @@ class MemberOptimizer:
             self._update(*group)
         self.steps[active] += 1
 
+    @torch.no_grad()
+    def intended_update(self, active: torch.Tensor | np.ndarray | None = None) -> list[torch.Tensor]:
+        """What :meth:`step` would add to each parameter, without adding it: the optimiser state advances.
+
+        For storing the update some other way (another dtype, another rounding): the parameters are left as
+        they were, the returned tensors hold ``after - before`` (zero for members outside ``active``).
+        """
+        before = [p.detach().clone() for p in self.parameters]
+        self.step(active)
+        updates = [p.detach() - b for p, b in zip(self.parameters, before)]
+        for parameter, value in zip(self.parameters, before):
+            parameter.copy_(value)
+        return updates
+
     def _chunks(self, runs: list[tuple[int, int]]) -> list[tuple[bool, list[torch.Tensor], ...]]:
         """Views of every run of members in the parameters, gradients and moments, with the runs' step counters.
 

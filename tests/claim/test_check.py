@@ -5,7 +5,6 @@ import pytest
 import torch
 from claim_config import assert_same_per_seed, tiny
 
-from spectral import Grid
 from spectral.claim._arms import PRIMARY
 from spectral.claim._check import (
     ARMS,

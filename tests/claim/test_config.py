@@ -259,3 +259,113 @@ def test_toml_needs_tomli_only_before_python_3_11(monkeypatch, tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("seeds = 3\n")
     assert load_config(path).seeds == 3
+
+
+# --- issue 18: values refused at load, before any training -------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"training": {"learning_rate": {"tanh": 1e39}}}, "training.learning_rate.tanh"),
+    # Adam's first step is the rate / (1 - beta1): 1e38 overflowed float32 there
+    ({"training": {"learning_rate": {"tanh": 1e38}}}, "training.learning_rate.tanh"),
+    ({"training": {"learning_rate": {"relu": 1e-45}}}, "training.learning_rate.relu"),  # 0 in float32
+    ({"training": {"sgd_learning_rate": {"tanh": 1e39}}}, "training.sgd_learning_rate.tanh"),
+    ({"signals": {"digits": {"learning_rate": 1e39}}}, "signals.digits.learning_rate"),
+    ({"signals": {"digits": {"sgd_learning_rate": 1e39}}}, "signals.digits.sgd_learning_rate"),
+    ({"shrink_perturb": {"perturb": 1e39}}, "shrink_perturb.perturb"),
+    ({"shrink_perturb": {"shrink": 1e39}}, "shrink_perturb.shrink"),
+    ({"shrink_factor": 1e39}, "shrink_factor"),
+    ({"sweep": {"factors": [0.2, 1e39]}}, "sweep.factors"),
+])
+def test_values_that_do_not_fit_float32_training_are_refused(overrides, key):
+    with pytest.raises(ConfigError, match="float32") as error:
+        load_config(overrides=overrides)
+    assert error.value.key == key
+
+
+@pytest.mark.parametrize("alpha", [5e-324, 1e-300, 9.99e-7, 0.0])
+def test_alpha_below_the_floor_is_refused(alpha):
+    with pytest.raises(ConfigError, match=r"'alpha' must be in \[1e-06, 1\)") as error:
+        load_config(overrides={"alpha": alpha})
+    assert error.value.key == "alpha"
+
+
+def test_alpha_at_the_floor_loads_and_needs_twenty_seeds():
+    from spectral.claim._stats import smallest_testable_n
+
+    config = load_config(overrides={"alpha": 1e-6})
+    assert smallest_testable_n(config.alpha) == 20  # 2**-20 < 1e-6 <= 2**-19
+
+
+@pytest.mark.parametrize("width", [1e300, 1e-300, 1e-160, 9e-4, 1001.0])
+@pytest.mark.parametrize("name", ["filter_width", "alternate_filter_width"])
+def test_digits_filter_widths_outside_the_range_are_refused(name, width):
+    with pytest.raises(ConfigError, match=r"in \[0.001, 1000\]") as error:
+        load_config(overrides={"signals": {"digits": {name: width}}})
+    assert error.value.key == f"signals.digits.{name}"
+
+
+@pytest.mark.parametrize("width", [1e-3, 1e3])
+def test_digits_filter_widths_at_the_ends_of_the_range_load(width):
+    assert load_config(overrides={"signals": {"digits": {"filter_width": width}}}).signals["digits"].filter_width == width
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_scope_cells_are_built_at_load_without_the_precision_study(precision):
+    """A small cell (6 points, width 4) runs: its config has no precision study whose manifold needs 12 points."""
+    config = load_config(overrides={"scope": "full", "precision": {"enabled": precision},
+                                    "scope_grid": {"train_points": [6], "widths": [4]}})
+    cell = config.scope_cell(6, 4)
+    assert (cell.signals["1d"].train_points, cell.training.width) == (6, 4)
+    assert (cell.precision.enabled, cell.sweep.case, cell.scope) == (False, "", "default")
+
+
+def test_precision_manifold_points_are_checked_only_when_the_study_runs():
+    overrides = {"signals": {"1d": {"train_points": 6}}, "precision": {"enabled": False}}
+    assert load_config(overrides=overrides).precision.manifold.points == 12
+    with pytest.raises(ConfigError, match="precision.manifold.points"):
+        load_config(overrides={**overrides, "precision": {"enabled": True}})
+
+
+def test_a_scope_cell_that_cannot_run_is_refused_at_load_naming_the_cell():
+    with pytest.raises(ConfigError, match="the cell with train_points=50000000 and width=32 cannot run: .* GiB") as error:
+        load_config(overrides={"scope": "full", "scope_grid": {"train_points": [12, 50000000], "widths": [32]}})
+    assert error.value.key == "scope_grid"
+    assert "manifold" not in str(error.value)
+    # the cells are checked only when the grid runs
+    assert load_config(overrides={"scope_grid": {"train_points": [50000000]}}).scope == "default"
+
+
+@pytest.mark.parametrize("cases, message", [
+    (["1d-tanh-n5"], "without a size"),
+    (["1d-tanh", "1d-relu-n12-sgd"], "without a size"),
+    (["1d-tanh", "1d-relu", "1d-tanh"], "distinct case names"),
+    ([], "non-empty list"),
+])
+def test_scope_grid_cases_are_unsized_distinct_and_not_empty(cases, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(overrides={"scope_grid": {"cases": cases}})
+    assert error.value.key == "scope_grid.cases"
+
+
+def test_scope_grid_takes_sgd_case_names():
+    assert load_config(overrides={"scope_grid": {"cases": ["1d-tanh-sgd", "1d-tanh"]}}).scope_grid.cases == (
+        "1d-tanh-sgd", "1d-tanh")
+
+
+def test_duplicate_keys_in_a_json_config_are_refused(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"seeds": 3, "training": {"width": 8, "width": 16}}')
+    with pytest.raises(ConfigError, match="duplicate config key 'width'") as error:
+        load_config(path)
+    assert error.value.key == "width"
+    path.write_text('{"seeds": 3, "seeds": 4}')
+    with pytest.raises(ConfigError, match="c.json.*duplicate config key 'seeds'"):
+        load_config(path)
+
+
+def test_duplicate_keys_in_a_set_value_are_refused():
+    from spectral.claim._config import parse_assignments
+
+    with pytest.raises(ConfigError, match="--set .*duplicate config key 'width'"):
+        parse_assignments(['training={"width": 8, "width": 16}'])

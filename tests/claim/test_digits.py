@@ -10,9 +10,9 @@ from claim_config import assert_same_per_seed
 
 from spectral import low_pass
 from spectral.claim._check import Case, run_case
-from spectral.claim._kinds import kind_of
 from spectral.claim._config import ConfigError, DigitsConfig, load_config, parse_case_id
 from spectral.claim._digits import FilterMeasure, split_digits
+from spectral.claim._kinds import kind_of
 
 TINY = {"seeds": 5, "sweep": {"case": ""}, "precision": {"enabled": False},
         "training": {"width": 16, "depth": 2, "overfit_max_steps": 100, "check_every": 25, "retrain_steps": 40,

@@ -1,11 +1,17 @@
+import json
+
 import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
 from spectral import Grid, SpectrumHistory, SpectrumProbe
+from spectral._errors import UserInputError
+from spectral._io import save_figure
+from spectral.claim._cache import file_sha256
 from spectral.claim._figures import (
     curves_figure,
     mean_sem,
+    scope_figure,
     spectra_figure,
     sweep_figure,
     write_figures,
@@ -35,6 +41,13 @@ def make_case(case_id="1d-tanh", seeds=(0, 1, 2), sweep=True):
         case["sweep"] = {"factors": [0.1, 0.2, 1.0], **{key: per_seed(3) for key in
                                                          ("hf_fraction_shrunk", "hf_fraction", "test_mse")}}
     return case
+
+
+def save_case(out, case, ndim):
+    """The case's history and the case file that vouches for it, as ``spectral run`` writes them."""
+    save_history(out, case["id"], ndim)
+    record = {"result": case, "companion_sha256": file_sha256(out / "cases" / f"{case['id']}.history.npz")}
+    (out / "cases" / f"{case['id']}.json").write_text(json.dumps(record))
 
 
 def save_history(out, case_id, ndim):
@@ -100,7 +113,7 @@ def test_sweep_figure_has_error_bars_seeds_and_markers():
 def test_write_figures_writes_every_figure_named_by_case_and_seed(tmp_path):
     case = make_case("2d-tanh", seeds=(4, 5))
     (tmp_path / "cases").mkdir()
-    save_history(tmp_path, case["id"], 2)
+    save_case(tmp_path, case, 2)
     written = write_figures([case], tmp_path)
     names = written[case["id"]]
     assert set(names) == {"spectra before/after shrink (seed 4)", "relative error over training (seed 4)",
@@ -115,3 +128,73 @@ def test_spectra_figure_names_case_seed_and_cutoff_in_1d(tmp_path):
     fig = spectra_figure(make_case(seeds=(7, 8)), SpectrumHistory.load(tmp_path / "cases" / "1d-tanh.history.npz"))
     assert fig._suptitle.get_text().startswith("1d-tanh, seed 7:")
     assert all(any(line.get_label().startswith("HF cutoff 8") for line in ax.get_lines()) for ax in fig.axes)
+
+
+def fill_case(case, value):
+    """``case`` with every per-seed number replaced by ``value`` (None: NaN as written to JSON)."""
+    fill = lambda values: [fill(v) for v in values] if isinstance(values, list) else value
+    for metric in ("test_mse", "hf_fraction", "train_mse"):
+        case["curves"][metric] = {arm: fill(v) for arm, v in case["curves"][metric].items()}
+        case["metrics"][metric] = {arm: fill(v) for arm, v in case["metrics"][metric].items()}
+    case["sweep"].update({key: fill(case["sweep"][key]) for key in ("hf_fraction_shrunk", "hf_fraction", "test_mse")})
+    return case
+
+
+def axis_notes(ax):
+    return [text.get_text() for text in ax.texts]
+
+
+@pytest.mark.parametrize("value", [None, float("inf"), float("-inf"), float("nan")])
+def test_figures_of_metrics_never_finite_are_drawn_and_say_so(tmp_path, value):
+    case = fill_case(make_case(), value)
+    for make in (curves_figure, sweep_figure):
+        fig = make(case)
+        save_figure(fig, tmp_path / f"{make.__name__}.png")  # drawing is where a log axis of no data fails
+        for ax in fig.axes:
+            assert ax.get_yscale() == "linear" and axis_notes(ax) == ["no finite values"]
+
+
+def test_figures_with_some_finite_values_keep_their_log_axes(tmp_path):
+    case = fill_case(make_case(), None)
+    case["curves"]["test_mse"]["slingshot"][0] = [0.5, None, 0.25]
+    case["metrics"]["train_mse"]["overfit"] = [1e-3, None, None]  # only the overfit level is finite here
+    case["sweep"]["test_mse"][2] = [float("inf"), 0.1, None]
+    curves, sweep = curves_figure(case), sweep_figure(case)
+    save_figure(curves, tmp_path / "curves.png")
+    save_figure(sweep, tmp_path / "sweep.png")
+    assert [ax.get_yscale() for ax in curves.axes] == ["log", "linear", "log"]
+    assert axis_notes(curves.axes[1]) == ["no finite values"]
+    assert [ax.get_yscale() for ax in sweep.axes] == ["linear", "log"]
+
+
+def test_a_metric_that_is_zero_everywhere_keeps_a_linear_axis_and_says_why(tmp_path):
+    case = fill_case(make_case(), 0.0)
+    fig = curves_figure(case)
+    save_figure(fig, tmp_path / "curves.png")
+    assert axis_notes(fig.axes[0]) == ["no positive values (log scale)"]
+
+
+def test_the_scope_figure_survives_effects_that_are_never_finite(tmp_path):
+    item = {"relative_effect": None, "holds": None}
+    scope = [{"case": "1d-tanh", "train_points": n, "width": 8,
+              "verdicts": {"slingshot_beats_control": item, "slingshot_beats_early_stop": item}} for n in (6, 12)]
+    save_figure(scope_figure(scope), tmp_path / "scope.png")
+
+
+@pytest.mark.parametrize("case_id", ["../../escape/pwn", "/tmp/escape-pwn", "1d-tanh/../../x", "1d-TANH", ""])
+def test_write_figures_builds_file_names_only_from_case_names(tmp_path, case_id):
+    with pytest.raises(UserInputError, match="case name"):
+        write_figures([make_case(case_id)], tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.rglob("*")) in ([], ["out"], ["figures", "out"])
+
+
+def test_a_history_its_case_file_does_not_vouch_for_is_not_drawn(tmp_path):
+    case = make_case(sweep=False)
+    (tmp_path / "cases").mkdir()
+    save_case(tmp_path, case, 1)
+    other = make_case(sweep=False)
+    other["metrics"]["test_mse"]["slingshot"][0] += 1  # the report's numbers are not the case file's
+    skipped = {}
+    written = write_figures([other], tmp_path, skipped)
+    assert list(written["1d-tanh"]) == ["retraining curves"]
+    assert "is not the case file report.json was built from" in skipped["1d-tanh"]

@@ -1,4 +1,5 @@
 import base64
+import html
 import html.parser
 import struct
 import subprocess
@@ -8,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectral.claim._html import COLOURS, write_html
+from spectral.claim._html import (
+    COLOURS,
+    STATES,
+    outcome_of,
+    primary_verdicts,
+    summary_sentences,
+    write_html,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -121,12 +129,13 @@ def test_every_image_is_embedded_and_decodes_to_a_png(run_folder):
     assert any(text == "More figures" for _, _, text in page.headings)
 
 
-def test_the_verdict_table_comes_first_and_equals_the_report(run_folder):
+def test_the_summary_and_the_verdict_table_come_first_and_equal_the_report(run_folder):
     out, figures = run_folder
     report = make_report()
     text = write_html(report, out, figures, make_markdown()).read_text(encoding="utf-8")
     page = Page(text)
-    assert text.index('id="verdicts"') < text.index("<h2")
+    assert text.index('id="summary"') < text.index("<table") < text.index('id="verdicts"') < text.index("<h2")
+    assert "<details" not in text  # a report without families has no secondary verdicts
     expected = {(case["id"], name): item for case in report["cases"] for name, item in case["verdicts"].items()}
     expected.update({("precision 1d-tanh", name): item for name, item in report["precision"]["verdicts"].items()})
     assert set(page.cells) == set(expected)
@@ -199,6 +208,165 @@ def test_the_page_renders_in_a_browser_with_the_verdicts_on_the_first_screen(run
     assert pixels.shape[:2] == (900, 1280)
     assert pixels.std() > 10  # not a blank page
     for state, hex_code in COLOURS.items():
+        if state == "inconclusive":  # a report without outcomes has none
+            continue
         match = np.all(np.abs(pixels - colour(hex_code)) <= 3, axis=-1)
         assert match.sum() > 200, f"no {state} verdict cell on the first screen"
         assert np.flatnonzero(match.any(axis=1))[0] < 450, f"the first {state} cell is not near the top"
+
+
+# --- The summary and the verdict contract's outcomes and families ----------------------------------------------------
+
+
+def contract_verdict(outcome, family="primary", reason=None, **extra):
+    holds = {"yes": True, "no": False}.get(outcome)
+    return {"outcome": outcome, "holds": holds, "family": family, "reason": reason, "q_value": 0.01, "p_value": 0.005,
+            "effect": -0.2, "ci": [-0.3, -0.1], "relative_effect": -0.18, "n": 16, "power": 0.9, "seeds_needed": 10,
+            **extra}
+
+
+def test_outcome_prefers_the_contract_and_reads_old_reports():
+    assert outcome_of({"outcome": "inconclusive", "holds": None}) == "inconclusive"
+    assert [outcome_of({"holds": h}) for h in (True, False, None)] == ["yes", "no", "untestable"]
+    assert outcome_of({}) == "untestable"
+    assert set(STATES) == {"yes", "no", "inconclusive", "untestable"}
+
+
+def test_summary_counts_each_claim_over_the_cases():
+    shrink = "shrink_removes_high_frequencies"
+    groups = {f"1d-{a}": {shrink: contract_verdict("yes")} for a in ("relu", "tanh", "sine")}
+    groups.update({f"2d-{a}": {shrink: contract_verdict("yes")} for a in ("relu", "tanh", "sine")})
+    groups["1d-relu-nobias"] = {shrink: contract_verdict("no")}
+    groups["2d-relu-nobias"] = {shrink: contract_verdict("no")}
+    expected = ('"shrink removes high frequencies" holds in 6 of 8 cases; does not hold in 2 '
+                '(1d-relu-nobias, 2d-relu-nobias).')
+    assert summary_sentences(groups) == [expected]
+
+
+def test_summary_says_untestable_and_inconclusive_as_such():
+    beats = "slingshot_beats_control"
+    groups = {"2d-sine": {beats: contract_verdict("untestable", reason="case did not overfit")},
+              "1d-tanh": {beats: contract_verdict("inconclusive", reason="about 40 seeds would decide it")},
+              "1d-relu": {beats: contract_verdict("yes")}}
+    expected = ('"slingshot beats control" holds in 1 of 3 cases (1d-relu); inconclusive in 1 (1d-tanh) (about 40 '
+                'seeds would decide it); untestable in 1 (2d-sine) (case did not overfit).')
+    assert summary_sentences(groups) == [expected]
+    every = {case: {beats: contract_verdict("untestable", reason="case did not overfit")} for case in ("a", "b")}
+    assert summary_sentences(every) == ['"slingshot beats control" is untestable in all 2 cases (case did not overfit).']
+    every["a"]["x"] = every["b"]["x"] = contract_verdict("untestable", reason="case did not overfit")
+    every["a"]["y"] = contract_verdict("yes")
+    every["b"]["y"] = contract_verdict("inconclusive")
+    assert summary_sentences(every) == [
+        '"slingshot beats control" and "x" are untestable in all 2 cases (case did not overfit).',
+        '"y" holds in 1 of 2 cases (a); inconclusive in 1 (b).']
+    assert summary_sentences({}) == []
+
+
+def test_summary_claims_keep_their_order_and_old_reports_use_holds():
+    groups = {"a": {"second": {"holds": False}, "first": {"holds": True}}, "b": {"first": {"holds": None, "reason": "x"}}}
+    assert summary_sentences(groups) == ['"second" does not hold in the 1 case.',
+                                         '"first" holds in 1 of 2 cases (a); untestable in 1 (b) (x).']
+
+
+def test_primary_verdicts_fall_back_to_all_when_no_verdict_has_a_family():
+    old = {"a": {"x": {"holds": True}}, "b": {}}
+    assert primary_verdicts(old) == {"a": {"x": {"holds": True}}}
+    new = {"a": {"x": contract_verdict("yes"), "y": contract_verdict("no", family="secondary")},
+           "b": {"y": contract_verdict("no", family="secondary")}}
+    assert primary_verdicts(new) == {"a": {"x": new["a"]["x"]}}
+
+
+LONG_CASES = ("1d-relu", "1d-tanh", "1d-sine", "1d-relu-nobias", "2d-relu", "2d-tanh", "2d-sine", "2d-relu-nobias",
+              "digits-relu-n256-sgd", "1d-<i>tanh</i>-n1024")
+PRIMARY = ("shrink_removes_high_frequencies", "shrink_removes_high_frequencies_more_than_low",
+           "slingshot_beats_control", "slingshot_beats_early_stop", "slingshot_beats_control_at_matched_fit",
+           "slingshot_beats_control_at_best_validation")
+
+
+def contract_report():
+    """A report as the verdict contract writes it: 10 cases, primary and secondary families, every outcome."""
+    outcomes = ("yes", "no", "inconclusive", "untestable")
+    cases = []
+    for i, case_id in enumerate(LONG_CASES):
+        verdicts = {name: contract_verdict(outcomes[(i + j) % 4], reason=None if (i + j) % 4 < 2 else
+                                           "fewer than 5 seeds with finite values at the matched training fit")
+                    for j, name in enumerate(PRIMARY)}
+        verdicts.update({f"slingshot_beats_{arm}_on_test_error": contract_verdict(outcomes[(i + j) % 4], "secondary",
+                                                                                  reason="r")
+                         for j, arm in enumerate(("fresh", "weight_decay", "output_scale", "shrink_perturb"))})
+        cases.append({"id": case_id, "seeds": list(range(16)), "verdicts": verdicts})
+    family = {"primary": {"size": 60, "method": "holm", "alpha": 0.05},
+              "secondary": {"size": 40, "method": "bh", "alpha": 0.05}}
+    return {"version": 3, "cases": cases, "family": family, "provenance": {"spectral": "0.2.0"}}
+
+
+def test_primary_table_first_secondary_collapsed_and_a_sentence_per_primary_claim(tmp_path):
+    text = write_html(contract_report(), tmp_path, {}, make_markdown(LONG_CASES)).read_text(encoding="utf-8")
+    page = Page(text)
+    summary = text[text.index('id="summary"'):text.index("</section>")]
+    assert text.index('id="summary"') < text.index("<table")
+    assert summary.count("<li>") == 4  # claims with the same answers in the same cases share a sentence
+    for name in PRIMARY:
+        assert f"&quot;{name.replace('_', ' ')}&quot;" in summary
+    assert "holds in" in summary and "untestable in" in summary and "inconclusive in" in summary
+    assert "on test error" not in summary  # secondary claims are not summarised
+    assert text.index('id="verdicts"') < text.index('<details class="secondary"') < text.index('id="secondary-verdicts"')
+    assert '<details class="secondary" id="secondary" open' not in text
+    primary_cells = {key for key in page.cells if not key[1].endswith("_on_test_error")}
+    assert len(primary_cells) == len(LONG_CASES) * len(PRIMARY)
+    assert {page.cells[key]["class"] for key in page.cells} == {"holds", "fails", "inconclusive", "untestable"}
+    assert "i" not in {tag for tag, _ in page.tags}  # the odd case id is text
+    assert "primary family: 60 verdicts, Holm; secondary family: 40 verdicts, Benjamini-Hochberg" in text
+    assert "power 0.9" in text and "seeds needed 10" in text
+
+
+def test_figures_sit_in_a_gallery_with_captions_and_there_is_a_print_stylesheet(run_folder):
+    out, figures = run_folder
+    text = write_html(make_report(), out, figures, make_markdown()).read_text(encoding="utf-8")
+    assert text.count("<figure>") == len(CASES) + 2
+    assert "<figcaption>retraining curves</figcaption>" in text and "<figcaption>sweep</figcaption>" in text
+    assert '<div class="gallery"><figure>' in text
+    assert "@media print" in text
+
+
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const table = document.getElementById("verdicts").getBoundingClientRect();
+  document.body.setAttribute("data-measure", JSON.stringify({table_right: table.right, table_width: table.width,
+    scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth}));
+});
+</script>"""
+
+
+def chromium(*arguments, profile):
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--window-size=1280,800", *arguments]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium "
+                                                   "(Debian: apt-get install -y chromium)")
+@pytest.mark.slow
+def test_the_primary_table_fits_a_1280_by_800_window(tmp_path):
+    import json
+    import re
+
+    page = write_html(contract_report(), tmp_path, {}, make_markdown(LONG_CASES))
+    screenshot = tmp_path / "report-1280x800.png"
+    result = chromium(f"--screenshot={screenshot}", page.resolve().as_uri(), profile=tmp_path / "profile")
+    assert screenshot.is_file(), f"no screenshot (exit {result.returncode}): {result.stderr[-2000:]}"
+    print(f"screenshot of report.html at 1280 x 800: {screenshot}")
+    # The page forbids scripts (its Content-Security-Policy); a copy without that line measures itself.
+    text = page.read_text(encoding="utf-8")
+    measured = tmp_path / "measured.html"
+    measured.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text)
+                        .replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    result = chromium("--dump-dom", "--virtual-time-budget=5000", measured.resolve().as_uri(),
+                      profile=tmp_path / "profile2")
+    found = re.search(r'data-measure="([^"]+)"', result.stdout)
+    assert found, f"no measurement (exit {result.returncode}): {result.stderr[-2000:]}"
+    size = json.loads(html.unescape(found.group(1)))
+    assert size["client_width"] <= 1280
+    assert size["scroll_width"] <= size["client_width"], f"the page scrolls sideways: {size}"
+    assert size["table_right"] <= size["client_width"], f"the primary table is cut off: {size}"

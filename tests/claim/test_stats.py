@@ -8,13 +8,11 @@ import pytest
 import scipy.stats
 
 from spectral.claim import _stats
-from spectral.claim._config import load_config
 from spectral.claim._stats import (
     MAX_SEEDS,
     Verdict,
     adjust,
     correct_families,
-    correct_family,
     hodges_lehmann,
     required_seeds,
     signed_rank_null,
@@ -314,14 +312,6 @@ def test_a_verdict_the_correction_takes_back_reads_inconclusive_with_a_reason():
     assert "after the family correction" in weak.reason
 
 
-def test_correct_family_takes_the_config():
-    config = load_config(overrides={"alpha": 0.05, "min_relative_effect": 0.05, "correction": "bh"})
-    items = [judge(np.full(8, 0.5), np.ones(8)).to_dict(), judge([0.5], [1.0]).to_dict()]
-    summary = correct_family(items, config)
-    assert summary["size"] == 1 and summary["method"] == "bh" and summary["families"]["secondary"]["size"] == 1
-    assert items[0]["q_value"] == pytest.approx(2 / 256) and items[0]["outcome"] == "yes"
-
-
 # --- Power -----------------------------------------------------------------------------------------------------------
 
 
@@ -417,3 +407,16 @@ def test_a_corrected_family_keeps_false_yes_and_no_below_alpha():
                     for v, effect in zip(verdicts, effects))
         proportions.append(false / max(1, sum(v.outcome in ("yes", "no") for v in verdicts)))
     assert np.mean(proportions) <= ALPHA
+
+
+def test_the_simulations_rank_sums_are_the_signed_rank_statistic():
+    samples = np.random.default_rng(17).normal(-0.2, 1.0, (50, 12))
+    expected = [scipy.stats.rankdata(np.abs(row))[row > 0].sum() for row in samples]
+    assert _stats._positive_rank_sums(samples).tolist() == expected
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 16, 40])
+def test_critical_values_are_the_nulls_quantiles(n):
+    cumulative = np.cumsum(signed_rank_null(n))
+    critical = _stats._critical(n, ALPHA)
+    assert (critical == -1 or cumulative[critical] < ALPHA) and cumulative[critical + 1] >= ALPHA

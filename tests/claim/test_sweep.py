@@ -1,4 +1,4 @@
-"""Tests of spectral.sweep: a grid of claim-check runs through executors, resumable, one file per run."""
+"""Tests of spectral.claim._sweep: a grid of claim-check runs through executors, resumable, one file per run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from spectral._io import read_json
 from spectral.claim import _sweep as sweep
 from spectral.claim._config import ClaimConfig, ConfigError
-from spectral.claim._sweep import expand_sweep, load_sweep, make_executor, run_sweep
+from spectral.claim._sweep import RunsFailed, expand_sweep, load_sweep, make_executor, run_sweep, write_sweep_report
 
 BASE = {
     "cases": [{"signal": "1d", "activation": "tanh", "bias": True}],
@@ -130,7 +130,7 @@ def test_failed_run_raises_after_the_others(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep, "run_cases", fail_one)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        with pytest.raises(RuntimeError, match="1 of 2 sweep runs failed.*boom"):
+        with pytest.raises(RunsFailed, match="1 of 2 sweep runs failed.*boom"):
             run_sweep(expand_sweep(SPEC), tmp_path, executor=pool, quiet=True)
     assert len(list((tmp_path / "runs").glob("*.json"))) == 1
 
@@ -220,3 +220,103 @@ def test_tasks_compute_with_one_thread_and_the_caller_keeps_its_own(tmp_path, mo
         assert seen == [1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# --- issue 18 ---------------------------------------------------------------------------------------------------
+
+
+def _record(run, overrides, effect):
+    """A run file whose one case has both main verdicts: 8 seeds, every claim value ``1 + effect`` times its reference."""
+    from spectral.claim._stats import verdict
+
+    config = ClaimConfig.from_dict({"seeds": 8, **overrides})
+    reference = [1.0 + 0.1 * seed for seed in range(8)]
+    claim = [value * (1 + effect) for value in reference]
+    verdicts = {name: verdict(claim, reference, config) for name in sweep.MAIN_VERDICTS}
+    return {"format": sweep.FORMAT, "id": run, "digest": run, "config": config.to_dict(),
+            "cases": [{"id": "1d-tanh", "verdicts": verdicts, "overfit": {"overfits": True}}]}
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"alpha": 0.001}, {"alpha": 0.05}),  # p = 2**-8 = 0.0039: "no" at the first run's 0.001
+    ({"min_relative_effect": 0.99999}, {"min_relative_effect": 0.05}),
+    ({"correction": "holm", "alpha": 0.005}, {"correction": "none", "alpha": 0.005}),
+])
+def test_each_sweep_run_is_judged_by_its_own_config(tmp_path, first, second):
+    """Issue 18, fault 19: a run with p = 0.0039 and a -99.97% effect read "no" under the first run's values."""
+    for run, overrides in (("a", first), ("b", second)):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / f"{run}.json").write_text(json.dumps(_record(run, overrides, -0.9997)))
+    report = write_sweep_report(tmp_path, ["a", "b"])
+    a, b = ([case["verdicts"]["slingshot_beats_control"] for case in run["cases"]][0] for run in report["runs"])
+    assert b["p_value"] == pytest.approx(2**-8) and b["relative_effect"] == pytest.approx(-0.9997)
+    assert a["holds"] in (False, None) and b["holds"] is True  # a: "no", or untestable at alpha 0.001 with 8 seeds
+    for run, overrides in zip(report["runs"], (first, second)):
+        config = ClaimConfig.from_dict(overrides)
+        assert (run["family"]["alpha"], run["family"]["method"]) == (config.alpha, config.correction)
+    assert "| b |" in (tmp_path / "sweep.md").read_text().split("| a |")[1]
+
+
+def test_a_grid_over_the_cap_fails_fast_naming_its_size():
+    """Issue 18, fault 20: a million combinations expanded silently for 11 minutes."""
+    grid = {"seeds": list(range(1, 1001)), "training.width": list(range(1, 1001))}
+    with pytest.raises(ConfigError, match=r"sweep grid has 1000000 combinations \(1000 x 1000\), more than the cap "
+                       r"of 10000 runs") as error:
+        expand_sweep({"base": BASE, "grid": grid})
+    assert error.value.key == "grid" and "\n" not in str(error.value)
+    assert len(expand_sweep({"base": BASE, "grid": {"seeds": [2, 3]}})) == 2
+
+
+_ORPHANED_POOL = """
+import os, sys, time
+from spectral.claim._sweep import make_executor
+
+if __name__ == "__main__":
+    executor, close = make_executor(workers=1)
+    worker = executor.submit(os.getpid).result()
+    executor.submit(time.sleep, 600)  # a busy worker: a long run
+    print(worker, flush=True)
+    time.sleep(600)
+"""
+
+
+def _running(pid):
+    """Whether ``pid`` is a live process (a zombie waiting for a reaper is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_exit_when_the_sweep_is_killed(tmp_path):
+    """Issue 18, fault 21: after kill -9 of the main process its busy workers ran on forever."""
+    import os
+    import selectors
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHANED_POOL)
+    main = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    worker = None
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(main.stdout, selectors.EVENT_READ)
+            assert selector.select(timeout=120), "the pool never started"
+        worker = int(main.stdout.readline())
+        assert _running(worker)
+        main.send_signal(signal.SIGKILL)
+        main.wait(timeout=30)
+        deadline = time.monotonic() + 60  # a bound, not a timing: the worker checks every PARENT_POLL_S seconds
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker), "the worker outlived the killed sweep"
+    finally:
+        main.kill()
+        if worker is not None and _running(worker):
+            os.kill(worker, signal.SIGKILL)
