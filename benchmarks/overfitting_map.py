@@ -59,39 +59,40 @@ def render(cells: list[dict[str, Any]], stem: Path) -> None:
     import matplotlib.pyplot as plt
 
     cells = sorted(cells, key=lambda c: (c["width"], c["label_noise"], c["train_points"]))
-    rows = [f"| {c['width']} | {c['label_noise']:g} | {c['train_points']} | {c['overfit']}/{c['seeds']} "
-            f"({c['overfit_fraction']:.2f}) | {c['reached']}/{c['seeds']} | {c['median_test_gap']:.2f} | "
-            f"{c['median_stop']:.0f} / {c['max_steps']} |" for c in cells]
-    table = ["| width | label noise | training images | seeds overfit (fraction) | reached threshold | "
-             "median test gap | median stop / cap |", "|---|---|---|---|---|---|---|", *rows]
-    name = {"digits": "the 8x8 digits", "mnist1d": "MNIST-1D"}.get(cells[0]["signal"], cells[0]["signal"])
-    intro = [f"# Where {name} overfit", "",
-             f"Phase 1 of the claim check (relu, bias, Adam, depth 3, the default training table), {cells[0]['seeds']} "
-             "seeds per cell. A seed overfits when it reached the threshold (training MSE below a tenth of the "
-             f"label noise's variance) and its test gap (test MSE at the stop / its phase-1 minimum) is at least "
-             f"{cells[0]['min_test_gap']:g}: the check's own gate. A case's generalisation verdicts are testable when "
-             "at least 0.75 of its seeds overfit. Regenerate with `python benchmarks/overfitting_map.py"
-             f"{'' if cells[0]['signal'] == 'digits' else ' --signal ' + cells[0]['signal']}` "
-             f"(`--render-only` redraws this page and `{stem.name}.png` from `{stem.name}.json`).", "",
-             f"![fraction of seeds overfit]({stem.name}.png)", ""]
+    rows = [(f"| {c['width']} | {c['label_noise']:g} | {c['train_points']} | {c['overfit']}/{c['seeds']} "
+             f"({c['overfit_fraction']:.2f}) | {c['reached']}/{c['seeds']} | {c['median_test_gap']:.2f} | "
+             f"{c['median_stop']:.0f} / {c['max_steps']} |") for c in cells]
+    header = ("| width | label noise | training images | seeds overfit (fraction) | reached threshold | "
+              "median test gap | median stop / cap |")
+    table = [header, "|---|---|---|---|---|---|---|", *rows]
+    signal, seeds, gate = cells[0]["signal"], cells[0]["seeds"], cells[0]["min_test_gap"]
+    name = {"digits": "the 8x8 digits", "mnist1d": "MNIST-1D"}.get(signal, signal)
+    command = "python benchmarks/overfitting_map.py" + ("" if signal == "digits" else f" --signal {signal}")
+    paragraph = (f"Phase 1 of the claim check (relu, bias, Adam, depth 3, the default training table), {seeds} seeds "
+                 "per cell. A seed overfits when it reached the threshold (training MSE below a tenth of the label "
+                 "noise's variance) and its test gap (test MSE at the stop / its phase-1 minimum) is at least "
+                 f"{gate:g}: the check's own gate. A case's generalisation verdicts are testable when at least 0.75 "
+                 f"of its seeds overfit. Regenerate with `{command}` (`--render-only` redraws this page and "
+                 f"`{stem.name}.png` from `{stem.name}.json`).")
+    intro = [f"# Where {name} overfit", "", paragraph, "", f"![fraction of seeds overfit]({stem.name}.png)", ""]
     stem.with_suffix(".md").write_text("\n".join(intro + table) + "\n")
     widths = sorted({c["width"] for c in cells})
-    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.6), squeeze=False)
+    noises, sizes = sorted({c["label_noise"] for c in cells}), sorted({c["train_points"] for c in cells})
+    fig, axes = plt.subplots(1, len(widths), figsize=(4.6 * len(widths), 3.8), squeeze=False)
     for ax, width in zip(axes[0], widths):
-        chosen = [c for c in cells if c["width"] == width]
-        noises = sorted({c["label_noise"] for c in chosen})
-        sizes = sorted({c["train_points"] for c in chosen})
         fraction = np.full((len(noises), len(sizes)), np.nan)
-        for c in chosen:
-            fraction[noises.index(c["label_noise"]), sizes.index(c["train_points"])] = c["overfit_fraction"]
-            ax.text(sizes.index(c["train_points"]), noises.index(c["label_noise"]),
-                    f"{c['overfit_fraction']:.2f}\ngap {c['median_test_gap']:.2f}", ha="center", va="center", fontsize=8)
+        for c in (c for c in cells if c["width"] == width):
+            row, column = noises.index(c["label_noise"]), sizes.index(c["train_points"])
+            fraction[row, column] = c["overfit_fraction"]
+            ax.text(column, row, f"{c['overfit_fraction']:.2f}\ngap {c['median_test_gap']:.2f}", ha="center",
+                    va="center", fontsize=8, color="black" if c["overfit_fraction"] > 0.5 else "white")
         image = ax.imshow(fraction, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
         ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
         ax.set_yticks(range(len(noises)), [f"{n:g}" for n in noises])
-        ax.set_xlabel("training images")
+        ax.set_xlabel("training examples")
         ax.set_ylabel("label noise")
-        ax.set_title(f"width {width}: fraction of seeds overfit")
+        ax.set_title(f"width {width}")
+    fig.suptitle(f"{name}: fraction of seeds that overfit (median test gap); blank: not run")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     fig.savefig(stem.with_suffix(".png"), dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from spectral import low_pass
-from spectral.claim._config import ConfigError, Mnist1dConfig, load_config, parse_case_id
+from spectral.claim._config import (
+    ConfigError,
+    Mnist1dConfig,
+    load_config,
+    parse_case_id,
+)
 from spectral.claim._digits import FilterMeasure, LabelledSplit
 from spectral.claim._kinds import kind_of
 
