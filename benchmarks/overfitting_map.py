@@ -74,7 +74,8 @@ def render(cells: list[dict[str, Any]], stem: Path) -> None:
                  f"{gate:g}: the check's own gate. A case's generalisation verdicts are testable when at least 0.75 "
                  f"of its seeds overfit. Regenerate with `{command}` (`--render-only` redraws this page and "
                  f"`{stem.name}.png` from `{stem.name}.json`).")
-    intro = [f"# Where {name} overfit", "", paragraph, "", f"![fraction of seeds overfit]({stem.name}.png)", ""]
+    # orphan: the page is reached from the user guide's real-data page, not from a table of contents
+    intro = ["---", "orphan: true", "---", "", f"# Where {name} overfit", "", paragraph, "", f"![fraction of seeds overfit]({stem.name}.png)", ""]
     stem.with_suffix(".md").write_text("\n".join(intro + table) + "\n")
     widths = sorted({c["width"] for c in cells})
     noises, sizes = sorted({c["label_noise"] for c in cells}), sorted({c["train_points"] for c in cells})
