@@ -104,8 +104,8 @@ fig.savefig(out / "digits_shrink_bands.png", dpi=110)
 history = fit.history
 shrunk = history.steps[history.index("after shrink")]
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(history.steps, history.low_error[:, 0], label="low-frequency error")
-ax.plot(history.steps, history.high_error[:, 0], linestyle="--", label="high-frequency error")
+ax.plot(history.steps, history.low_error()[:, 0], label="low-frequency error")
+ax.plot(history.steps, history.high_error()[:, 0], linestyle="--", label="high-frequency error")
 ax.axvline(shrunk, color="grey", linewidth=1)
 ax.set_xlabel("step")
 ax.set_ylabel("relative error")

@@ -33,7 +33,7 @@ from typing import Any
 
 from . import __version__
 from ._errors import MissingExtraError, UserInputError
-from ._reproduce import DATA_MISSING, REPRODUCTIONS
+from ._reproduce import REPRODUCTIONS
 from .claim import DEVICES, ConfigError, RunsFailed
 from .claim._config import parse_assignments
 from .claim._sweep import DASK_MISSING
@@ -150,11 +150,18 @@ def _parser() -> _Parser:
     where.add_argument("--workers", type=_positive_int, help="local worker processes (default: CPU count)")
     where.add_argument("--scheduler", help="address of a Dask scheduler to run on instead")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    reproduce = commands.add_parser("reproduce", help="rerun a published spectral-bias result and compare",
+    reproduce = commands.add_parser("reproduce", help="rerun published spectral-bias results and compare",
                                     description="Rerun a published result on its embedded default and write "
-                                    "report.json (with \"agrees\"), report.md and a figure to --out.")
-    reproduce.add_argument("name", choices=REPRODUCTIONS, help="which result")
-    reproduce.add_argument("--out", type=_path, required=True, help="output folder")
+                                    "report.json (with \"agrees\"), report.md and a figure to --out; --all runs "
+                                    "every one into --out/NAME and writes the table reproductions.md and .json; "
+                                    "--list prints each with its paper and claim.")
+    reproduce.add_argument("name", nargs="?", choices=REPRODUCTIONS, help="which result")
+    which = reproduce.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="run every reproduction and write one table")
+    which.add_argument("--list", action="store_true", help="print each reproduction with its paper and claim")
+    reproduce.add_argument("--out", type=_path, help="output folder (required to run)")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="a reduced setting that checks the code paths (its verdicts mean nothing)")
     reproduce.add_argument("--device", default="cpu", choices=DEVICES, help=DEVICE_HELP)
     reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -204,12 +211,30 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from ._reproduce import run_reproduction
+    from . import _reproduce as reproductions
 
-    _check_folder(args.out)
+    if args.list:
+        if args.name is not None:
+            raise UsageError("--list takes no reproduction NAME")
+        print(reproductions.listing())
+        return
+    if (args.name is None) == (not args.all):
+        raise UsageError("give one reproduction NAME or --all" if args.all else
+                         f"give a reproduction NAME ({', '.join(REPRODUCTIONS)}), --all or --list")
+    if args.out is None:
+        raise UsageError("--out is required: the folder for the reports")
     device = _device(args.device)
-    with _extra(DATA_MISSING):
-        report = run_reproduction(args.name, args.out, quiet=args.quiet, device=device)
+    reproductions.writable_folder(args.out, "--out")  # an unwritable --out fails here, before any training
+    with contextlib.ExitStack() as extras:
+        for message in reproductions.MISSING_EXTRA_MESSAGES:
+            extras.enter_context(_extra(message))
+        if args.all:
+            rows = reproductions.run_all(args.out, quiet=args.quiet, device=device, quick=args.quick)
+            agreeing = sum(row["agrees"] for row in rows)
+            print(f"{agreeing} of {len(rows)} reproductions agree; table: {args.out / 'reproductions.md'}")
+            return
+        report = reproductions.run_reproduction(args.name, args.out, quiet=args.quiet, device=device,
+                                                quick=args.quick)
     print(f"{args.name}: {'agrees' if report['agrees'] else 'does not agree'}; report: {args.out / 'report.md'}")
 
 

@@ -350,13 +350,13 @@ class LowPrecisionWeights:
         Parameters
         ----------
         update : torch.Tensor
-            The intended update, the shape of :attr:`weights`, in any float
+            The intended update, the shape of ``weights``, in any float
             dtype (float64 keeps it exact).
 
         Returns
         -------
         torch.Tensor
-            Boolean, the shape of :attr:`weights`.
+            Boolean, the shape of ``weights``.
         """
         if not isinstance(update, torch.Tensor) or update.shape != self.weights.shape:
             raise ValueError(f"update must be a tensor of shape {tuple(self.weights.shape)}, got "

@@ -363,7 +363,7 @@ def rebuild(out: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     OSError, ValueError
-        As :func:`load_report`, for a missing or unusable report.json.
+        As ``load_report``, for a missing or unusable report.json.
     """
     out = Path(out)
     report = load_report(out / "report.json")

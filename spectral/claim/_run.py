@@ -193,7 +193,7 @@ def run_claim_check(config: str | os.PathLike | None = None, out: str | os.PathL
         ``ValueError`` for an unknown or unavailable device, or an ``out`` that
         is empty or a file; ``spectral._errors.UserInputError`` (a
         ``ValueError``) when ``out`` holds a run of another config (its
-        ``run.json``; see :func:`claim_folder`).
+        ``run.json``; see ``claim_folder``).
     """
     from ._report import build_report, verdict_table, write_outputs
 

@@ -17,7 +17,7 @@ rerun skips the runs whose file holds the same digest, and each run resumes
 its finished cases; the combined ``sweep.json`` and ``sweep.md`` are built
 from the run files alone.
 
-A grid may have at most :data:`MAX_RUNS` combinations (checked before any is
+A grid may have at most ``MAX_RUNS`` combinations (checked before any is
 built), and pool workers end when the process that started them dies.
 """
 
@@ -157,7 +157,7 @@ def expand_sweep(spec: dict[str, Any]) -> list[Run]:
     ------
     ConfigError
         Naming the key: unknown or overlapping grid keys, a grid value that
-        is not a non-empty list, more than :data:`MAX_RUNS` combinations,
+        is not a non-empty list, more than ``MAX_RUNS`` combinations,
         bad base or grid values, or two combinations that give the same
         config.
 
@@ -285,7 +285,7 @@ def make_executor(workers: int | None = None,
     workers : int, optional
         Local worker processes (default ``os.cpu_count()``). Each ends when
         the process that made the pool dies (checked every
-        :data:`PARENT_POLL_S` seconds), even mid-run.
+        ``PARENT_POLL_S`` seconds), even mid-run.
     scheduler : str, optional
         Address of a Dask scheduler (``"tcp://host:8786"``): tasks go to its
         cluster through ``dask.distributed.Client(scheduler).get_executor()``.

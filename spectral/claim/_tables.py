@@ -68,7 +68,7 @@ DIRECTION_WORDS = {"equivalent": "equivalent", "worse": "worse", "smaller than t
 
 
 def verdict_cell(item: dict[str, Any]) -> str:
-    """``yes (-52%)``, ``no (+3%, equivalent)``, ``inconclusive (-12%, ~40 seeds)``, ``untestable``.
+    """``yes (-52%)``, ``no (+3%, equivalent)``, ``inconclusive (-12%)``, ``untestable``.
 
     ``†`` marks a verdict whose outcome differs under the second measurement choice.
     """
@@ -79,8 +79,6 @@ def verdict_cell(item: dict[str, Any]) -> str:
     notes = ["n/a" if relative is None or not math.isfinite(relative) else f"{100 * relative:+.0f}%"]
     if word == "no" and item.get("direction"):
         notes.append(DIRECTION_WORDS.get(item["direction"], item["direction"]))
-    if word == "inconclusive" and item.get("seeds_needed"):
-        notes.append(f"~{item['seeds_needed']} seeds")
     return f"{word} ({', '.join(notes)})" + (" †" if item.get("window_dependent") else "")
 
 
