@@ -119,7 +119,7 @@ _scale = _float32()
 _filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, {FILTER_WIDTHS[1]:g}] "
                         "(pixel units: outside it the filter is the identity or the mean)")
 
-#: MNIST-1D's filter widths: the standardised signals lie a few units apart (nearest neighbour about 4, farthest about 20).
+#: MNIST-1D's filter widths: its standardised signals lie a few units apart (nearest neighbour ~4, farthest ~20).
 _signal_filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, "
                                f"{FILTER_WIDTHS[1]:g}] (signal units: outside it the filter is the identity or the mean)")
 
@@ -361,7 +361,6 @@ class Mnist1dConfig(DigitsConfig):
                 f"leaving room in MNIST-1D's {MNIST1D_POOL} training signals for signals.mnist1d.validation_points")
 
 
-
 def _default_signals() -> Mapping[str, SignalConfig]:
     wave = default_2d()
     two = SignalConfig(frequencies=tuple(tuple(int(v) for v in k) for k in wave.wavevectors),
@@ -462,7 +461,8 @@ def _wave_case(name: str) -> bool:
 
 
 def _signal_tables(value: Any, key: str) -> Mapping[str, Any]:
-    """One table per signal name: a SignalConfig of its dimension for ``1d``/``2d``, a DigitsConfig for ``digits``, a Mnist1dConfig for ``mnist1d``."""
+    """One table per signal name: a SignalConfig of its dimension for ``1d``/``2d``, a DigitsConfig for ``digits``,
+    a Mnist1dConfig for ``mnist1d``."""
     expected = {"1d": (SignalConfig, 1), "2d": (SignalConfig, 2), "digits": (DigitsConfig, 64),
                 "mnist1d": (Mnist1dConfig, 40)}
     _require(isinstance(value, Mapping) and set(value) == set(SIGNALS), key,

@@ -8,6 +8,10 @@ generalisation metrics. The spectral numbers split every function known at
 a seed's training inputs into a Gaussian low-pass part and the rest
 (:func:`spectral.low_pass`, the function :class:`spectral.FilterProbe` and
 :func:`spectral.filter_error` use), at two filter widths.
+
+The labelled split (:func:`split_labelled`), the measure and the kind
+(:class:`FilterKind`) serve any such data set; :class:`DigitsKind` adds the
+digits, and :mod:`spectral.claim._mnist1d` MNIST-1D.
 """
 
 from __future__ import annotations
