@@ -50,14 +50,14 @@ from ._toml import NO_VALUE, parse_toml, toml_document
 from ._training import BETAS
 
 __all__ = ["ACTIVATIONS", "CORRECTIONS", "DEFAULT_CONFIG", "OPTIMIZERS", "SCHEME_NAMES", "CaseConfig", "ClaimConfig",
-           "ConfigError", "DigitsConfig", "FrozenMap", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
+           "ConfigError", "DigitsConfig", "FrozenMap", "Mnist1dConfig", "PrecisionConfig", "SignalConfig", "TrainingConfig", "case_id", "load_config",
            "merge_overrides", "parse_assignments", "parse_case_id", "read_config_file"]
 
 OPTIMIZERS = ("adam", "sgd")
 CORRECTIONS = ("bh", "holm", "none")
 #: Synthetic signals (sums of sinusoids / plane waves) and the real data set.
 WAVES = ("1d", "2d")
-SIGNALS = (*WAVES, "digits")
+SIGNALS = (*WAVES, "digits", "mnist1d")
 #: Precision schemes by name: a dtype name alone stores the weights in it (no master copy); "bfloat16+master"
 #: computes in bfloat16 on a float32 master copy. The order is the order of the report.
 SCHEME_NAMES = ("float32", "bfloat16", "float16", "bfloat16+master")
@@ -67,6 +67,8 @@ MAX_AMPLITUDE = 1e6
 MEMORY_LIMIT_BYTES = 8 * 2**30
 #: Images in scikit-learn's 8x8 digits, and their classes.
 DIGIT_IMAGES, DIGIT_CLASSES = 1797, 10
+#: MNIST-1D's standard split (its generator's defaults: 5000 signals of length 40, seed 42): training pool, test set.
+MNIST1D_POOL, MNIST1D_TEST = 4000, 1000
 #: A window written as this string in TOML (which has no null) means no window.
 NO_WINDOW = NO_VALUE
 #: The training dtype's range: a step size, decay or scale outside it is 0 or inf in float32 (torch refuses inf).
@@ -116,6 +118,10 @@ _learning_rate = _float32(high=MAX_LEARNING_RATE)
 _scale = _float32()
 _filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, {FILTER_WIDTHS[1]:g}] "
                         "(pixel units: outside it the filter is the identity or the mean)")
+
+#: MNIST-1D's filter widths: its standardised signals lie a few units apart (nearest neighbour ~4, farthest ~20).
+_signal_filter_width = _number(*FILTER_WIDTHS, open_low=False, expected=f"in [{FILTER_WIDTHS[0]:g}, "
+                               f"{FILTER_WIDTHS[1]:g}] (signal units: outside it the filter is the identity or the mean)")
 
 
 def _per_activation(value: Any, key: str, base: Mapping[str, float]) -> Mapping[str, float]:
@@ -310,6 +316,11 @@ class DigitsConfig(_Table):
         _require(self.test_points + self.train_points + self.validation_points <= DIGIT_IMAGES, "test_points",
                  f"at most {DIGIT_IMAGES} images with train_points and validation_points", self.test_points)
 
+    def room(self) -> tuple[int, str]:
+        """Most training points a case may draw, and what bounds them (for the error)."""
+        return (DIGIT_IMAGES - self.validation_points - self.test_points,
+                f"leaving room in the {DIGIT_IMAGES} images for signals.digits.validation_points and test_points")
+
     @property
     def noise_variance(self) -> float:
         """Expected mean squared difference per output between noisy and clean one-hot labels."""
@@ -317,13 +328,45 @@ class DigitsConfig(_Table):
         return changed * 2 / DIGIT_CLASSES
 
 
+@dataclass(frozen=True)
+class Mnist1dConfig(DigitsConfig):
+    """The claim on MNIST-1D (Greydanus 2020): the digits' keys, for 40-sample signals of 10 classes.
+
+    The data are the generator's standard set (``mnist1d.data.make_dataset``
+    with its default arguments, no download): a pool of 4000 training
+    signals and 1000 test signals. ``test_points`` of the test signals (clean
+    labels) are the test set; each seed draws ``train_points +
+    validation_points`` from the pool and replaces a ``label_noise`` fraction
+    of their labels by a uniformly random class. The filter widths are in the
+    signals' units (the set is standardised to mean 0 and variance 1): a
+    training signal's nearest neighbour is about 4.2 away and the median pair
+    about 8.4, so at width 3 about three quarters (256 signals) to seven
+    eighths (1024) of the one-hot targets' variance lies in the high-pass part.
+    """
+
+    train_points: int = _spec(256, _positive_int)
+    test_points: int = _spec(MNIST1D_TEST, _positive_int)
+    filter_width: float = _spec(3.0, _signal_filter_width)
+    alternate_filter_width: float = _spec(4.0, _signal_filter_width)
+    dims: int = field(default=40, metadata={"check": None, "internal": True})
+
+    def _check(self) -> None:
+        _require(self.test_points <= MNIST1D_TEST, "test_points", f"at most {MNIST1D_TEST} (MNIST-1D's test set)",
+                 self.test_points)
+        _require(self.train_points + self.validation_points <= MNIST1D_POOL, "train_points",
+                 f"at most {MNIST1D_POOL} signals with validation_points", self.train_points)
+
+    def room(self) -> tuple[int, str]:
+        return (MNIST1D_POOL - self.validation_points,
+                f"leaving room in MNIST-1D's {MNIST1D_POOL} training signals for signals.mnist1d.validation_points")
+
 
 def _default_signals() -> Mapping[str, SignalConfig]:
     wave = default_2d()
     two = SignalConfig(frequencies=tuple(tuple(int(v) for v in k) for k in wave.wavevectors),
                        amplitudes=tuple(wave.amplitudes.tolist()), phases=tuple(wave.phases.tolist()),
                        train_points=32, validation_points=16, grid=32, dims=2)
-    return FrozenMap({"1d": SignalConfig(), "2d": two, "digits": DigitsConfig()})
+    return FrozenMap({"1d": SignalConfig(), "2d": two, "digits": DigitsConfig(), "mnist1d": Mnist1dConfig()})
 
 
 @dataclass(frozen=True)
@@ -418,8 +461,10 @@ def _wave_case(name: str) -> bool:
 
 
 def _signal_tables(value: Any, key: str) -> Mapping[str, Any]:
-    """One table per signal name: a SignalConfig of its dimension for ``1d``/``2d``, a DigitsConfig for ``digits``."""
-    expected = {"1d": (SignalConfig, 1), "2d": (SignalConfig, 2), "digits": (DigitsConfig, 64)}
+    """One table per signal name: a SignalConfig of its dimension for ``1d``/``2d``, a DigitsConfig for ``digits``,
+    a Mnist1dConfig for ``mnist1d``."""
+    expected = {"1d": (SignalConfig, 1), "2d": (SignalConfig, 2), "digits": (DigitsConfig, 64),
+                "mnist1d": (Mnist1dConfig, 40)}
     _require(isinstance(value, Mapping) and set(value) == set(SIGNALS), key,
              f"a table with one entry per signal {list(SIGNALS)}", value)
     for name, (kind, dims) in expected.items():
@@ -486,11 +531,11 @@ class ClaimConfig(_Table):
             _require(case.id not in names, f"cases[{i}]", "unique", case.id)
             names.add(case.id)
         for i, case in enumerate(self.cases):
-            if case.signal == "digits":
-                spec = self.signals["digits"]
-                used = (case.train_points or spec.train_points) + spec.validation_points + spec.test_points
-                _require(used <= DIGIT_IMAGES, f"cases[{i}].train_points", f"leaving room in the {DIGIT_IMAGES} "
-                         "images for signals.digits.validation_points and test_points", case.train_points)
+            spec = self.signals[case.signal]
+            if isinstance(spec, DigitsConfig):
+                most, expected = spec.room()
+                _require((case.train_points or spec.train_points) <= most, f"cases[{i}].train_points", expected,
+                         case.train_points)
         synthetic = sorted(case.id for case in self.cases if case.signal in WAVES)
         _require(self.sweep.case in synthetic or self.sweep.case == "", "sweep.case",
                  f"one of the synthetic cases {synthetic} or \"\"", self.sweep.case)

@@ -8,6 +8,10 @@ generalisation metrics. The spectral numbers split every function known at
 a seed's training inputs into a Gaussian low-pass part and the rest
 (:func:`spectral.low_pass`, the function :class:`spectral.FilterProbe` and
 :func:`spectral.filter_error` use), at two filter widths.
+
+The labelled split (:func:`split_labelled`), the measure and the kind
+(:class:`FilterKind`) serve any such data set; :class:`DigitsKind` adds the
+digits, and :mod:`spectral.claim._mnist1d` MNIST-1D.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from .._datasets import digits
 from .._filter_probe import FilterHistory, FilterProbe, low_pass, plot_filter_history
 from ..ensemble import MLPEnsemble
 from ._arms import Verdicts, generalisation_verdicts, spectral_verdicts
-from ._config import DIGIT_CLASSES, DigitsConfig
+from ._config import DigitsConfig
 from ._format import number
 from ._kinds import CaseKind
 from ._training import evaluate64, repeat_members
@@ -37,44 +41,51 @@ TEST_SPLIT_SEED = 0
 
 
 @dataclass(frozen=True)
-class DigitsSplit:
+class LabelledSplit:
     """Per-seed training and validation data (noisy labels) and the shared clean test set, float32."""
 
-    x: torch.Tensor  # (seeds, n, 64)
-    y: torch.Tensor  # (seeds, n, 10) one-hot, noisy
-    x_validation: torch.Tensor  # (seeds, v, 64)
-    y_validation: torch.Tensor  # (seeds, v, 10) one-hot, noisy
-    x_test: torch.Tensor  # (T, 64)
+    x: torch.Tensor  # (seeds, n, features)
+    y: torch.Tensor  # (seeds, n, classes) one-hot, noisy
+    x_validation: torch.Tensor  # (seeds, v, features)
+    y_validation: torch.Tensor  # (seeds, v, classes) one-hot, noisy
+    x_test: torch.Tensor  # (T, features)
     labels_test: torch.Tensor  # (T,) int64, clean
 
 
-def split_digits(spec: DigitsConfig, train_points: int, seeds: list[int], device: torch.device) -> DigitsSplit:
-    """The test images (fixed) and, per seed, ``train_points + spec.validation_points`` others with noisy labels.
+def split_labelled(inputs: np.ndarray, labels: np.ndarray, test: np.ndarray, pool: np.ndarray, spec: DigitsConfig,
+                   train_points: int, seeds: list[int], device: torch.device, classes: int = 10) -> LabelledSplit:
+    """The examples ``test`` (fixed, clean) and, per seed, ``train_points + spec.validation_points`` of ``pool``.
 
-    A seed's draw depends on that seed only: its images are the first of its
-    own permutation of the pool, and a ``spec.label_noise`` fraction of their
-    labels is replaced by a class drawn uniformly (possibly the true one).
+    A seed's draw depends on that seed only: its examples are the first of
+    its own permutation of the pool (indices into ``inputs``), and a
+    ``spec.label_noise`` fraction of their labels is replaced by a class
+    drawn uniformly from ``classes`` (possibly the true one).
     """
-    pixels, labels = digits("the digits case of the claim check")
-    order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(labels))
-    test, pool = order[:spec.test_points], order[spec.test_points:]
     drawn = train_points + spec.validation_points
-    inputs, targets = [], []
+    chosen_inputs, targets = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         chosen = rng.permutation(pool)[:drawn]
         noisy = labels[chosen].copy()
         flip = rng.random(drawn) < spec.label_noise
-        noisy[flip] = rng.integers(0, DIGIT_CLASSES, int(flip.sum()))
-        inputs.append(pixels[chosen])
-        targets.append(np.eye(DIGIT_CLASSES)[noisy])
+        noisy[flip] = rng.integers(0, classes, int(flip.sum()))
+        chosen_inputs.append(inputs[chosen])
+        targets.append(np.eye(classes)[noisy])
 
     def tensor(values: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(values, dtype=torch.float32, device=device)
 
-    x, y = tensor(np.stack(inputs)), tensor(np.stack(targets))
-    return DigitsSplit(x[:, :train_points], y[:, :train_points], x[:, train_points:], y[:, train_points:],
-                       tensor(pixels[test]), torch.as_tensor(labels[test], device=device))
+    x, y = tensor(np.stack(chosen_inputs)), tensor(np.stack(targets))
+    return LabelledSplit(x[:, :train_points], y[:, :train_points], x[:, train_points:], y[:, train_points:],
+                         tensor(inputs[test]), torch.as_tensor(labels[test], device=device))
+
+
+def split_digits(spec: DigitsConfig, train_points: int, seeds: list[int], device: torch.device) -> LabelledSplit:
+    """The test images (a fixed permutation's first ``spec.test_points``) and, per seed, others with noisy labels."""
+    pixels, labels = digits("the digits case of the claim check")
+    order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(labels))
+    return split_labelled(pixels, labels, order[:spec.test_points], order[spec.test_points:], spec, train_points,
+                          seeds, device)
 
 
 class FilterMeasure:
@@ -102,9 +113,9 @@ class FilterMeasure:
     define). Report it as "high-pass share", never as a fraction of the power.
     """
 
-    def __init__(self, data: DigitsSplit, widths: dict[str, float]) -> None:
+    def __init__(self, data: LabelledSplit, widths: dict[str, float]) -> None:
         self.data = data
-        self.clean_test = torch.nn.functional.one_hot(data.labels_test.cpu(), DIGIT_CLASSES).double()
+        self.clean_test = torch.nn.functional.one_hot(data.labels_test.cpu(), data.y.shape[-1]).double()
         x = data.x.double().cpu()
         identity = torch.eye(x.shape[1], dtype=torch.float64)
         targets = data.y.double().cpu()
@@ -147,8 +158,8 @@ class FilterMeasure:
         return {name: np.where(finite, value, np.nan) for name, value in result.items()}
 
 
-class DigitsKind(CaseKind):
-    """Cases on scikit-learn's 8x8 digits (``signal = "digits"``): label noise, one-hot MSE, the filtering method.
+class FilterKind(CaseKind):
+    """Cases on a labelled data set: label noise, one-hot MSE, the filtering method (subclasses give the data).
 
     The shrink verdicts use the high-pass share and the per-band retention of
     the filtering method's split (scale-free: a uniform scaling of the
@@ -160,8 +171,9 @@ class DigitsKind(CaseKind):
     Test error rate is judged beside test loss.
     """
 
-    signals = ("digits",)
     choice = "filter width"
+    #: The data set and its examples, as the report's sentence names them.
+    source, examples = "", "examples"
     curve_names = ("test_mse", "test_error", "hf_error:primary", "hf_fraction:primary", "train_mse", "validation_mse")
     history_type = FilterHistory
     verdicts: ClassVar[Verdicts] = {**spectral_verdicts(),
@@ -170,8 +182,12 @@ class DigitsKind(CaseKind):
                 **generalisation_verdicts(),
                 **generalisation_verdicts("test_error", ("end",), "_on_test_error")}
 
+    def split(self, case: Case) -> LabelledSplit:
+        """The case's per-seed data and its test set."""
+        raise NotImplementedError
+
     def setup(self, case: Case) -> None:
-        data = split_digits(case.spec, case.train_points, case.seeds, case.device)
+        data = self.split(case)
         case.in_features, case.out_features = data.x.shape[2], data.y.shape[2]
         case.x, case.y, case.x_validation, case.y_validation = data.x, data.y, data.x_validation, data.y_validation
         case.widths = {"primary": case.spec.filter_width, "alternate": case.spec.alternate_filter_width}
@@ -184,15 +200,25 @@ class DigitsKind(CaseKind):
                 "noise_variance": case.noise_variance}
 
     def describe(self, result: dict[str, Any]) -> str:
-        widths = result["filter_widths"]
-        return (f"Data: {result['train_points']} training images per seed from scikit-learn's 8x8 digits, "
+        widths, examples = result["filter_widths"], self.examples
+        return (f"Data: {result['train_points']} training {examples} per seed from {self.source}, "
                 f"{number(result['label_noise'])} of their labels replaced by a random class; {result['test_points']} "
-                "held-out images with clean labels are the test set. The net regresses one-hot targets: test MSE is "
-                "the test loss, test error is 1 - accuracy. Spectral numbers by the filtering method (Xu et al.) "
-                f"over the seed's training images, Gaussian width {number(widths['primary'])} (and "
+                f"held-out {examples} with clean labels are the test set. The net regresses one-hot targets: test MSE "
+                "is the test loss, test error is 1 - accuracy. Spectral numbers by the filtering method (Xu et al.) "
+                f"over the seed's training {examples}, Gaussian width {number(widths['primary'])} (and "
                 f"{number(widths['alternate'])} as the second measurement choice): HF error is the relative error "
                 "of the high-pass part against the training targets; high-frequency fraction is the high-pass "
                 "share of the output's power.")
 
     def history_figures(self, result: dict[str, Any], history: FilterHistory) -> dict[str, Figure]:
         return {"filtering": plot_filter_history(history)[0]}
+
+
+class DigitsKind(FilterKind):
+    """Cases on scikit-learn's 8x8 digits (``signal = "digits"``)."""
+
+    signals = ("digits",)
+    source, examples = "scikit-learn's 8x8 digits", "images"
+
+    def split(self, case: Case) -> LabelledSplit:
+        return split_digits(case.spec, case.train_points, case.seeds, case.device)

@@ -53,7 +53,7 @@ class CaseKind:
 
 
 def kind_of(signal: str) -> CaseKind:
-    """The kind serving ``signal`` (``"1d"``, ``"2d"``, ``"digits"``).
+    """The kind serving ``signal`` (``"1d"``, ``"2d"``, ``"digits"``, ``"mnist1d"``).
 
     Examples
     --------
@@ -61,9 +61,10 @@ def kind_of(signal: str) -> CaseKind:
     ('window', 'filter width')
     """
     from ._digits import DigitsKind
+    from ._mnist1d import Mnist1dKind
     from ._synthetic import SyntheticKind
 
-    for kind in (SyntheticKind(), DigitsKind()):
+    for kind in (SyntheticKind(), DigitsKind(), Mnist1dKind()):
         if signal in kind.signals:
             return kind
     raise ValueError(f"signal={signal!r} has no case kind")
