@@ -127,7 +127,7 @@ def test_every_kind_of_history_shows_itself():
     net = mlp(1, width=8, depth=2, activation="tanh", seed=0)
     projection = ProjectionProbe(x, y, freqs=[1, 2, 3])
     projection.update(net, 0)
-    batch = BatchSpectrumProbe(freqs=[1, 2, 3])
+    batch = BatchSpectrumProbe(wavevectors=[1, 2, 3])
     batch.update(x, y, 0.5 * y, 0)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     with LostUpdateProbe(net, optimizer) as lost:  # records every optimizer step itself

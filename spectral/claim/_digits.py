@@ -174,6 +174,8 @@ class FilterKind(CaseKind):
     choice = "filter width"
     #: The data set and its examples, as the report's sentence names them.
     source, examples = "", "examples"
+    measurement_numbers = ("train_points", "test_points", "label_noise")
+    measurement_tables = ("filter_widths",)
     curve_names = ("test_mse", "test_error", "hf_error:primary", "hf_fraction:primary", "train_mse", "validation_mse")
     history_type = FilterHistory
     verdicts: ClassVar[Verdicts] = {**spectral_verdicts(),

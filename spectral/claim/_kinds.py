@@ -27,6 +27,10 @@ class CaseKind:
     signals: tuple[str, ...] = ()
     #: What the second measurement choice of its spectral verdicts is called in the report.
     choice = "window"
+    #: Keys of a case result holding numbers about its measurement (checked when a report is read back), and
+    #: keys holding a table of such numbers (one per measurement choice).
+    measurement_numbers: tuple[str, ...] = ()
+    measurement_tables: tuple[str, ...] = ()
     #: Per-arm curves the case result keeps (names as the measure returns them).
     curve_names: tuple[str, ...] = ()
     #: The class of the seed-0 history its probe records (what ``cases/<id>.history.npz`` holds).

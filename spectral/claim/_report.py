@@ -165,11 +165,17 @@ def _overfit_sentence(case: dict[str, Any]) -> str:
                "verdicts are untestable")
     return (f"Phase 1: each seed trained until its own training MSE fell below {number(overfit['threshold'])} "
             f"({number(overfit['threshold'] / case['noise_variance'], 2)} x the noise variance), "
-            f"{int(steps.min())}-{int(steps.max())} steps; {reached}/{seeds} "
+            f"{_range(steps)} steps; {reached}/{seeds} "
             f"seeds reached it. Test MSE at the stop over the seed's phase-1 minimum (test gap): median "
             f"{number(float(np.nanmedian(gap)) if np.isfinite(gap).any() else None)}. "
             f"{overfit['seeds_overfitting']}/{seeds} seeds overfit (reached the threshold and a test gap >= "
             f"{overfit['min_test_gap']}): the case {verdict}.")
+
+
+def _range(values: np.ndarray) -> str:
+    """``"200"`` or ``"150-2000"``: the range of whole numbers."""
+    low, high = int(values.min()), int(values.max())
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _recovery_sentence(case: dict[str, Any]) -> str:
@@ -271,7 +277,9 @@ def _summary(report: dict[str, Any]) -> list[str]:
          f"fewer than {smallest_testable_n(config['alpha'])} finite pairs, too few seeds that overfit, too few "
          f"that recovered). The primary verdicts were declared in advance and form one family; every other verdict "
          f"is secondary, a family of its own ({sizes}; each corrected by {_method(config['correction'])} at "
-         f"{config['alpha']}). Generalisation verdicts use only the seeds that overfit. Spectral verdicts are also "
+         f"{config['alpha']}). Generalisation verdicts use only the seeds that overfit (n counts the pairs used; "
+         "dropped: seeds that did not overfit, non-finite values, non-positive values of a ratio). Spectral "
+         "verdicts are also "
          f"computed under a second measurement choice (`{config['window']}` and `{config['alternate_window']}` "
          f"windows for the signals); † marks one whose outcome differs. Cells read `outcome (relative effect)`; "
          f"shrink factor {config['shrink_factor']}."), ""]

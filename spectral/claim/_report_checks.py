@@ -10,11 +10,13 @@ config goes through the same validation as ``spectral run``'s
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 from .._errors import UserInputError
-from ._config import ConfigError, load_config, parse_case_id
+from ._config import SIGNALS, ConfigError, load_config, parse_case_id
+from ._kinds import kind_of
 from ._stats import FAMILIES, Verdict
 
 __all__ = ["check_case_id", "check_report", "check_verdict"]
@@ -147,7 +149,9 @@ def _verdict_fields(item: Any, path: str) -> None:
     try:
         Verdict.from_dict(_table(item, path))
     except (TypeError, ValueError) as error:
-        raise UserInputError(f"report.json: {path}: {error}") from None
+        field = re.match(r"verdict field '(\w+)': (.*)", str(error))
+        where, message = (f"{path}.{field[1]}", field[2]) if field else (path, str(error))
+        raise UserInputError(f"report.json: {where}: {message}") from None
 
 
 def _check_verdicts(value: Any, path: str, required: tuple[str, ...] = ()) -> None:
@@ -172,17 +176,15 @@ def _check_overfit(overfit: Any, path: str) -> None:
 
 
 def _check_measurement(case: dict[str, Any], path: str) -> None:
-    """What the case's measurement sentence reads: the digits' data and filter widths, or the cutoff."""
-    if case["signal"] == "digits":
-        for key in ("train_points", "test_points"):
-            _integer(_field(case, key, path), f"{path}.{key}")
-        _number(_field(case, "label_noise", path), f"{path}.label_noise")
-        widths = _table(_field(case, "filter_widths", path), f"{path}.filter_widths")
-        for key in ("primary", "alternate"):
-            _number(_field(widths, key, f"{path}.filter_widths"), f"{path}.filter_widths.{key}")
-    else:
-        for key in ("cutoff", "signal_max_frequency"):
-            _number(_field(case, key, path), f"{path}.{key}")
+    """What the case's kind reads for its measurement sentence: a known signal, and its numbers."""
+    signal = _field(case, "signal", path)
+    _one_of(signal, f"{path}.signal", SIGNALS)
+    kind = kind_of(signal)
+    for key in kind.measurement_numbers:
+        _number(_field(case, key, path), f"{path}.{key}")
+    for name in kind.measurement_tables:
+        for key, value in _table(_field(case, name, path), f"{path}.{name}").items():
+            _number(value, f"{path}.{name}.{key}")
 
 
 def _check_curves(curves: Any, path: str) -> None:
@@ -210,7 +212,7 @@ def _check_sweep(sweep: Any, path: str) -> None:
 def _check_case(case: Any, path: str) -> None:
     case = _table(case, path)
     check_case_id(_field(case, "id", path), f"{path}.id")
-    for key in ("signal", "activation", "optimizer"):
+    for key in ("activation", "optimizer"):
         _string(_field(case, key, path), f"{path}.{key}")
     _one_of(_field(case, "bias", path), f"{path}.bias", (True, False))
     _number(_field(case, "learning_rate", path), f"{path}.learning_rate")

@@ -105,6 +105,7 @@ class SyntheticKind(CaseKind):
 
     signals = ("1d", "2d")
     choice = "window"
+    measurement_numbers = ("cutoff", "signal_max_frequency")
     curve_names = ("test_mse", "hf_fraction:primary", "train_mse", "validation_mse")
     history_type = SpectrumHistory
     verdicts: ClassVar[Verdicts] = {**spectral_verdicts(), **generalisation_verdicts()}

@@ -98,7 +98,7 @@ def verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str] | None = 
         item = verdicts[name]
         v = Verdict.from_dict(item)
         ci = f"{number(v.effect)} [{number(v.ci[0])}, {number(v.ci[1])}]"
-        count = f"{v.n} ({v.dropped} non-finite dropped)" if v.dropped else str(v.n)
+        count = f"{v.n} ({v.dropped} dropped)" if v.dropped else str(v.n)
         notes = [v.reason] if v.reason else []
         if "alternate_window" in item:
             other = Verdict.from_dict(item["alternate_window"])

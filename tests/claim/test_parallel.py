@@ -87,7 +87,7 @@ def test_a_worker_that_dies_stops_the_run():
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        sys.path[:0] = [{os.path.dirname(__file__)!r}, {os.path.dirname(os.path.dirname(__file__))!r}]
         from test_parallel import _sleep_forever
         from spectral.claim._parallel import Task, run_tasks
         run_tasks([Task(_sleep_forever, ({str(tmp_path / 'a')!r},)),

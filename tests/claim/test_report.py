@@ -193,7 +193,8 @@ EDITS = {
     "unknown correction": (_set(("family", "primary", "method"), "bonferroni"), "family.primary.method"),
     "nested wall time": (_set(("provenance", "wall_time_s"), {"cases": [1.0]}), "provenance.wall_time_s.cases"),
     "scope cell without size": (_set(("scope",), [{"case": "1d-tanh"}]), "scope[0].train_points is missing"),
-    "precision verdict": (_set(("precision",), {"verdicts": {"x": {"holds": 1}}}), "precision.verdicts.x.holds"),
+    "precision verdict": (_set(("precision",), {"verdicts": {"x": {"holds": 1}}}), "precision.verdicts.x: verdict is missing"),
+    "unknown signal": (_set(("cases", 0, "signal"), "<img src=x onerror=alert(1)>"), "cases[0].signal"),
 }
 
 
@@ -229,7 +230,7 @@ def test_report_md_escapes_strings_from_the_files(run, tmp_path):
 
     def craft(report):
         report["cases"][0]["verdicts"]["slingshot_beats_control"]["reason"] = script + " | x\n# heading"
-        report["cases"][0]["signal"] = "<img src=x onerror=alert(1)>"
+        report["cases"][0]["activation"] = "<img src=x onerror=alert(1)>"
         report["provenance"]["platform"] = script
 
     edit_report(out, craft)
@@ -239,7 +240,7 @@ def test_report_md_escapes_strings_from_the_files(run, tmp_path):
     assert "&lt;script>alert(1)&lt;/script> \\| x # heading" in text
     assert "<script" not in (out / "report.html").read_text()
     table = next(line for line in text.splitlines() if line.startswith("| slingshot_beats_control |"))
-    assert table.count(" | ") == 8  # the crafted pipe did not add a column
+    assert table.count(" | ") == 9  # the crafted pipe did not add a column
 
 
 @pytest.mark.slow
