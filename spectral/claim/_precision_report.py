@@ -288,9 +288,10 @@ def precision_markdown(result: dict[str, Any]) -> str:
     lines = [f"## The essay's mechanism: data types ({result['case']}, {len(result['seeds'])} seeds)", "",
              "Every seed's float32 network trains until its own training MSE is below "
              f"{number(result['threshold'])} ({min(steps)}-{max(steps)} steps), with its own Adam state. "
-             f"Scope \"{result['scope']}\": the slingshot in true low precision (prediction 3) "
-             + ("ran." if result["scope"] == "full" else f"{FULL_ONLY}.") + " Verdicts are paired by seed and "
-             "belong to the run's multiplicity-corrected family; holds None reads untestable.", "",
+             "The low-precision slingshot of prediction 3 runs in every run; training every scheme in its storage "
+             "dtype from the start " + ("ran (scope \"full\")." if result["scope"] == "full" else f"{FULL_ONLY}.")
+             + " Verdicts are paired by seed and belong to the run's secondary family (corrected within it); each "
+             "reads yes, no, inconclusive or untestable.", "",
              *_register_section(result), *_bands_section(result), *_scheme_section(result),
              *_manifold_section(result)]
     return "\n".join(lines)
