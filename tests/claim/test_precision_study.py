@@ -226,16 +226,21 @@ def test_stored_weights_stay_representable_and_lost_counts_match_lost_update_fra
         assert lost / changed == lost_update_fraction(before, flat, "bfloat16")
 
 
-def test_float32_storage_follows_torch_adam():
-    case = Case(CASE, tiny_config(), [0, 1])
+@pytest.mark.parametrize("name, rate, optimizer", [
+    ("1d-tanh", 1e-3, lambda parameters, lr: torch.optim.Adam(parameters, lr=lr)),
+    ("1d-tanh-sgd", 1e-2, lambda parameters, lr: torch.optim.SGD(parameters, lr=lr, momentum=0.9)),
+], ids=["adam", "momentum-sgd"])
+def test_float32_storage_follows_torch_with_the_cases_optimiser(name, rate, optimizer):
+    """The study trains with the case's own optimiser (an -sgd case: momentum SGD, as in training)."""
+    case = Case(parse_case_id(name), tiny_config(), [0, 1])
     ensemble = case.ensemble(case.seeds)
-    stored = StoredTrainer(ensemble, case.x, case.y, 1e-3, SCHEMES["float32"])
+    stored = StoredTrainer(ensemble, case.x, case.y, rate, SCHEMES["float32"], optimizer=case.optimizer)
     reference = copy.deepcopy(ensemble)
-    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    torch_optimizer = optimizer(reference.parameters(), rate)
     for _ in range(20):
-        optimizer.zero_grad()
+        torch_optimizer.zero_grad()
         (reference(case.x) - case.y).pow(2).mean(dim=1).sum().backward()
-        optimizer.step()
+        torch_optimizer.step()
     stored.run(20)
     np.testing.assert_allclose(stored.ensemble()(case.x).detach(), reference(case.x).detach(), atol=1e-5)
 
@@ -373,20 +378,6 @@ def test_register_reports_robust_and_single_draw_fractions(full):
             assert len(entry[state]["fraction_below"]) == len(entry[state]["fraction_below_single_draw"]) == 5
         np.testing.assert_allclose(entry["shift"], np.subtract(entry["shrunk"]["fraction_below"],
                                                                entry["overfit"]["fraction_below"]))
-
-
-def test_an_sgd_case_trains_with_momentum_sgd_as_in_training():
-    case = Case(parse_case_id("1d-tanh-sgd"), tiny_config(), [0, 1])
-    ensemble = case.ensemble(case.seeds)
-    stored = StoredTrainer(ensemble, case.x, case.y, 1e-2, SCHEMES["float32"], optimizer=case.optimizer)
-    reference = copy.deepcopy(ensemble)
-    optimizer = torch.optim.SGD(reference.parameters(), lr=1e-2, momentum=0.9)
-    for _ in range(20):
-        optimizer.zero_grad()
-        (reference(case.x) - case.y).pow(2).mean(dim=1).sum().backward()
-        optimizer.step()
-    stored.run(20)
-    np.testing.assert_allclose(stored.ensemble()(case.x).detach(), reference(case.x).detach(), atol=1e-5)
 
 
 def test_stochastic_rounding_gives_each_seed_its_own_draws():
