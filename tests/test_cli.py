@@ -34,7 +34,7 @@ def test_run_writes_report_and_figures(run_dir):
     assert report["cases"][0]["verdicts"]["slingshot_beats_control"]["holds"] in (True, False, None)
     assert (out / "report.html").is_file()
     text = (out / "report.md").read_text()
-    assert text.index("## Verdicts") < text.index("## Case 1d-tanh")
+    assert text.index("## Primary verdicts") < text.index("## Secondary verdicts") < text.index("## Case 1d-tanh")
     assert {p.name for p in (out / "figures").glob("*.png")} >= {
         "1d-tanh-spectra.png", "1d-tanh-heatmap.png", "1d-tanh-curves.png", "sweep.png"}
 
