@@ -92,7 +92,7 @@ class FilterMeasure:
     """Test loss, test error rate and filtering-method numbers of every member, in one batched pass.
 
     Member ``e`` of an ensemble belongs to seed ``e % seeds`` (the arms are
-    stacked seed-major by :meth:`MLPEnsemble.concatenate`). For filter width
+    stacked arm-major by :meth:`MLPEnsemble.concatenate`). For filter width
     ``delta`` and the normalised Gaussian kernel ``K`` over that seed's
     training inputs, a function ``h`` known there splits into ``K h`` (low)
     and ``h - K h`` (high). Per width (``primary``, ``alternate``):

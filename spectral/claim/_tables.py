@@ -93,7 +93,7 @@ def verdict_rows(verdicts: dict[str, dict[str, Any]], names: list[str] | None = 
     of verdicts that have one (``"window"``, ``"filter width"``).
     """
     lines = [("| verdict | metric: claim vs reference | outcome | q (effect) | q (absent) | estimate [CI] | "
-             "relative effect | n | power at -20% | note |"), "|---|---|---|---|---|---|---|---|---|---|"]
+             "relative effect | n | power at -20% (uncorrected) | note |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for name in verdicts if names is None else names:
         item = verdicts[name]
         v = Verdict.from_dict(item)

@@ -258,6 +258,9 @@ def test_retraining_runs_until_each_member_recovers(config):
     result, _ = run_case(case, ClaimConfig.from_dict({"sweep": {"case": ""}, "training": {"recovery_max_steps": 400}},
                                                      config), list(range(5)))
     retrain, metrics = result["retrain"], result["metrics"]
+    # the target is each seed's own overfit training MSE, not the (looser) threshold it got below
+    np.testing.assert_allclose(retrain["target_train_mse"], np.array(result["overfit"]["train_mse"]) * (1 + 1e-6),
+                               rtol=1e-12)
     slingshot = [step for step in retrain["recovered_step"]["slingshot"] if step is not None]
     assert slingshot and all(40 < step <= 400 for step in slingshot)  # after the fixed steps, within the cap
     for arm in ("control", "optimizer_reset", "gradual_shrink"):  # start at the overfit weights: recovered at once
