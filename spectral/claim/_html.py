@@ -52,7 +52,8 @@ section.summary p {{ margin: 0.3em 0; }}
 section.summary ul {{ margin: 0.2em 0 0.4em; padding-left: 1.2em; }}
 .scroll {{ max-width: 100%; overflow-x: auto; }}
 table {{ border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.9em; max-width: 100%; }}
-th, td {{ border: 1px solid #d0d7de; padding: 3px 7px; vertical-align: top; text-align: left; }}
+th, td {{ border: 1px solid #d0d7de; padding: 3px 7px; vertical-align: top; text-align: left;
+          overflow-wrap: anywhere; }}
 thead th {{ background: #f6f8fa; }}
 table.verdicts {{ width: 100%; table-layout: fixed; font-size: 0.84em; }}
 table.verdicts td, table.verdicts th {{ padding: 3px 5px; overflow-wrap: anywhere; }}
