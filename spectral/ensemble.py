@@ -326,13 +326,14 @@ class MLPEnsemble(nn.Module):
         index = [int(i) for i in members]
         if not index or not all(0 <= i < self.members for i in index):
             raise ValueError(f"members must be a non-empty list of indices in [0, {self.members}), got {members!r}")
-        part = copy.deepcopy(self)
+        shared = {id(p): p for p in self.parameters()}  # not copied: replaced by the selected rows below
+        part = copy.deepcopy(self, memo=shared)
         rows = torch.as_tensor(index, device=self.layers[-1].weight.device)
         with torch.no_grad():
             for layer in _modules_of(part, BatchedLinear):
-                layer.weight = nn.Parameter(layer.weight[rows].clone())
+                layer.weight = nn.Parameter(layer.weight.detach()[rows])
                 if layer.bias is not None:
-                    layer.bias = nn.Parameter(layer.bias[rows].clone())
+                    layer.bias = nn.Parameter(layer.bias.detach()[rows])
                 layer.members = len(index)
         return part
 

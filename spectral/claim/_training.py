@@ -16,7 +16,7 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
-from ..ensemble import BatchedLinear, MLPEnsemble
+from ..ensemble import MLPEnsemble
 
 OPTIMIZERS = ("adam", "sgd")
 BETAS = (0.9, 0.999)
@@ -234,7 +234,7 @@ class Trainer:
         """A trainer of ``members`` alone: copies of their weights, data, hyperparameters and optimiser state."""
         optimizer = self.optimizer
         index = torch.as_tensor(members, device=optimizer.parameters[0].device)
-        part = Trainer(_select_members(self.ensemble, index), _inputs_of(self.x, index), self.y[index],
+        part = Trainer(self.ensemble.select(members.tolist()), _inputs_of(self.x, index), self.y[index],
                        optimizer.learning_rate, kind=optimizer.kind, weight_decay=optimizer.weight_decay[index])
         part.optimizer.load(optimizer.select(members.tolist()), slice(None))
         for own, theirs in zip(optimizer.parameters, part.optimizer.parameters):
@@ -315,19 +315,6 @@ def evaluate64(ensemble: MLPEnsemble, *inputs: torch.Tensor) -> Any:
     with torch.no_grad():
         outputs = [model(points.to(device, torch.float64)).cpu() for points in inputs]
     return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _select_members(ensemble: MLPEnsemble, index: torch.Tensor) -> MLPEnsemble:
-    """A copy of ``ensemble`` holding only the members at ``index`` (in that order)."""
-    shared = {id(p): p for p in ensemble.parameters()}  # not copied: replaced by the selected rows below
-    part = copy.deepcopy(ensemble, memo=shared)
-    for layer in part.modules():
-        if isinstance(layer, BatchedLinear):
-            layer.weight = torch.nn.Parameter(layer.weight.detach()[index])
-            if layer.bias is not None:
-                layer.bias = torch.nn.Parameter(layer.bias.detach()[index])
-            layer.members = len(index)
-    return part
 
 
 def _inputs_of(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
